@@ -1,0 +1,84 @@
+//! Runs one subcommand end to end: collect → analyze → render, and decides
+//! the exit code. The library side of `main`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::{exit, Result};
+use crate::lab::{LoadConfig, ServeConfig};
+use crate::target::Query;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Plain,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct InspectConfig {
+    pub query: Query,
+    pub format: Format,
+    pub color: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct WatchConfig {
+    pub query: Query,
+    pub interval: Duration,
+    pub count: Option<u64>,
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CheckConfig {
+    pub query: Query,
+    pub listening: bool,
+    pub holders: Option<usize>,
+    pub min_holders: Option<usize>,
+    pub shared: bool,
+    pub reuseport: bool,
+    pub max_accept_queue: Option<u32>,
+    pub max_accept_ratio: Option<f64>,
+    pub max_syn_queue: Option<u32>,
+    pub min_backlog: Option<u32>,
+    pub pid: Option<u32>,
+    pub json: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    pub clients: u64,
+    pub rounds: u32,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone)]
+pub enum GenerateWhat {
+    Man(PathBuf),
+    Completions(clap_complete::Shell),
+}
+
+#[derive(Debug, Clone)]
+pub enum Command {
+    Inspect(InspectConfig),
+    Watch(WatchConfig),
+    Check(CheckConfig),
+    Serve(ServeConfig),
+    Load(LoadConfig),
+    Demo(DemoConfig),
+    Generate(GenerateWhat),
+}
+
+/// Run a command, writing to stdout; returns the exit code.
+pub fn run(cmd: Command) -> Result<i32> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match cmd {
+        Command::Serve(cfg) => crate::lab::serve::run(&cfg, &mut out).map(|()| exit::OK),
+        Command::Load(cfg) => {
+            crate::lab::load::run(&cfg, &mut out).map(|ok| if ok { exit::OK } else { exit::NOT_FOUND })
+        }
+        _ => Err(crate::error::Error::Usage("not built yet".into())),
+    }
+}

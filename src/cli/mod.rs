@@ -1,0 +1,346 @@
+//! The command-line surface: clap definitions and their conversion into the
+//! validated configs the library takes. The only module that imports clap;
+//! nothing outside it sees a clap type.
+
+mod values;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::app::{
+    CheckConfig, Command, DemoConfig, Format, GenerateWhat, InspectConfig, WatchConfig,
+};
+use crate::error::{Error, Result};
+use crate::lab::{LoadConfig, ServeConfig};
+use crate::target::{self, Query};
+
+pub use values::{parse_duration, parse_size};
+
+const TARGET_HELP: &str = "\
+TARGET selects sockets: ':8000' or '8000' (any local address on port 8000), \
+'127.0.0.1:8000' or '[::1]:8000' (exactly that local address), \
+'0.0.0.0:8000' (the IPv4 wildcard listener), 'pid:1234' (every socket that \
+process holds), 'inode:4322' (one socket). Several targets add up. With no \
+target, every listening TCP socket.";
+
+const EXIT_HELP: &str = "\
+EXIT STATUS: 0 ok; 1 nothing matched the target (inspect) or an assertion \
+failed (check); 2 bad usage or bad input; 3 the kernel query failed.";
+
+/// Who holds a socket and what its queues are doing right now.
+///
+/// sockmap follows the chain fd → file → socket inode → listening sock →
+/// accept queue / SYN queue: it asks the kernel (sock_diag netlink) for the
+/// sockets and their queues, and scans /proc/*/fd for every process and fd
+/// that holds each one.
+#[derive(Debug, Parser)]
+#[command(name = "sockmap", version, after_help = EXIT_HELP, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Sub,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Sub {
+    /// Show every process and fd holding the matching sockets, with queues.
+    #[command(after_help = format!("{TARGET_HELP}\n\n{EXIT_HELP}"))]
+    Inspect(InspectArgs),
+    /// Sample the target's queues repeatedly (a live view, or JSON lines).
+    #[command(after_help = TARGET_HELP)]
+    Watch(WatchArgs),
+    /// Exit 0 if every assertion about the target holds, 1 if not.
+    #[command(after_help = format!("{TARGET_HELP}\n\n{EXIT_HELP}"))]
+    Check(CheckArgs),
+    /// The bundled fork server: listen, fork workers that accept on one socket.
+    Serve(ServeArgs),
+    /// The bundled load client: concurrent echo clients that verify bytes.
+    Load(LoadArgs),
+    /// Run the experiment end to end: serve + load + inspect, then reuseport.
+    Demo(DemoArgs),
+    /// Write the man page or shell completions (for packagers).
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Print the JSON document (schema 1) instead of a table.
+    #[arg(long, conflicts_with = "plain")]
+    pub json: bool,
+    /// One row per holder, space-separated, no box drawing (for grep/awk).
+    #[arg(long, short = 'H')]
+    pub plain: bool,
+    /// When to colour the output (NO_COLOR in the environment turns it off).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// What to inspect (see below); none means every listening TCP socket.
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Include sockets in every TCP state on the port, not just listeners.
+    #[arg(long, short = 'a')]
+    pub all: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// What to watch (see below).
+    #[arg(value_name = "TARGET", required = true)]
+    pub targets: Vec<String>,
+    /// Time between samples: '500ms', '1s', '2.5s' (at least 10ms).
+    #[arg(long, short = 'i', default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Stop after this many samples (default: until Ctrl-C).
+    #[arg(long, short = 'n', value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// One JSON object per sample per line (also the default when stdout is not a terminal).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The socket(s) to check (see below).
+    #[arg(value_name = "TARGET", required = true)]
+    pub targets: Vec<String>,
+    /// Something is listening on the target (the default assertion).
+    #[arg(long)]
+    pub listening: bool,
+    /// Exactly N processes hold the socket(s).
+    #[arg(long, value_name = "N")]
+    pub holders: Option<usize>,
+    /// At least N processes hold the socket(s).
+    #[arg(long, value_name = "N")]
+    pub min_holders: Option<usize>,
+    /// Exactly one listening socket, held by more than one process (fork).
+    #[arg(long)]
+    pub shared: bool,
+    /// More than one listening socket on the address:port (SO_REUSEPORT).
+    #[arg(long)]
+    pub reuseport: bool,
+    /// Every accept queue holds at most N connections.
+    #[arg(long, value_name = "N")]
+    pub max_accept_queue: Option<u32>,
+    /// Every accept queue is at most this full (depth/backlog, 0.0 to 1.0+).
+    #[arg(long, value_name = "RATIO", value_parser = parse_ratio)]
+    pub max_accept_ratio: Option<f64>,
+    /// Every SYN queue holds at most N half-open connections.
+    #[arg(long, value_name = "N")]
+    pub max_syn_queue: Option<u32>,
+    /// Every listener's backlog is at least N.
+    #[arg(long, value_name = "N")]
+    pub min_backlog: Option<u32>,
+    /// This process holds the socket(s).
+    #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..))]
+    pub pid: Option<u32>,
+    /// Print a JSON result with each assertion's verdict, expected and actual.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to bind (loopback unless you ask for another).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub addr: IpAddr,
+    /// Port to listen on; 0 picks a free one.
+    #[arg(long, short = 'p', default_value_t = 8000)]
+    pub port: u16,
+    /// Processes accepting connections (the parent counts as one).
+    #[arg(long, short = 'w', default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub workers: u32,
+    /// Each worker opens its own SO_REUSEPORT socket instead of sharing one.
+    #[arg(long)]
+    pub reuseport: bool,
+    /// The backlog passed to listen() (the kernel clamps it to somaxconn).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i32).range(0..))]
+    pub backlog: i32,
+    /// Never accept(): the accept queue fills up (for watching queues).
+    #[arg(long)]
+    pub stall: bool,
+    /// Print the ready line and the final distribution as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The echo server to load: ADDR:PORT, e.g. 127.0.0.1:8000 or [::1]:8000.
+    #[arg(long, short = 'c')]
+    pub connect: SocketAddr,
+    /// Concurrent client connections.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub clients: u64,
+    /// Send/receive rounds per connection.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
+    /// Bytes sent (and read back) per round: '512KiB', '1MiB', '4096'.
+    #[arg(long, default_value = "512KiB", value_parser = parse_size)]
+    pub size: u64,
+    /// Give up on a connection after this long without progress.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Concurrent clients in each load run.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub clients: u64,
+    /// Rounds per client.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
+    /// Bytes per round.
+    #[arg(long, default_value = "64KiB", value_parser = parse_size)]
+    pub size: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[command(subcommand)]
+    pub what: GenerateSub,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenerateSub {
+    /// Write man pages into DIR (default: man/).
+    Man {
+        #[arg(default_value = "man")]
+        dir: std::path::PathBuf,
+    },
+    /// Print a completion script for SHELL to stdout.
+    Completions { shell: clap_complete::Shell },
+}
+
+fn parse_ratio(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("invalid ratio '{s}': expected a number such as 0.8"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("invalid ratio '{s}': must be 0 or more"));
+    }
+    Ok(v)
+}
+
+fn parse_targets(raw: &[String]) -> Result<Query> {
+    let mut parsed = Vec::with_capacity(raw.len());
+    for t in raw {
+        parsed.push(target::parse(t).map_err(|e| Error::Usage(e.to_string()))?);
+    }
+    Ok(Query::new(parsed))
+}
+
+fn color_enabled(choice: ColorChoice) -> bool {
+    use std::io::IsTerminal;
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stdout().is_terminal()
+        }
+    }
+}
+
+impl Cli {
+    /// Validate the parsed arguments into the command the library runs.
+    pub fn into_command(self) -> Result<Command> {
+        Ok(match self.command {
+            Sub::Inspect(a) => {
+                let format = if a.output.json {
+                    Format::Json
+                } else if a.output.plain {
+                    Format::Plain
+                } else {
+                    Format::Table
+                };
+                Command::Inspect(InspectConfig {
+                    query: parse_targets(&a.targets)?.with_all_states(a.all),
+                    format,
+                    color: color_enabled(a.output.color),
+                })
+            }
+            Sub::Watch(a) => {
+                if a.interval < Duration::from_millis(10) {
+                    return Err(Error::Usage(format!(
+                        "invalid interval '{:?}': must be at least 10ms",
+                        a.interval
+                    )));
+                }
+                Command::Watch(WatchConfig {
+                    query: parse_targets(&a.targets)?,
+                    interval: a.interval,
+                    count: a.count,
+                    json: a.json,
+                })
+            }
+            Sub::Check(a) => Command::Check(CheckConfig {
+                query: parse_targets(&a.targets)?,
+                listening: a.listening,
+                holders: a.holders,
+                min_holders: a.min_holders,
+                shared: a.shared,
+                reuseport: a.reuseport,
+                max_accept_queue: a.max_accept_queue,
+                max_accept_ratio: a.max_accept_ratio,
+                max_syn_queue: a.max_syn_queue,
+                min_backlog: a.min_backlog,
+                pid: a.pid,
+                json: a.json,
+            }),
+            Sub::Serve(a) => Command::Serve(ServeConfig {
+                addr: a.addr,
+                port: a.port,
+                workers: a.workers,
+                reuseport: a.reuseport,
+                backlog: a.backlog,
+                stall: a.stall,
+                json: a.json,
+            }),
+            Sub::Load(a) => {
+                if a.size == 0 {
+                    return Err(Error::Usage("invalid size '0': must be at least 1 byte".into()));
+                }
+                Command::Load(LoadConfig {
+                    connect: a.connect,
+                    clients: a.clients,
+                    rounds: a.rounds,
+                    size: a.size,
+                    timeout: a.timeout,
+                    json: a.json,
+                })
+            }
+            Sub::Demo(a) => Command::Demo(DemoConfig {
+                clients: a.clients,
+                rounds: a.rounds,
+                size: a.size,
+            }),
+            Sub::Generate(g) => Command::Generate(match g.what {
+                GenerateSub::Man { dir } => GenerateWhat::Man(dir),
+                GenerateSub::Completions { shell } => GenerateWhat::Completions(shell),
+            }),
+        })
+    }
+}
+
+/// The clap command, for man page and completion generation.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}

@@ -1,0 +1,57 @@
+//! The library's error type and its mapping to exit codes (the contract in
+//! DESIGN.md §1): 2 usage/input, 3 kernel query failed. "Nothing found" (1)
+//! is not an error: `app` returns it as an outcome.
+
+use std::path::PathBuf;
+
+/// Exit codes, the contract scripts depend on.
+pub mod exit {
+    pub const OK: i32 = 0;
+    /// `check` assertion failed, or `inspect` found nothing for the target.
+    pub const NOT_FOUND: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const KERNEL: i32 = 3;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A bad target, flag value or other user input.
+    #[error("{0}")]
+    Usage(String),
+    /// The sock_diag netlink query failed.
+    #[error("sock_diag query failed: {0}")]
+    Netlink(String),
+    /// A file under /proc or /sys we need could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Something else the OS refused (fork, bind, rlimit, ...).
+    #[error("{context}: {source}")]
+    Os {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) => exit::USAGE,
+            Error::Netlink(_) => exit::KERNEL,
+            Error::Io { .. } | Error::Os { .. } => exit::KERNEL,
+        }
+    }
+
+    pub fn os(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Os {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,198 @@
+//! Plain data: what `collect` saw (`Snapshot`) and what the user is shown
+//! (`report::Report`, the JSON contract). No I/O, no formatting beyond
+//! `Display` of enums.
+
+pub mod report;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Serialize, Serializer};
+
+/// A socket inode: `socket:[INODE]` in /proc/PID/fd, `idiag_inode` in sock_diag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Inode(pub u64);
+
+impl fmt::Display for Inode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Inet,
+    Inet6,
+}
+
+/// TCP states as the kernel numbers them (include/net/tcp_states.h).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TcpState {
+    Established,
+    SynSent,
+    SynRecv,
+    FinWait1,
+    FinWait2,
+    TimeWait,
+    Close,
+    CloseWait,
+    LastAck,
+    Listen,
+    Closing,
+    NewSynRecv,
+    Unknown(u8),
+}
+
+impl TcpState {
+    pub fn from_kernel(n: u8) -> Self {
+        use TcpState::*;
+        match n {
+            1 => Established,
+            2 => SynSent,
+            3 => SynRecv,
+            4 => FinWait1,
+            5 => FinWait2,
+            6 => TimeWait,
+            7 => Close,
+            8 => CloseWait,
+            9 => LastAck,
+            10 => Listen,
+            11 => Closing,
+            12 => NewSynRecv,
+            n => Unknown(n),
+        }
+    }
+}
+
+impl fmt::Display for TcpState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use TcpState::*;
+        let s = match self {
+            Established => "ESTABLISHED",
+            SynSent => "SYN_SENT",
+            SynRecv | NewSynRecv => "SYN_RECV",
+            FinWait1 => "FIN_WAIT1",
+            FinWait2 => "FIN_WAIT2",
+            TimeWait => "TIME_WAIT",
+            Close => "CLOSE",
+            CloseWait => "CLOSE_WAIT",
+            LastAck => "LAST_ACK",
+            Listen => "LISTEN",
+            Closing => "CLOSING",
+            Unknown(n) => return write!(f, "UNKNOWN({n})"),
+        };
+        f.write_str(s)
+    }
+}
+
+impl Serialize for TcpState {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// One TCP socket as sock_diag reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Socket {
+    pub inode: Inode,
+    pub cookie: u64,
+    pub family: Family,
+    pub state: TcpState,
+    pub local_addr: IpAddr,
+    pub local_port: u16,
+    pub remote_addr: IpAddr,
+    pub remote_port: u16,
+    /// Bound device (SO_BINDTODEVICE), 0 for none.
+    pub ifindex: u32,
+    pub uid: u32,
+    /// LISTEN: accept-queue depth (`sk_ack_backlog`); else bytes unread.
+    pub rqueue: u32,
+    /// LISTEN: backlog (`sk_max_ack_backlog`); else bytes unsent.
+    pub wqueue: u32,
+    /// `sk_drops` (SK_MEMINFO_DROPS), when the kernel sent it.
+    pub drops: Option<u32>,
+}
+
+impl Socket {
+    pub fn is_listener(&self) -> bool {
+        self.state == TcpState::Listen
+    }
+}
+
+/// A request socket (SYN_RECV, not yet a full socket): the SYN queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestSock {
+    pub family: Family,
+    pub local_addr: IpAddr,
+    pub local_port: u16,
+}
+
+/// One (process, fd) that holds a socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Holder {
+    pub pid: u32,
+    pub ppid: Option<u32>,
+    pub comm: String,
+    pub uid: Option<u32>,
+    pub user: Option<String>,
+    pub fd: u32,
+}
+
+/// How a thread waits for a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WaitHow {
+    Accept,
+    Epoll,
+    Poll,
+    Select,
+}
+
+impl fmt::Display for WaitHow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WaitHow::Accept => "accept",
+            WaitHow::Epoll => "epoll",
+            WaitHow::Poll => "poll",
+            WaitHow::Select => "select",
+        })
+    }
+}
+
+/// A thread blocked right now waiting for a socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Waiter {
+    pub pid: u32,
+    pub tid: u32,
+    pub how: WaitHow,
+    /// The fd the thread waits on: the socket's fd (accept/poll/select) or the epoll fd.
+    pub fd: u32,
+}
+
+/// Host-wide settings that shape every listener.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HostInfo {
+    pub somaxconn: Option<u32>,
+    pub tcp_max_syn_backlog: Option<u32>,
+    pub syncookies: Option<u32>,
+}
+
+/// Everything one collection pass saw. `analyze` turns it into a `Report`.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// The sockets that match the query (already filtered).
+    pub sockets: Vec<Socket>,
+    /// Every (pid, fd) holding each inode — many per inode is the point.
+    pub holders: HashMap<Inode, Vec<Holder>>,
+    /// Request sockets on the listeners' ports (`None`: SYN queue not measured).
+    pub request_socks: Option<Vec<RequestSock>>,
+    pub waiters: HashMap<Inode, Vec<Waiter>>,
+    /// SO_REUSEPORT read exactly from the socket, where we could.
+    pub reuseport: HashMap<Inode, bool>,
+    pub host: HostInfo,
+    /// What could not be seen, in words ("N processes could not be read...").
+    pub warnings: Vec<String>,
+}

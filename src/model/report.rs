@@ -1,0 +1,90 @@
+//! The report: the JSON contract (`schema: 1`, DESIGN.md §1) and what the
+//! table and plain renderers print. Dedicated serde types; a field change
+//! here is a schema change.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::{Family, Holder, HostInfo, Inode, TcpState, Waiter};
+
+pub const SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub schema: u32,
+    /// What was asked, e.g. ":8000" or "every listening TCP socket".
+    pub query: String,
+    pub host: HostInfo,
+    pub sockets: Vec<SocketReport>,
+    pub groups: Vec<Group>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AcceptQueue {
+    /// Connections waiting to be accepted (`sk_ack_backlog`).
+    pub depth: u32,
+    /// The listen() backlog after the somaxconn clamp (`sk_max_ack_backlog`).
+    pub backlog: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SynQueue {
+    /// Request sockets (SYN_RECV) whose local address/port this listener covers.
+    pub depth: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SocketReport {
+    pub inode: Inode,
+    pub cookie: u64,
+    pub proto: &'static str,
+    pub family: Family,
+    pub state: TcpState,
+    pub local_addr: IpAddr,
+    pub local_port: u16,
+    pub remote_addr: Option<IpAddr>,
+    pub remote_port: Option<u16>,
+    pub uid: u32,
+    /// LISTEN sockets only.
+    pub accept_queue: Option<AcceptQueue>,
+    /// LISTEN sockets only, when measured.
+    pub syn_queue: Option<SynQueue>,
+    /// Bytes not yet read / not yet acknowledged (non-LISTEN sockets only).
+    pub recv_q: Option<u32>,
+    pub send_q: Option<u32>,
+    /// `sk_drops`: for a listener mostly connections dropped on a full queue.
+    pub drops: Option<u32>,
+    /// SO_REUSEPORT: read from the socket when possible, else inferred for
+    /// groups of two or more listeners, else null.
+    pub reuseport: Option<bool>,
+    /// The backlog equals net.core.somaxconn: listen() may have asked for more.
+    pub backlog_clamped: Option<bool>,
+    pub holders: Vec<Holder>,
+    pub waiters: Vec<Waiter>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupKind {
+    /// One socket, at most one holding process.
+    Single,
+    /// One socket held by several processes (fork): one accept queue.
+    Shared,
+    /// Several listening sockets on one address:port (SO_REUSEPORT).
+    Reuseport,
+}
+
+/// The listening sockets on one local address:port, and what they mean.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Group {
+    pub local_addr: IpAddr,
+    pub local_port: u16,
+    pub kind: GroupKind,
+    pub inodes: Vec<Inode>,
+    /// Distinct processes holding any of the group's sockets.
+    pub holders: usize,
+    /// The one plain sentence the table ends with.
+    pub verdict: String,
+}
