@@ -15,7 +15,11 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return ExitCode::from(code as u8);
         }
@@ -37,7 +41,9 @@ fn main() -> ExitCode {
 
 fn is_broken_pipe(e: &Error) -> bool {
     match e {
-        Error::Io { source, .. } | Error::Os { source, .. } => source.kind() == ErrorKind::BrokenPipe,
+        Error::Io { source, .. } | Error::Os { source, .. } => {
+            source.kind() == ErrorKind::BrokenPipe
+        }
         _ => false,
     }
 }

@@ -60,16 +60,25 @@ fn parse_port(input: &str, s: &str) -> Result<u16, TargetError> {
     match s.parse::<u32>() {
         Ok(0) => Err(err(input, "invalid port '0': ports are 1 to 65535")),
         Ok(p) if p <= 65535 => Ok(p as u16),
-        _ => Err(err(input, format!("invalid port '{s}': ports are 1 to 65535"))),
+        _ => Err(err(
+            input,
+            format!("invalid port '{s}': ports are 1 to 65535"),
+        )),
     }
 }
 
 fn parse_id(input: &str, what: &str, s: &str) -> Result<u64, TargetError> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(err(input, format!("invalid {what} '{s}': expected a positive whole number")));
+        return Err(err(
+            input,
+            format!("invalid {what} '{s}': expected a positive whole number"),
+        ));
     }
     match s.parse::<u64>() {
-        Ok(0) => Err(err(input, format!("invalid {what} '0': must be at least 1"))),
+        Ok(0) => Err(err(
+            input,
+            format!("invalid {what} '0': must be at least 1"),
+        )),
         Ok(v) => Ok(v),
         Err(_) => Err(err(input, format!("invalid {what} '{s}': too large"))),
     }
@@ -91,8 +100,12 @@ pub fn parse(input: &str) -> Result<Target, TargetError> {
     }
     if let Some(rest) = s.strip_prefix("inode:") {
         let ino = parse_id(input, "inode", rest)?;
-        let ino = u32::try_from(ino)
-            .map_err(|_| err(input, format!("invalid inode '{rest}': socket inodes are 32-bit")))?;
+        let ino = u32::try_from(ino).map_err(|_| {
+            err(
+                input,
+                format!("invalid inode '{rest}': socket inodes are 32-bit"),
+            )
+        })?;
         return Ok(Target::Inode(u64::from(ino)));
     }
     if let Some(rest) = s.strip_prefix('[') {
@@ -128,7 +141,12 @@ pub fn parse(input: &str) -> Result<Target, TargetError> {
     }
     let ip: std::net::Ipv4Addr = addr.parse().map_err(|_| {
         if addr.bytes().any(|b| b.is_ascii_alphabetic()) {
-            err(input, format!("invalid address '{addr}': give an IP address such as 127.0.0.1, not a name"))
+            err(
+                input,
+                format!(
+                    "invalid address '{addr}': give an IP address such as 127.0.0.1, not a name"
+                ),
+            )
         } else {
             err(input, format!("invalid IPv4 address '{addr}'"))
         }
@@ -204,8 +222,14 @@ impl Query {
     /// the caller checks.)
     pub fn matches_local(&self, addr: IpAddr, port: u16, inode: u64) -> bool {
         self.targets.iter().any(|t| match t {
-            Target::Port { addr: None, port: p } => *p == port,
-            Target::Port { addr: Some(a), port: p } => *p == port && *a == addr,
+            Target::Port {
+                addr: None,
+                port: p,
+            } => *p == port,
+            Target::Port {
+                addr: Some(a),
+                port: p,
+            } => *p == port && *a == addr,
             Target::Inode(i) => *i == inode,
             Target::Pid(_) => false,
         })
@@ -240,15 +264,24 @@ mod tests {
         assert_eq!(parse("65535"), Ok(any(65535)));
         assert_eq!(
             parse("127.0.0.1:8000"),
-            Ok(Target::Port { addr: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), port: 8000 })
+            Ok(Target::Port {
+                addr: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                port: 8000
+            })
         );
         assert_eq!(
             parse("0.0.0.0:80"),
-            Ok(Target::Port { addr: Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), port: 80 })
+            Ok(Target::Port {
+                addr: Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                port: 80
+            })
         );
         assert_eq!(
             parse("[::1]:8000"),
-            Ok(Target::Port { addr: Some(IpAddr::V6(Ipv6Addr::LOCALHOST)), port: 8000 })
+            Ok(Target::Port {
+                addr: Some(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+                port: 8000
+            })
         );
         assert_eq!(parse("pid:1234"), Ok(Target::Pid(1234)));
         assert_eq!(parse("inode:4322"), Ok(Target::Inode(4322)));
@@ -286,7 +319,11 @@ mod tests {
 
     #[test]
     fn kernel_ports_only_when_every_target_has_one() {
-        let q = Query::new(vec![parse(":80").unwrap(), parse("127.0.0.1:80").unwrap(), parse("81").unwrap()]);
+        let q = Query::new(vec![
+            parse(":80").unwrap(),
+            parse("127.0.0.1:80").unwrap(),
+            parse("81").unwrap(),
+        ]);
         assert_eq!(q.kernel_ports(), Some(vec![80, 81]));
         let q = Query::new(vec![parse(":80").unwrap(), parse("pid:1").unwrap()]);
         assert_eq!(q.kernel_ports(), None);

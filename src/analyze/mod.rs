@@ -1,1 +1,233 @@
-//! placeholder
+//! Joins what `collect` saw into the report the user reads: each socket
+//! with its holders, queues and waiters; listeners grouped by address:port
+//! and classified (single / shared by fork / SO_REUSEPORT group), with one
+//! plain sentence each. Pure: takes a `Snapshot`, returns a `Report`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, Ipv6Addr};
+
+use crate::model::report::{
+    AcceptQueue, Group, GroupKind, Report, SocketReport, SynQueue, SynScope, SCHEMA,
+};
+use crate::model::{Family, Inode, RequestSock, Snapshot, Socket, WaitHow};
+use crate::target::Query;
+
+/// A listener's identity for grouping: sockets sharing it can only exist
+/// through SO_REUSEPORT.
+type GroupKey = (IpAddr, u16, u32);
+
+fn key(s: &Socket) -> GroupKey {
+    (s.local_addr, s.local_port, s.ifindex)
+}
+
+/// `::ffff:a.b.c.d` → `a.b.c.d`, so IPv4 traffic to dual-stack listeners compares.
+fn canonical(a: IpAddr) -> IpAddr {
+    match a {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(a, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Which listener group would own this request socket: the exact local
+/// address first, then the wildcard of its family, then the IPv6 wildcard
+/// (dual-stack) — the order the kernel's lookup prefers.
+fn owner(r: &RequestSock, listeners: &[&Socket]) -> Option<GroupKey> {
+    let addr = canonical(r.local_addr);
+    let on_port = || listeners.iter().filter(|l| l.local_port == r.local_port);
+    on_port()
+        .find(|l| canonical(l.local_addr) == addr)
+        .or_else(|| {
+            on_port()
+                .find(|l| l.local_addr.is_unspecified() && l.local_addr.is_ipv4() == addr.is_ipv4())
+        })
+        .or_else(|| on_port().find(|l| l.local_addr == IpAddr::V6(Ipv6Addr::UNSPECIFIED)))
+        .map(|l| key(l))
+}
+
+/// Build the report for `query` from one snapshot.
+pub fn report(query: &Query, snap: &Snapshot) -> Report {
+    let listeners: Vec<&Socket> = snap.sockets.iter().filter(|s| s.is_listener()).collect();
+
+    // Listener groups, in socket order.
+    let mut members: BTreeMap<GroupKey, Vec<Inode>> = BTreeMap::new();
+    for l in &listeners {
+        members.entry(key(l)).or_default().push(l.inode);
+    }
+
+    // SYN queue: request sockets counted per owning group.
+    let syn: Option<HashMap<GroupKey, u32>> = snap.request_socks.as_ref().map(|reqs| {
+        let mut m = HashMap::new();
+        for r in reqs {
+            if let Some(k) = owner(r, &listeners) {
+                *m.entry(k).or_insert(0) += 1;
+            }
+        }
+        m
+    });
+
+    let somaxconn = snap.host.somaxconn;
+    let sockets: Vec<SocketReport> = snap
+        .sockets
+        .iter()
+        .map(|s| {
+            let listener = s.is_listener();
+            let group_size = members.get(&key(s)).map_or(0, Vec::len);
+            let reuseport = snap
+                .reuseport
+                .get(&s.inode)
+                .copied()
+                .or((listener && group_size > 1).then_some(true));
+            SocketReport {
+                inode: s.inode,
+                cookie: s.cookie,
+                proto: "tcp",
+                family: s.family,
+                state: s.state,
+                local_addr: s.local_addr,
+                local_port: s.local_port,
+                remote_addr: (!listener).then_some(s.remote_addr),
+                remote_port: (!listener).then_some(s.remote_port),
+                uid: s.uid,
+                accept_queue: listener.then_some(AcceptQueue {
+                    depth: s.rqueue,
+                    backlog: s.wqueue,
+                }),
+                syn_queue: match (&syn, listener) {
+                    (Some(m), true) => Some(SynQueue {
+                        depth: m.get(&key(s)).copied().unwrap_or(0),
+                        scope: if group_size > 1 {
+                            SynScope::Group
+                        } else {
+                            SynScope::Socket
+                        },
+                    }),
+                    _ => None,
+                },
+                recv_q: (!listener).then_some(s.rqueue),
+                send_q: (!listener).then_some(s.wqueue),
+                drops: s.drops,
+                reuseport,
+                backlog_clamped: match (listener, somaxconn) {
+                    (true, Some(max)) => Some(s.wqueue == max),
+                    _ => None,
+                },
+                holders: snap.holders.get(&s.inode).cloned().unwrap_or_default(),
+                waiters: snap.waiters.get(&s.inode).cloned().unwrap_or_default(),
+            }
+        })
+        .collect();
+
+    let by_inode: HashMap<Inode, &SocketReport> = sockets.iter().map(|s| (s.inode, s)).collect();
+    let denied = snap
+        .warnings
+        .iter()
+        .any(|w| w.contains("permission denied"));
+    let groups = members
+        .iter()
+        .map(|((addr, port, _), inodes)| {
+            let socks: Vec<&SocketReport> = inodes
+                .iter()
+                .filter_map(|i| by_inode.get(i).copied())
+                .collect();
+            group(*addr, *port, &socks, denied)
+        })
+        .collect();
+
+    Report {
+        schema: SCHEMA,
+        query: query.to_string(),
+        host: snap.host.clone(),
+        sockets,
+        groups,
+        warnings: snap.warnings.clone(),
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn show_addr(addr: IpAddr, port: u16) -> String {
+    match addr {
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+        IpAddr::V4(a) => format!("{a}:{port}"),
+    }
+}
+
+fn group(addr: IpAddr, port: u16, socks: &[&SocketReport], denied: bool) -> Group {
+    let pids: HashSet<u32> = socks
+        .iter()
+        .flat_map(|s| s.holders.iter().map(|h| h.pid))
+        .collect();
+    let kind = if socks.len() > 1 {
+        GroupKind::Reuseport
+    } else if pids.len() > 1 {
+        GroupKind::Shared
+    } else {
+        GroupKind::Single
+    };
+    let queue = |s: &SocketReport| s.accept_queue.map_or((0, 0), |q| (q.depth, q.backlog));
+    let full = socks.iter().any(|s| {
+        let (d, b) = queue(s);
+        d > b
+    });
+    let mut verdict = match kind {
+        GroupKind::Single | GroupKind::Shared => {
+            let (depth, backlog) = socks.first().map_or((0, 0), |s| queue(s));
+            let who = match pids.len() {
+                0 if denied => "no holder visible (permission denied: run as root)".to_string(),
+                0 => "no holding process found (another network namespace, or closing)".to_string(),
+                1 => "held by 1 process".to_string(),
+                n => format!("shared by {n} processes (fork)"),
+            };
+            format!("one socket {who}: one accept queue, {depth} waiting of {backlog}")
+        }
+        GroupKind::Reuseport => {
+            let depths: Vec<String> = socks.iter().map(|s| queue(s).0.to_string()).collect();
+            format!(
+                "{} on {} (SO_REUSEPORT group): {} accept queues ({} waiting); the kernel hashes each new connection to one of them",
+                plural(socks.len(), "socket", "sockets"),
+                show_addr(addr, port),
+                socks.len(),
+                depths.join(", ")
+            )
+        }
+    };
+    let accepting: HashSet<(u32, u32)> = socks
+        .iter()
+        .flat_map(|s| {
+            s.waiters
+                .iter()
+                .filter(|w| w.how == WaitHow::Accept)
+                .map(|w| (w.pid, w.tid))
+        })
+        .collect();
+    if kind == GroupKind::Shared && accepting.len() > 1 {
+        verdict.push_str(&format!(
+            "; {} threads blocked in accept() on it: the kernel wakes one per connection",
+            accepting.len()
+        ));
+    }
+    if full {
+        verdict.push_str("; accept queue FULL: new connections are being dropped or delayed");
+    }
+    Group {
+        local_addr: addr,
+        local_port: port,
+        kind,
+        inodes: socks.iter().map(|s| s.inode).collect(),
+        holders: pids.len(),
+        verdict,
+    }
+}
+
+/// Sockets reported for a family, for tests and renderers.
+pub fn family_name(f: Family) -> &'static str {
+    match f {
+        Family::Inet => "inet",
+        Family::Inet6 => "inet6",
+    }
+}
+
+#[cfg(test)]
+mod tests;

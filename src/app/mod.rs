@@ -77,7 +77,8 @@ pub fn run(cmd: Command) -> Result<i32> {
     match cmd {
         Command::Serve(cfg) => crate::lab::serve::run(&cfg, &mut out).map(|()| exit::OK),
         Command::Load(cfg) => {
-            crate::lab::load::run(&cfg, &mut out).map(|ok| if ok { exit::OK } else { exit::NOT_FOUND })
+            crate::lab::load::run(&cfg, &mut out)
+                .map(|ok| if ok { exit::OK } else { exit::NOT_FOUND })
         }
         _ => Err(crate::error::Error::Usage("not built yet".into())),
     }

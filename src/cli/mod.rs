@@ -316,7 +316,9 @@ impl Cli {
             }),
             Sub::Load(a) => {
                 if a.size == 0 {
-                    return Err(Error::Usage("invalid size '0': must be at least 1 byte".into()));
+                    return Err(Error::Usage(
+                        "invalid size '0': must be at least 1 byte".into(),
+                    ));
                 }
                 Command::Load(LoadConfig {
                     connect: a.connect,

@@ -19,7 +19,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ms" => value / 1000.0,
         "" | "s" => value,
         "m" | "min" => value * 60.0,
-        _ => return Err(format!("invalid duration '{s}': unknown unit '{unit}' (use ms, s or m)")),
+        _ => {
+            return Err(format!(
+                "invalid duration '{s}': unknown unit '{unit}' (use ms, s or m)"
+            ))
+        }
     };
     if !secs.is_finite() || secs <= 0.0 {
         return Err(format!("invalid duration '{s}': must be more than 0"));
@@ -43,7 +47,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("invalid size '{s}': unknown unit '{unit}' (use KiB, MiB or GiB)")),
+        _ => {
+            return Err(format!(
+                "invalid size '{s}': unknown unit '{unit}' (use KiB, MiB or GiB)"
+            ))
+        }
     };
     let bytes = value
         .checked_mul(mult)

@@ -1,1 +1,14 @@
-//! placeholder
+//! The only code that talks to the kernel: sock_diag netlink (`netlink`,
+//! with pure encoding/decoding in `diag`), the /proc fd scan (`procfs`),
+//! host settings and counters (`host`), waiting threads (`waiters`).
+//! `collect()` runs one pass for a query and returns a `model::Snapshot`.
+
+pub mod diag;
+pub mod host;
+pub mod netlink;
+pub mod procfs;
+pub mod waiters;
+
+mod pass;
+
+pub use pass::{collect, Collector};

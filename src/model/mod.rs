@@ -196,3 +196,33 @@ pub struct Snapshot {
     /// What could not be seen, in words ("N processes could not be read...").
     pub warnings: Vec<String>,
 }
+
+/// Host-wide listen-queue counters (TcpExt in /proc/net/netstat). `None`
+/// when this kernel does not have the counter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ListenCounters {
+    /// Connections that found the accept queue full (ListenOverflows).
+    pub listen_overflows: Option<u64>,
+    /// Every drop at a listener, overflows included (ListenDrops).
+    pub listen_drops: Option<u64>,
+    /// SYNs dropped because the SYN queue was full, no syncookies (TCPReqQFullDrop).
+    pub req_q_full_drop: Option<u64>,
+    /// SYN queue full, answered with a syncookie (TCPReqQFullDoCookies).
+    pub req_q_full_do_cookies: Option<u64>,
+    pub syncookies_sent: Option<u64>,
+}
+
+impl ListenCounters {
+    /// `self - earlier`, per counter (a counter that went backwards, e.g.
+    /// after a namespace change, gives 0).
+    pub fn delta(&self, earlier: &ListenCounters) -> ListenCounters {
+        let d = |a: Option<u64>, b: Option<u64>| Some(a?.saturating_sub(b?));
+        ListenCounters {
+            listen_overflows: d(self.listen_overflows, earlier.listen_overflows),
+            listen_drops: d(self.listen_drops, earlier.listen_drops),
+            req_q_full_drop: d(self.req_q_full_drop, earlier.req_q_full_drop),
+            req_q_full_do_cookies: d(self.req_q_full_do_cookies, earlier.req_q_full_do_cookies),
+            syncookies_sent: d(self.syncookies_sent, earlier.syncookies_sent),
+        }
+    }
+}

@@ -33,6 +33,18 @@ pub struct AcceptQueue {
 pub struct SynQueue {
     /// Request sockets (SYN_RECV) whose local address/port this listener covers.
     pub depth: u32,
+    /// `socket`: counted for this listener alone; `group`: for the whole
+    /// SO_REUSEPORT group on this address:port (request sockets carry no
+    /// reference to their listener, so the count cannot be split). Either
+    /// way, connections answered with syncookies are not counted.
+    pub scope: SynScope,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SynScope {
+    Socket,
+    Group,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

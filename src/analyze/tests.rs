@@ -1,0 +1,252 @@
+//! Join and classification on hand-built snapshots (no kernel, no root).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::*;
+use crate::model::{Holder, HostInfo, TcpState, Waiter};
+use crate::target;
+
+const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const ANY4: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+
+fn listener(inode: u64, addr: IpAddr, port: u16, depth: u32, backlog: u32) -> Socket {
+    Socket {
+        inode: Inode(inode),
+        cookie: inode,
+        family: if addr.is_ipv4() {
+            Family::Inet
+        } else {
+            Family::Inet6
+        },
+        state: TcpState::Listen,
+        local_addr: addr,
+        local_port: port,
+        remote_addr: if addr.is_ipv4() {
+            ANY4
+        } else {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        },
+        remote_port: 0,
+        ifindex: 0,
+        uid: 0,
+        rqueue: depth,
+        wqueue: backlog,
+        drops: Some(0),
+    }
+}
+
+fn holder(pid: u32, ppid: u32, fd: u32) -> Holder {
+    Holder {
+        pid,
+        ppid: Some(ppid),
+        comm: "srv".into(),
+        uid: Some(0),
+        user: Some("root".into()),
+        fd,
+    }
+}
+
+fn query(t: &str) -> Query {
+    Query::new(vec![target::parse(t).unwrap()])
+}
+
+#[test]
+fn one_inode_three_holders_is_shared() {
+    let mut snap = Snapshot {
+        sockets: vec![listener(7288, LO, 8000, 7, 50)],
+        host: HostInfo {
+            somaxconn: Some(4096),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    snap.holders.insert(
+        Inode(7288),
+        vec![
+            holder(3556, 1, 5),
+            holder(3558, 3556, 5),
+            holder(3559, 3556, 5),
+        ],
+    );
+    snap.waiters.insert(
+        Inode(7288),
+        vec![
+            Waiter {
+                pid: 3558,
+                tid: 3558,
+                how: WaitHow::Accept,
+                fd: 5,
+            },
+            Waiter {
+                pid: 3559,
+                tid: 3559,
+                how: WaitHow::Accept,
+                fd: 5,
+            },
+        ],
+    );
+    let r = report(&query(":8000"), &snap);
+    assert_eq!(r.sockets.len(), 1);
+    assert_eq!(r.sockets[0].holders.len(), 3, "every holder is kept");
+    assert_eq!(
+        r.sockets[0].accept_queue,
+        Some(AcceptQueue {
+            depth: 7,
+            backlog: 50
+        })
+    );
+    assert_eq!(r.sockets[0].backlog_clamped, Some(false));
+    assert_eq!(r.groups.len(), 1);
+    let g = &r.groups[0];
+    assert_eq!(g.kind, GroupKind::Shared);
+    assert_eq!(g.holders, 3);
+    assert!(
+        g.verdict.starts_with(
+            "one socket shared by 3 processes (fork): one accept queue, 7 waiting of 50"
+        ),
+        "{}",
+        g.verdict
+    );
+    assert!(
+        g.verdict.contains("2 threads blocked in accept()"),
+        "{}",
+        g.verdict
+    );
+}
+
+#[test]
+fn three_inodes_on_one_port_is_reuseport() {
+    let mut snap = Snapshot {
+        sockets: vec![
+            listener(1, LO, 8000, 2, 128),
+            listener(2, LO, 8000, 0, 128),
+            listener(3, LO, 8000, 5, 128),
+        ],
+        ..Default::default()
+    };
+    for (i, pid) in [(1u64, 10u32), (2, 11), (3, 12)] {
+        snap.holders.insert(Inode(i), vec![holder(pid, 1, 3)]);
+    }
+    let r = report(&query(":8000"), &snap);
+    assert_eq!(r.groups.len(), 1);
+    let g = &r.groups[0];
+    assert_eq!(g.kind, GroupKind::Reuseport);
+    assert_eq!(g.inodes, vec![Inode(1), Inode(2), Inode(3)]);
+    assert_eq!(g.holders, 3);
+    assert!(
+        g.verdict.starts_with(
+            "3 sockets on 127.0.0.1:8000 (SO_REUSEPORT group): 3 accept queues (2, 0, 5 waiting)"
+        ),
+        "{}",
+        g.verdict
+    );
+    assert!(r.sockets.iter().all(|s| s.reuseport == Some(true)));
+}
+
+#[test]
+fn exact_reuseport_reading_wins_over_inference() {
+    let mut snap = Snapshot {
+        sockets: vec![listener(1, LO, 80, 0, 10)],
+        ..Default::default()
+    };
+    snap.holders.insert(Inode(1), vec![holder(10, 1, 3)]);
+    let r = report(&query(":80"), &snap);
+    assert_eq!(r.sockets[0].reuseport, None, "unknown stays unknown");
+    assert_eq!(r.groups[0].kind, GroupKind::Single);
+    snap.reuseport.insert(Inode(1), true);
+    assert_eq!(
+        report(&query(":80"), &snap).sockets[0].reuseport,
+        Some(true)
+    );
+}
+
+#[test]
+fn different_addresses_are_different_groups() {
+    let snap = Snapshot {
+        sockets: vec![listener(1, LO, 80, 0, 10), listener(2, ANY4, 80, 0, 10)],
+        ..Default::default()
+    };
+    let r = report(&query(":80"), &snap);
+    assert_eq!(r.groups.len(), 2);
+    assert!(r.groups.iter().all(|g| g.kind == GroupKind::Single));
+    assert!(r.groups[0].verdict.contains("no holding process found"));
+}
+
+#[test]
+fn syn_queue_goes_to_the_most_specific_listener() {
+    let req = |a: IpAddr, port| RequestSock {
+        family: if a.is_ipv4() {
+            Family::Inet
+        } else {
+            Family::Inet6
+        },
+        local_addr: a,
+        local_port: port,
+    };
+    let snap = Snapshot {
+        sockets: vec![
+            listener(1, LO, 80, 0, 10),
+            listener(2, ANY4, 80, 0, 10),
+            listener(3, IpAddr::V6(Ipv6Addr::UNSPECIFIED), 81, 0, 10),
+        ],
+        request_socks: Some(vec![
+            req(LO, 80),                                     // → 127.0.0.1:80
+            req(LO, 80),                                     // → 127.0.0.1:80
+            req(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 80), // → 0.0.0.0:80
+            req(LO, 81),                                     // → [::]:81 (dual stack)
+            req(IpAddr::V6(Ipv6Addr::LOCALHOST), 81),        // → [::]:81
+            req(LO, 99),                                     // no listener here
+        ]),
+        ..Default::default()
+    };
+    let r = report(&Query::default(), &snap);
+    let depth = |i: u64| {
+        r.sockets
+            .iter()
+            .find(|s| s.inode == Inode(i))
+            .unwrap()
+            .syn_queue
+            .unwrap()
+            .depth
+    };
+    assert_eq!((depth(1), depth(2), depth(3)), (2, 1, 2));
+}
+
+#[test]
+fn syn_queue_not_measured_is_null_and_full_queue_is_said() {
+    let snap = Snapshot {
+        sockets: vec![listener(1, LO, 80, 11, 10)],
+        host: HostInfo {
+            somaxconn: Some(10),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let r = report(&query(":80"), &snap);
+    assert_eq!(r.sockets[0].syn_queue, None);
+    assert_eq!(r.sockets[0].backlog_clamped, Some(true));
+    assert!(
+        r.groups[0].verdict.contains("FULL"),
+        "{}",
+        r.groups[0].verdict
+    );
+}
+
+#[test]
+fn connected_sockets_have_no_accept_queue_and_no_group() {
+    let mut s = listener(9, LO, 8000, 100, 200);
+    s.state = TcpState::Established;
+    s.remote_port = 5555;
+    let snap = Snapshot {
+        sockets: vec![s],
+        ..Default::default()
+    };
+    let r = report(&query("inode:9"), &snap);
+    assert_eq!(r.sockets[0].accept_queue, None);
+    assert_eq!(
+        (r.sockets[0].recv_q, r.sockets[0].send_q),
+        (Some(100), Some(200))
+    );
+    assert_eq!(r.sockets[0].remote_port, Some(5555));
+    assert!(r.groups.is_empty());
+}

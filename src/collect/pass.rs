@@ -1,0 +1,273 @@
+//! One collection pass for a query: sockets from sock_diag, holders from
+//! /proc, SYN-queue request sockets for the listeners' ports, waiting
+//! threads and SO_REUSEPORT read from the sockets themselves.
+
+use std::collections::{HashMap, HashSet};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use super::diag::{STATE_ALL, STATE_LISTEN, STATE_SYN_RECV};
+use super::netlink::DiagSocket;
+use super::{host, procfs, waiters};
+use crate::error::{Error, Result};
+use crate::model::{Family, Holder, Inode, RequestSock, Snapshot, Socket};
+use crate::target::Query;
+
+/// More listener ports than this: dump the SYN queue unfiltered (one walk)
+/// rather than build a long filter.
+const MAX_FILTER_PORTS: usize = 64;
+
+pub struct Collector {
+    diag: DiagSocket,
+    proc_root: PathBuf,
+}
+
+/// One pass with a fresh collector.
+pub fn collect(query: &Query) -> Result<Snapshot> {
+    Collector::new()?.snapshot(query)
+}
+
+impl Collector {
+    pub fn new() -> Result<Self> {
+        Ok(Collector {
+            diag: DiagSocket::open()?,
+            proc_root: PathBuf::from("/proc"),
+        })
+    }
+
+    pub fn proc_root(&self) -> &Path {
+        &self.proc_root
+    }
+
+    /// Everything for `query`: sockets, holders, queues, waiters, warnings.
+    pub fn snapshot(&mut self, query: &Query) -> Result<Snapshot> {
+        let mut warnings = Vec::new();
+
+        // pid: targets first — their socket inodes select sockets below.
+        let mut pid_inodes: HashSet<u64> = HashSet::new();
+        let pids: Vec<u32> = query.pids().collect();
+        if !pids.is_empty() {
+            for &pid in &pids {
+                if !self.proc_root.join(pid.to_string()).exists() {
+                    warnings.push(format!("pid {pid}: no such process"));
+                } else if other_netns(&self.proc_root, pid) {
+                    warnings.push(format!(
+                        "pid {pid} is in another network namespace (a container?): its sockets are not \
+                         visible from here; run sockmap inside it, e.g. nsenter -t {pid} -n sockmap inspect pid:{pid}"
+                    ));
+                }
+            }
+            let scan = procfs::scan_holders(&self.proc_root, Some(&pids), &|_| true)
+                .map_err(|e| io_err(&self.proc_root, e))?;
+            if scan.denied > 0 {
+                warnings.push(format!(
+                    "{} of the given processes could not be read (permission denied): run as root or as their owner",
+                    scan.denied
+                ));
+            }
+            pid_inodes.extend(scan.found.keys().map(|i| i.0));
+        }
+
+        let sockets = self.sockets(query, &pid_inodes, &mut warnings)?;
+
+        // Holders of every socket kept, across all processes.
+        let want: HashSet<u64> = sockets
+            .iter()
+            .map(|s| s.inode.0)
+            .filter(|i| *i != 0)
+            .collect();
+        let mut holders = HashMap::new();
+        if !want.is_empty() {
+            let scan = procfs::scan_holders(&self.proc_root, None, &|i| want.contains(&i))
+                .map_err(|e| io_err(&self.proc_root, e))?;
+            if scan.denied > 0 {
+                warnings.push(denied_warning(scan.denied));
+            }
+            holders = procfs::holders_with_details(&self.proc_root, &scan.found);
+        }
+
+        let request_socks = self.request_socks(&sockets, &mut warnings);
+        let waiters = waiters::find_waiters(&self.proc_root, &holders);
+        let reuseport = read_reuseport(&sockets, &holders);
+
+        Ok(Snapshot {
+            sockets,
+            holders,
+            request_socks,
+            waiters,
+            reuseport,
+            host: host::read_host(&self.proc_root),
+            warnings,
+        })
+    }
+
+    /// The sockets matching `query` (plus those in `extra_inodes`), both families.
+    pub fn sockets(
+        &mut self,
+        query: &Query,
+        extra_inodes: &HashSet<u64>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Vec<Socket>> {
+        let states = if query.wants_all_states() {
+            STATE_ALL
+        } else {
+            STATE_LISTEN
+        };
+        let ports = query.kernel_ports();
+        let mut out = Vec::new();
+        for family in [Family::Inet, Family::Inet6] {
+            let mut keep = |e: super::diag::Entry<'_>| {
+                let (addr, port) = e.local();
+                let inode = e.inode();
+                let selected = query.is_empty()
+                    || query.matches_local(addr, port, inode.0)
+                    || extra_inodes.contains(&inode.0);
+                if selected {
+                    out.push(e.into_socket());
+                }
+            };
+            match self.diag.dump(family, states, ports.as_deref(), &mut keep) {
+                Ok(()) => {}
+                // A host without IPv6 still answers for IPv4: keep that, say so.
+                Err(e) if family == Family::Inet6 => {
+                    warnings.push(format!("IPv6 sockets not listed: {e}"))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by(|a, b| {
+            (a.local_port, a.family, a.local_addr, a.state, a.inode).cmp(&(
+                b.local_port,
+                b.family,
+                b.local_addr,
+                b.state,
+                b.inode,
+            ))
+        });
+        Ok(out)
+    }
+
+    /// Request sockets (the SYN queue) on the ports of the listeners given.
+    /// `None` (not measured) if the dump failed, with a warning.
+    pub fn request_socks(
+        &mut self,
+        sockets: &[Socket],
+        warnings: &mut Vec<String>,
+    ) -> Option<Vec<RequestSock>> {
+        let mut ports: Vec<u16> = sockets
+            .iter()
+            .filter(|s| s.is_listener())
+            .map(|s| s.local_port)
+            .collect();
+        if ports.is_empty() {
+            return Some(Vec::new());
+        }
+        ports.sort_unstable();
+        ports.dedup();
+        let filter = (ports.len() <= MAX_FILTER_PORTS).then_some(&ports[..]);
+        let mut out = Vec::new();
+        for family in [Family::Inet, Family::Inet6] {
+            let mut keep = |e: super::diag::Entry<'_>| {
+                let r = e.request_sock();
+                if ports.binary_search(&r.local_port).is_ok() {
+                    out.push(r);
+                }
+            };
+            if let Err(e) = self.diag.dump(family, STATE_SYN_RECV, filter, &mut keep) {
+                if family == Family::Inet {
+                    warnings.push(format!("SYN queue not measured: {e}"));
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// Sockets and SYN queue only, holders carried over from `prev` while
+    /// the set of inodes is unchanged — what `watch` does every tick.
+    pub fn refresh(&mut self, query: &Query, prev: &Snapshot) -> Result<Snapshot> {
+        let mut warnings = Vec::new();
+        let extra: HashSet<u64> = prev.sockets.iter().map(|s| s.inode.0).collect();
+        let extra = if query.pids().next().is_some() {
+            extra
+        } else {
+            HashSet::new()
+        };
+        let sockets = self.sockets(query, &extra, &mut warnings)?;
+        let same = sockets.len() == prev.sockets.len()
+            && sockets
+                .iter()
+                .zip(&prev.sockets)
+                .all(|(a, b)| a.inode == b.inode);
+        if !same {
+            return self.snapshot(query);
+        }
+        let request_socks = self.request_socks(&sockets, &mut warnings);
+        warnings.extend(
+            prev.warnings
+                .iter()
+                .filter(|w| !w.starts_with("SYN queue"))
+                .cloned(),
+        );
+        Ok(Snapshot {
+            sockets,
+            request_socks,
+            warnings,
+            ..prev.clone()
+        })
+    }
+}
+
+fn io_err(path: &Path, source: std::io::Error) -> Error {
+    Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn denied_warning(n: usize) -> String {
+    format!(
+        "{n} process{} could not be read (permission denied): holders may be missing; run as root to see every holder",
+        if n == 1 { "" } else { "es" }
+    )
+}
+
+fn other_netns(proc_root: &Path, pid: u32) -> bool {
+    let theirs = std::fs::read_link(proc_root.join(format!("{pid}/ns/net")));
+    let ours = std::fs::read_link(proc_root.join("self/ns/net"));
+    matches!((theirs, ours), (Ok(a), Ok(b)) if a != b)
+}
+
+/// SO_REUSEPORT is not in sock_diag. Read it from the socket itself: take a
+/// copy of a holder's fd with pidfd_getfd(2) (needs ptrace-attach rights
+/// over the holder) and ask getsockopt. Listeners we cannot reach are left
+/// out; analyze then infers from the group.
+fn read_reuseport(
+    sockets: &[Socket],
+    holders: &HashMap<Inode, Vec<Holder>>,
+) -> HashMap<Inode, bool> {
+    use rustix::process::{pidfd_getfd, pidfd_open, Pid, PidfdFlags, PidfdGetfdFlags};
+    let mut out = HashMap::new();
+    for s in sockets.iter().filter(|s| s.is_listener()) {
+        let Some(h) = holders.get(&s.inode).and_then(|v| v.first()) else {
+            continue;
+        };
+        let Some(pid) = i32::try_from(h.pid).ok().and_then(Pid::from_raw) else {
+            continue;
+        };
+        let Ok(pidfd) = pidfd_open(pid, PidfdFlags::empty()) else {
+            continue;
+        };
+        let Ok(fd) = pidfd_getfd(&pidfd, h.fd as i32, PidfdGetfdFlags::empty()) else {
+            continue;
+        };
+        // The fd number may have been reused since the scan: check the inode.
+        let same = rustix::fs::fstat(fd.as_fd()).is_ok_and(|st| st.st_ino == s.inode.0);
+        if same {
+            if let Ok(v) = rustix::net::sockopt::socket_reuseport(&fd) {
+                out.insert(s.inode, v);
+            }
+        }
+    }
+    out
+}
