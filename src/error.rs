@@ -22,14 +22,20 @@ pub enum Error {
     #[error("sock_diag query failed: {0}")]
     Netlink(String),
     /// A file under /proc or /sys we need could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
     /// Something else the OS refused (fork, bind, rlimit, ...).
-    #[error("{context}: {source}")]
+    #[error("cannot write to {what}")]
+    Write {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{context}")]
     Os {
         context: String,
         #[source]
@@ -42,7 +48,17 @@ impl Error {
         match self {
             Error::Usage(_) => exit::USAGE,
             Error::Netlink(_) => exit::KERNEL,
-            Error::Io { .. } | Error::Os { .. } => exit::KERNEL,
+            Error::Io { .. } | Error::Os { .. } | Error::Write { .. } => exit::KERNEL,
+        }
+    }
+
+    /// A closed pipe on stdout: the reader went away, end quietly.
+    pub fn is_broken_pipe(&self) -> bool {
+        match self {
+            Error::Io { source, .. } | Error::Os { source, .. } | Error::Write { source, .. } => {
+                source.kind() == std::io::ErrorKind::BrokenPipe
+            }
+            _ => false,
         }
     }
 

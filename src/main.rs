@@ -1,7 +1,6 @@
 //! Thin entry point: parse arguments, run the library, map the outcome to
 //! an exit code. The only place `anyhow`-style reporting happens.
 
-use std::io::ErrorKind;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -27,7 +26,7 @@ fn main() -> ExitCode {
     let result = cli.into_command().and_then(sockmap::app::run);
     match result {
         Ok(code) => ExitCode::from(code as u8),
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
             let report = anyhow::Error::new(e);
             eprintln!("sockmap: {report:#}");
@@ -36,14 +35,5 @@ fn main() -> ExitCode {
                 .map_or(exit::KERNEL, Error::exit_code);
             ExitCode::from(code as u8)
         }
-    }
-}
-
-fn is_broken_pipe(e: &Error) -> bool {
-    match e {
-        Error::Io { source, .. } | Error::Os { source, .. } => {
-            source.kind() == ErrorKind::BrokenPipe
-        }
-        _ => false,
     }
 }

@@ -175,12 +175,12 @@ fn group(addr: IpAddr, port: u16, socks: &[&SocketReport], denied: bool) -> Grou
         GroupKind::Single | GroupKind::Shared => {
             let (depth, backlog) = socks.first().map_or((0, 0), |s| queue(s));
             let who = match pids.len() {
-                0 if denied => "no holder visible (permission denied: run as root)".to_string(),
-                0 => "no holding process found (another network namespace, or closing)".to_string(),
-                1 => "held by 1 process".to_string(),
-                n => format!("shared by {n} processes (fork)"),
+                0 if denied => "one socket, no holder visible (permission denied: run as root)".to_string(),
+                0 => "one socket, no holding process found (held outside this PID namespace, or closing)".to_string(),
+                1 => "one socket held by 1 process".to_string(),
+                n => format!("one socket shared by {n} processes (fork)"),
             };
-            format!("one socket {who}: one accept queue, {depth} waiting of {backlog}")
+            format!("{who}: one accept queue, {depth} waiting of {backlog}")
         }
         GroupKind::Reuseport => {
             let depths: Vec<String> = socks.iter().map(|s| queue(s).0.to_string()).collect();

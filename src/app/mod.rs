@@ -1,6 +1,8 @@
 //! Runs one subcommand end to end: collect → analyze → render, and decides
 //! the exit code. The library side of `main`.
 
+mod inspect;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -80,6 +82,15 @@ pub fn run(cmd: Command) -> Result<i32> {
             crate::lab::load::run(&cfg, &mut out)
                 .map(|ok| if ok { exit::OK } else { exit::NOT_FOUND })
         }
+        Command::Inspect(cfg) => inspect::run(&cfg, &mut out, &mut std::io::stderr()),
         _ => Err(crate::error::Error::Usage("not built yet".into())),
+    }
+}
+
+/// A failed write to stdout (EPIPE when the reader went away is the usual one).
+pub(crate) fn stdout_err(source: std::io::Error) -> crate::error::Error {
+    crate::error::Error::Write {
+        what: "stdout",
+        source,
     }
 }

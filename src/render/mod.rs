@@ -1,1 +1,151 @@
-//! placeholder
+//! Turns a `Report` into bytes: an lsof-like table (comfy-table), a plain
+//! one-row-per-holder form for grep/awk, and JSON. Writes to `impl Write`;
+//! never reaches back into `collect`.
+
+pub mod json;
+pub mod plain;
+pub mod table;
+
+use std::net::IpAddr;
+
+use crate::model::report::{SocketReport, SynScope};
+use crate::model::{Holder, Waiter};
+
+/// `127.0.0.1:8000`, `[::1]:8000`, `*:8000` for the wildcard.
+pub fn addr_port(addr: IpAddr, port: u16) -> String {
+    if addr.is_unspecified() {
+        return match addr {
+            IpAddr::V4(_) => format!("*:{port}"),
+            IpAddr::V6(_) => format!("[::]:{port}"),
+        };
+    }
+    match addr {
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+        IpAddr::V4(a) => format!("{a}:{port}"),
+    }
+}
+
+/// One holder row: the holder and what its threads are waiting in.
+pub struct Row<'a> {
+    pub socket: &'a SocketReport,
+    pub holder: &'a Holder,
+}
+
+impl Row<'_> {
+    fn waiting(&self) -> String {
+        let mine: Vec<&Waiter> = self
+            .socket
+            .waiters
+            .iter()
+            .filter(|w| w.pid == self.holder.pid)
+            .collect();
+        if mine.is_empty() {
+            return "-".into();
+        }
+        let mut kinds: Vec<String> = Vec::new();
+        for w in &mine {
+            let k = w.how.to_string();
+            if !kinds.contains(&k) {
+                kinds.push(k);
+            }
+        }
+        if mine.len() == 1 {
+            kinds.join(",")
+        } else {
+            format!("{} ({} threads)", kinds.join(","), mine.len())
+        }
+    }
+}
+
+/// A column of the holder table: the one list that drives the table, the
+/// plain output and the docs.
+pub struct Column {
+    pub id: &'static str,
+    pub header: &'static str,
+    pub doc: &'static str,
+    pub cell: fn(&Row<'_>) -> String,
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "?".into(), |v| v.to_string())
+}
+
+pub const COLUMNS: &[Column] = &[
+    Column {
+        id: "command",
+        header: "COMMAND",
+        doc: "process name (comm)",
+        cell: |r| r.holder.comm.clone(),
+    },
+    Column {
+        id: "pid",
+        header: "PID",
+        doc: "process id",
+        cell: |r| r.holder.pid.to_string(),
+    },
+    Column {
+        id: "ppid",
+        header: "PPID",
+        doc: "parent process id (a forked worker points at its parent)",
+        cell: |r| opt(r.holder.ppid),
+    },
+    Column {
+        id: "user",
+        header: "USER",
+        doc: "effective user of the process",
+        cell: |r| r.holder.user.clone().unwrap_or_else(|| opt(r.holder.uid)),
+    },
+    Column {
+        id: "fd",
+        header: "FD",
+        doc: "file descriptor number in that process",
+        cell: |r| r.holder.fd.to_string(),
+    },
+    Column {
+        id: "waiting",
+        header: "WAITING",
+        doc: "threads blocked on this socket right now: accept, epoll, poll or select",
+        cell: |r| r.waiting(),
+    },
+];
+
+/// The one-line description of a socket that heads its block.
+pub fn socket_line(s: &SocketReport) -> String {
+    let mut line = format!(
+        "{}  {}  inode {}",
+        addr_port(s.local_addr, s.local_port),
+        s.state,
+        s.inode
+    );
+    if let (Some(a), Some(p)) = (s.remote_addr, s.remote_port) {
+        line = format!(
+            "{} -> {}  {}  inode {}",
+            addr_port(s.local_addr, s.local_port),
+            addr_port(a, p),
+            s.state,
+            s.inode
+        );
+    }
+    if let Some(q) = s.accept_queue {
+        line.push_str(&format!("  accept queue {}/{}", q.depth, q.backlog));
+        if s.backlog_clamped == Some(true) {
+            line.push_str(" (backlog = somaxconn, may be clamped)");
+        }
+    }
+    if let Some(q) = s.syn_queue {
+        line.push_str(&format!("  syn queue {}", q.depth));
+        if q.scope == SynScope::Group {
+            line.push_str(" (whole group)");
+        }
+    }
+    if let (Some(r), Some(w)) = (s.recv_q, s.send_q) {
+        line.push_str(&format!("  recv-q {r} send-q {w}"));
+    }
+    if let Some(d) = s.drops.filter(|d| *d > 0) {
+        line.push_str(&format!("  drops {d}"));
+    }
+    if s.reuseport == Some(true) {
+        line.push_str("  SO_REUSEPORT");
+    }
+    line
+}
