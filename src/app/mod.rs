@@ -2,6 +2,8 @@
 //! the exit code. The library side of `main`.
 
 mod inspect;
+mod interrupt;
+mod watch;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -83,6 +85,7 @@ pub fn run(cmd: Command) -> Result<i32> {
                 .map(|ok| if ok { exit::OK } else { exit::NOT_FOUND })
         }
         Command::Inspect(cfg) => inspect::run(&cfg, &mut out, &mut std::io::stderr()),
+        Command::Watch(cfg) => watch::run(&cfg, &mut out),
         _ => Err(crate::error::Error::Usage("not built yet".into())),
     }
 }

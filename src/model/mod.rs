@@ -3,6 +3,7 @@
 //! `Display` of enums.
 
 pub mod report;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -5,6 +5,7 @@
 pub mod json;
 pub mod plain;
 pub mod table;
+pub mod watch;
 
 use std::net::IpAddr;
 

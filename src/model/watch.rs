@@ -1,0 +1,44 @@
+//! One `watch` sample: the queue figures of the watched sockets at one
+//! instant and the host counters' change since the previous sample. One
+//! JSON line per sample (`schema: 1`, `type: "sample"`).
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::report::{AcceptQueue, SynQueue};
+use super::{Inode, ListenCounters, TcpState};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sample {
+    pub schema: u32,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// 1, 2, 3, ...
+    pub seq: u64,
+    /// Seconds since the Unix epoch.
+    pub time: f64,
+    /// Milliseconds since the first sample.
+    pub elapsed_ms: u64,
+    pub sockets: Vec<SampleSocket>,
+    /// Change of the TcpExt listen counters since the previous sample
+    /// (all zero in the first sample).
+    pub counters: ListenCounters,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SampleSocket {
+    pub inode: Inode,
+    pub state: TcpState,
+    pub local_addr: IpAddr,
+    pub local_port: u16,
+    pub accept_queue: Option<AcceptQueue>,
+    pub syn_queue: Option<SynQueue>,
+    /// `sk_drops` so far (cumulative, from the socket).
+    pub drops: Option<u32>,
+    /// Distinct processes holding the socket (as of the last /proc scan).
+    pub holders: usize,
+    /// Threads blocked on it right now.
+    pub waiters: usize,
+}
