@@ -51,13 +51,25 @@ struct Server {
 
 impl Server {
     fn start(reuseport: bool) -> Result<Server> {
-        let exe = std::env::current_exe().map_err(|e| Error::os("cannot find the sockmap executable", e))?;
+        let exe = std::env::current_exe()
+            .map_err(|e| Error::os("cannot find the sockmap executable", e))?;
         let mut cmd = Command::new(exe);
-        cmd.args(["serve", "--addr", "127.0.0.1", "--port", "0", "--workers", "2", "--json"]);
+        cmd.args([
+            "serve",
+            "--addr",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--workers",
+            "2",
+            "--json",
+        ]);
         if reuseport {
             cmd.arg("--reuseport");
         }
-        cmd.stdout(Stdio::piped()).stdin(Stdio::null()).process_group(0);
+        cmd.stdout(Stdio::piped())
+            .stdin(Stdio::null())
+            .process_group(0);
         // SAFETY: prctl is async-signal-safe; the server dies with us even
         // if we are SIGKILLed.
         unsafe {
@@ -66,7 +78,9 @@ impl Server {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().map_err(|e| Error::os("cannot start sockmap serve", e))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::os("cannot start sockmap serve", e))?;
         let Some(out) = child.stdout.take() else {
             return Err(Error::Usage("sockmap serve has no stdout".into()));
         };
@@ -87,12 +101,20 @@ impl Server {
                 return Err(Error::Usage("sockmap serve did not become ready".into()));
             }
         };
-        let stdout = reader.join().map_err(|_| Error::Usage("reader thread failed".into()))?;
+        let stdout = reader
+            .join()
+            .map_err(|_| Error::Usage("reader thread failed".into()))?;
         let ready: Ready = serde_json::from_str(&line).map_err(|e| {
             kill_group(&child);
-            Error::Usage(format!("unexpected ready line from sockmap serve: {e}: {line}"))
+            Error::Usage(format!(
+                "unexpected ready line from sockmap serve: {e}: {line}"
+            ))
         })?;
-        Ok(Server { child, stdout, ready })
+        Ok(Server {
+            child,
+            stdout,
+            ready,
+        })
     }
 
     /// SIGTERM, then read the distribution it prints.
@@ -153,7 +175,11 @@ pub fn run(cfg: &DemoConfig, out: &mut impl Write) -> Result<i32> {
 fn act(cfg: &DemoConfig, reuseport: bool, out: &mut impl Write) -> Result<bool> {
     let server = Server::start(reuseport)?;
     let port = server.ready.port;
-    let mode = if reuseport { "--reuseport" } else { "(shared socket)" };
+    let mode = if reuseport {
+        "--reuseport"
+    } else {
+        "(shared socket)"
+    };
     writeln!(
         out,
         "$ sockmap serve --port {port} --workers 2 {mode}    # pids {}",
@@ -190,11 +216,19 @@ fn act(cfg: &DemoConfig, reuseport: bool, out: &mut impl Write) -> Result<bool> 
     let mut best: Option<(u32, Report)> = None;
     let started = Instant::now();
     let mut samples = 0;
-    while !load.is_finished() && started.elapsed() < Duration::from_secs(60) && !interrupt::requested() {
+    while !load.is_finished()
+        && started.elapsed() < Duration::from_secs(60)
+        && !interrupt::requested()
+    {
         let snap = collector.snapshot(&query)?;
         let report = analyze::report(&query, &snap);
         samples += 1;
-        let depth: u32 = report.sockets.iter().filter_map(|s| s.accept_queue).map(|q| q.depth).sum();
+        let depth: u32 = report
+            .sockets
+            .iter()
+            .filter_map(|s| s.accept_queue)
+            .map(|q| q.depth)
+            .sum();
         if best.as_ref().is_none_or(|(d, _)| depth >= *d) {
             best = Some((depth, report));
         }
@@ -203,7 +237,9 @@ fn act(cfg: &DemoConfig, reuseport: bool, out: &mut impl Write) -> Result<bool> 
     if interrupt::requested() {
         return Ok(false);
     }
-    let (load_result, load_out) = load.join().map_err(|_| Error::Usage("the load thread panicked".into()))?;
+    let (load_result, load_out) = load
+        .join()
+        .map_err(|_| Error::Usage("the load thread panicked".into()))?;
     let load_ok = load_result?;
     // A load that finished before the first look: inspect once now.
     let report = match best {
@@ -243,19 +279,44 @@ fn act(cfg: &DemoConfig, reuseport: bool, out: &mut impl Write) -> Result<bool> 
 
 /// The sentence the demo exists for, and whether the run showed it.
 fn proof(report: &Report, done: Option<&Done>, reuseport: bool) -> (bool, String) {
-    let listeners: Vec<_> = report.sockets.iter().filter(|s| s.accept_queue.is_some()).collect();
+    let listeners: Vec<_> = report
+        .sockets
+        .iter()
+        .filter(|s| s.accept_queue.is_some())
+        .collect();
     let mut fds: BTreeMap<u32, u32> = BTreeMap::new();
     for s in &listeners {
         for h in &s.holders {
             fds.insert(h.pid, h.fd);
         }
     }
-    let busy = done.map_or(0, |d| d.workers.iter().filter(|w| w.accepted.unwrap_or(0) > 0).count());
-    let holders = fds.iter().map(|(p, f)| format!("pid {p} fd {f}")).collect::<Vec<_>>().join(", ");
-    let backlog = listeners.first().and_then(|s| s.accept_queue).map_or(0, |q| q.backlog);
-    let max_depth = listeners.iter().filter_map(|s| s.accept_queue).map(|q| q.depth).max().unwrap_or(0);
+    let busy = done.map_or(0, |d| {
+        d.workers
+            .iter()
+            .filter(|w| w.accepted.unwrap_or(0) > 0)
+            .count()
+    });
+    let holders = fds
+        .iter()
+        .map(|(p, f)| format!("pid {p} fd {f}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let backlog = listeners
+        .first()
+        .and_then(|s| s.accept_queue)
+        .map_or(0, |q| q.backlog);
+    let max_depth = listeners
+        .iter()
+        .filter_map(|s| s.accept_queue)
+        .map(|q| q.depth)
+        .max()
+        .unwrap_or(0);
     if !reuseport {
-        let shared = listeners.len() == 1 && report.groups.first().is_some_and(|g| g.kind == GroupKind::Shared);
+        let shared = listeners.len() == 1
+            && report
+                .groups
+                .first()
+                .is_some_and(|g| g.kind == GroupKind::Shared);
         let inode = listeners.first().map_or(0, |s| s.inode.0);
         let text = format!(
             "Proof: {holders} all point to ONE socket, inode {inode}: the same struct file, the same listening\n\
@@ -264,8 +325,15 @@ fn proof(report: &Report, done: Option<&Done>, reuseport: bool) -> (bool, String
         );
         (shared, text)
     } else {
-        let inodes = listeners.iter().map(|s| s.inode.to_string()).collect::<Vec<_>>().join(", ");
-        let group = report.groups.first().is_some_and(|g| g.kind == GroupKind::Reuseport);
+        let inodes = listeners
+            .iter()
+            .map(|s| s.inode.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let group = report
+            .groups
+            .first()
+            .is_some_and(|g| g.kind == GroupKind::Reuseport);
         let text = format!(
             "Proof: {} sockets (inodes {inodes}), one per worker ({holders}): {} accept queues.\n\
              The kernel hashes each new connection's addresses and ports to one socket of the group;\n\

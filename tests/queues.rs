@@ -1,0 +1,270 @@
+//! Live queue tests: listeners owned by this test process on loopback,
+//! port 0; `sockmap inspect --json` must report what the kernel holds.
+//! Loops are bounded in count and time; nothing here is timed.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rustix::net::{AddressFamily, SocketType};
+use serde_json::Value;
+
+fn sockmap(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sockmap"))
+        .args(args)
+        .output()
+        .expect("run sockmap");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn inspect_json(target: &str) -> Value {
+    let (code, out, err) = sockmap(&["inspect", target, "--json"]);
+    assert_eq!(code, 0, "inspect {target} failed: {err}");
+    serde_json::from_str(&out).expect("valid JSON")
+}
+
+/// A listener with an explicit backlog (std's TcpListener always uses 128).
+fn listen(addr: &str, backlog: i32, setup: impl Fn(&rustix::fd::OwnedFd)) -> TcpListener {
+    let addr: SocketAddr = addr.parse().unwrap();
+    let fam = if addr.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    // CLOEXEC: without it the sockmap children other tests spawn inherit
+    // the socket, and (rightly) show up as holders.
+    let fd = rustix::net::socket_with(
+        fam,
+        SocketType::STREAM,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
+    setup(&fd);
+    rustix::net::bind(&fd, &addr).unwrap();
+    rustix::net::listen(&fd, backlog).unwrap();
+    TcpListener::from(fd)
+}
+
+fn port(l: &TcpListener) -> u16 {
+    l.local_addr().unwrap().port()
+}
+
+/// Repeat `f` until it returns Some, at most ~5 s.
+fn eventually<T>(mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "condition not reached within 5s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn ss_available() -> bool {
+    Command::new("ss")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn accept_queue_depth_and_backlog() {
+    let l = listen("127.0.0.1:0", 50, |_| {});
+    let p = port(&l);
+    let clients: Vec<TcpStream> = (0..7)
+        .map(|_| TcpStream::connect(("127.0.0.1", p)).unwrap())
+        .collect();
+    let v = eventually(|| {
+        let v = inspect_json(&format!(":{p}"));
+        (v["sockets"][0]["accept_queue"]["depth"] == 7).then_some(v)
+    });
+    let s = &v["sockets"][0];
+    assert_eq!(v["schema"], 1);
+    assert_eq!(s["accept_queue"]["backlog"], 50);
+    assert_eq!(s["state"], "LISTEN");
+    assert_eq!(s["local_port"], p);
+    // This process holds it, at this fd.
+    let h = &s["holders"][0];
+    assert_eq!(h["pid"], std::process::id());
+    assert_eq!(h["fd"], l.as_raw_fd());
+    assert_eq!(v["groups"][0]["kind"], "single");
+    if ss_available() {
+        let out = Command::new("ss")
+            .args(["-Htln", &format!("sport = :{p}")])
+            .output()
+            .unwrap();
+        let line = String::from_utf8_lossy(&out.stdout);
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(&cols[1..3], &["7", "50"], "ss Recv-Q/Send-Q: {line}");
+    }
+    drop(clients);
+}
+
+#[test]
+fn backlog_is_clamped_to_somaxconn() {
+    let somaxconn: i32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let l = listen("127.0.0.1:0", somaxconn.saturating_mul(4), |_| {});
+    let v = inspect_json(&format!(":{}", port(&l)));
+    assert_eq!(v["sockets"][0]["accept_queue"]["backlog"], somaxconn);
+    assert_eq!(v["sockets"][0]["backlog_clamped"], true);
+    assert_eq!(v["host"]["somaxconn"], somaxconn);
+}
+
+#[test]
+fn syn_queue_counts_silent_clients_of_a_defer_accept_listener() {
+    // TCP_DEFER_ACCEPT drops the final ACK of a client that sends nothing,
+    // so its connection stays a request socket (SYN_RECV) on our side.
+    let l = listen("127.0.0.1:0", 64, |_| {});
+    unsafe {
+        let secs: libc::c_int = 30;
+        let r = libc::setsockopt(
+            l.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            &secs as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as u32,
+        );
+        assert_eq!(r, 0);
+    }
+    let p = port(&l);
+    let clients: Vec<TcpStream> = (0..9)
+        .map(|_| TcpStream::connect(("127.0.0.1", p)).unwrap())
+        .collect();
+    let v = eventually(|| {
+        let v = inspect_json(&format!(":{p}"));
+        (v["sockets"][0]["syn_queue"]["depth"] == 9).then_some(v)
+    });
+    assert_eq!(v["sockets"][0]["accept_queue"]["depth"], 0);
+    assert_eq!(v["sockets"][0]["syn_queue"]["scope"], "socket");
+    if ss_available() {
+        let out = Command::new("ss")
+            .args(["-Htn", "state", "syn-recv", &format!("sport = :{p}")])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 9);
+    }
+    drop(clients);
+}
+
+fn gettid() -> u32 {
+    rustix::thread::gettid().as_raw_nonzero().get() as u32
+}
+
+#[test]
+fn a_thread_blocked_in_accept_is_a_waiter() {
+    let l = listen("127.0.0.1:0", 8, |_| {});
+    let p = port(&l);
+    let fd = l.as_raw_fd();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        tx.send(gettid()).unwrap();
+        let _ = l.accept(); // blocks until the test connects below
+    });
+    let tid = rx.recv().unwrap();
+    let v = eventually(|| {
+        let v = inspect_json(&format!(":{p}"));
+        let w = v["sockets"][0]["waiters"].as_array()?.clone();
+        (w.len() == 1).then_some(v)
+    });
+    let w = &v["sockets"][0]["waiters"][0];
+    assert_eq!(w["how"], "accept");
+    assert_eq!(w["pid"], std::process::id());
+    assert_eq!(w["tid"], tid);
+    assert_eq!(w["fd"], fd);
+    // Release the thread.
+    let _c = TcpStream::connect(("127.0.0.1", p)).unwrap();
+    t.join().unwrap();
+}
+
+#[test]
+fn a_thread_in_epoll_wait_on_the_listener_is_a_waiter() {
+    use rustix::event::epoll;
+    let l = listen("127.0.0.1:0", 8, |_| {});
+    let p = port(&l);
+    let ep = epoll::create(epoll::CreateFlags::CLOEXEC).unwrap();
+    epoll::add(&ep, &l, epoll::EventData::new_u64(1), epoll::EventFlags::IN).unwrap();
+    let epfd = ep.as_raw_fd();
+    let t = std::thread::spawn(move || {
+        let mut events = Vec::with_capacity(4);
+        // At most 20 s; the connect below wakes it long before.
+        let timeout = rustix::time::Timespec {
+            tv_sec: 20,
+            tv_nsec: 0,
+        };
+        let _ = epoll::wait(
+            &ep,
+            rustix::buffer::spare_capacity(&mut events),
+            Some(&timeout),
+        );
+    });
+    let v = eventually(|| {
+        let v = inspect_json(&format!(":{p}"));
+        (v["sockets"][0]["waiters"].as_array()?.len() == 1).then_some(v)
+    });
+    let w = &v["sockets"][0]["waiters"][0];
+    assert_eq!(w["how"], "epoll");
+    assert_eq!(w["fd"], epfd);
+    let mut c = TcpStream::connect(("127.0.0.1", p)).unwrap();
+    let _ = c.write_all(b"x");
+    t.join().unwrap();
+    drop(l);
+}
+
+#[test]
+fn ipv6_loopback_exact_address() {
+    let Ok(l) = TcpListener::bind("[::1]:0") else {
+        eprintln!("note: no IPv6 loopback here; skipping");
+        return;
+    };
+    let p = port(&l);
+    let v = inspect_json(&format!("[::1]:{p}"));
+    let s = &v["sockets"][0];
+    assert_eq!(s["family"], "inet6");
+    assert_eq!(s["local_addr"], "::1");
+    assert_eq!(s["holders"][0]["pid"], std::process::id());
+    // The IPv4 loopback with that port is a different address: nothing.
+    let (code, _, err) = sockmap(&["inspect", &format!("127.0.0.1:{p}")]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no listening TCP socket matches"), "{err}");
+}
+
+#[test]
+fn watch_prints_exactly_count_json_lines() {
+    let l = listen("127.0.0.1:0", 50, |_| {});
+    let p = port(&l);
+    let clients: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(("127.0.0.1", p)).unwrap())
+        .collect();
+    let (code, out, err) = sockmap(&[
+        "watch",
+        &format!(":{p}"),
+        "--count",
+        "3",
+        "--interval",
+        "100ms",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3);
+    for (i, line) in lines.iter().enumerate() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["seq"], i as u64 + 1);
+        assert_eq!(v["sockets"][0]["accept_queue"]["depth"], 3);
+        assert_eq!(v["sockets"][0]["accept_queue"]["backlog"], 50);
+        assert!(v["counters"]["listen_overflows"].is_u64());
+    }
+    drop(clients);
+}
