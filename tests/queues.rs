@@ -268,3 +268,35 @@ fn watch_prints_exactly_count_json_lines() {
     }
     drop(clients);
 }
+
+#[test]
+fn reuseport_sockets_are_a_group_with_one_queue_each() {
+    let reuse = |fd: &rustix::fd::OwnedFd| rustix::net::sockopt::set_socket_reuseport(fd, true).unwrap();
+    let first = listen("127.0.0.1:0", 16, reuse);
+    let p = port(&first);
+    let others: Vec<TcpListener> = (0..2).map(|_| listen(&format!("127.0.0.1:{p}"), 16, reuse)).collect();
+    let v = inspect_json(&format!("127.0.0.1:{p}"));
+    let socks = v["sockets"].as_array().unwrap();
+    assert_eq!(socks.len(), 3);
+    let mut inodes: Vec<u64> = socks.iter().map(|s| s["inode"].as_u64().unwrap()).collect();
+    inodes.dedup();
+    assert_eq!(inodes.len(), 3, "three distinct inodes");
+    for s in socks {
+        assert_eq!(s["reuseport"], true, "read from the socket itself");
+        assert_eq!(s["holders"].as_array().unwrap().len(), 1);
+    }
+    assert_eq!(v["groups"].as_array().unwrap().len(), 1);
+    assert_eq!(v["groups"][0]["kind"], "reuseport");
+    let verdict = v["groups"][0]["verdict"].as_str().unwrap();
+    assert!(verdict.starts_with(&format!("3 sockets on 127.0.0.1:{p} (SO_REUSEPORT group): 3 accept queues")), "{verdict}");
+
+    // A lone socket with SO_REUSEPORT set is known exactly too; one without is `false`.
+    let lone = listen("127.0.0.1:0", 16, reuse);
+    let v = inspect_json(&format!(":{}", port(&lone)));
+    assert_eq!(v["sockets"][0]["reuseport"], true);
+    assert_eq!(v["groups"][0]["kind"], "single");
+    let plain = listen("127.0.0.1:0", 16, |_| {});
+    let v = inspect_json(&format!(":{}", port(&plain)));
+    assert_eq!(v["sockets"][0]["reuseport"], false);
+    drop(others);
+}
