@@ -1,0 +1,77 @@
+//! The raw-readlink floor for `scripts/bench`: scan every process's fd
+//! table for the socket inodes given and print who holds them.
+//!
+//! ```text
+//! cargo run --release --example floor -- [--threads N] INODE...
+//! ```
+//!
+//! `--threads 0` (the default) uses `available_parallelism()`. Prints one
+//! `pid fd inode` line per holder on stdout (sorted, so runs and tools can
+//! be compared) and a one-line summary on stderr.
+
+#[path = "support/floor_scan.rs"]
+mod floor_scan;
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::process::ExitCode;
+
+fn usage(msg: &str) -> ExitCode {
+    eprintln!("floor: {msg}\nusage: floor [--threads N] INODE...");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let mut threads = 0usize;
+    let mut want = HashSet::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--threads" | "-j" => match args.next().and_then(|v| v.parse().ok()) {
+                Some(n) => threads = n,
+                None => return usage("--threads needs a number"),
+            },
+            "-h" | "--help" => return usage("the raw /proc/*/fd scan"),
+            other => match other.parse::<u64>() {
+                Ok(inode) => {
+                    want.insert(inode);
+                }
+                Err(_) => return usage(&format!("invalid inode '{other}'")),
+            },
+        }
+    }
+    if want.is_empty() {
+        return usage("no inode given");
+    }
+    if threads == 0 {
+        threads = floor_scan::default_threads();
+    }
+    let proc = match floor_scan::Proc::open() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("floor: /proc: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let pids = proc.pids();
+    let scan = floor_scan::scan(&proc, &pids, &want, threads);
+    let mut out = std::io::stdout().lock();
+    for (pid, fd, inode) in &scan.holders {
+        if writeln!(out, "{pid} {fd} {inode}").is_err() {
+            return ExitCode::SUCCESS; // closed pipe
+        }
+    }
+    eprintln!(
+        "floor: {} threads, {} processes, {} fds, {} denied, {} holders",
+        threads,
+        scan.procs,
+        scan.fds,
+        scan.denied,
+        scan.holders.len()
+    );
+    if scan.holders.is_empty() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
