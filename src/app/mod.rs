@@ -2,6 +2,7 @@
 //! the exit code. The library side of `main`.
 
 mod demo;
+pub mod generate;
 mod inspect;
 mod interrupt;
 mod watch;
@@ -88,6 +89,7 @@ pub fn run(cmd: Command) -> Result<i32> {
         Command::Inspect(cfg) => inspect::run(&cfg, &mut out, &mut std::io::stderr()),
         Command::Watch(cfg) => watch::run(&cfg, &mut out),
         Command::Demo(cfg) => demo::run(&cfg, &mut out),
+        Command::Generate(what) => generate::run(&what, &mut out),
         _ => Err(crate::error::Error::Usage("not built yet".into())),
     }
 }
