@@ -231,7 +231,7 @@ fn corpus() {
     for (input, needle) in bad {
         let e = parse(input).expect_err(input).to_string();
         assert!(
-            e.starts_with(&format!("invalid target '{input}'")),
+            e.starts_with(&format!("invalid target '{}'", escaped(input))),
             "{input:?}: {e}"
         );
         assert!(e.contains(needle), "{input:?}: {e:?} lacks {needle:?}");
@@ -242,10 +242,22 @@ fn corpus() {
 /// so a control character in it (a newline, an escape sequence) reaches
 /// the terminal raw. Ignored until `TargetError` escapes the input.
 #[test]
-#[ignore = "target.rs prints control characters in the input raw; escape them, then enable"]
 fn errors_are_one_line_even_for_control_characters() {
     for input in ["80\n:1", "\u{1b}[31mred", "a\rb"] {
         let e = parse(input).expect_err(input).to_string();
         assert!(!e.chars().any(char::is_control), "{input:?} gives {e:?}");
     }
+}
+
+/// How errors quote the input: control characters escaped.
+fn escaped(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }

@@ -1,6 +1,7 @@
 //! Runs one subcommand end to end: collect → analyze → render, and decides
 //! the exit code. The library side of `main`.
 
+mod check;
 mod demo;
 pub mod generate;
 mod inspect;
@@ -89,8 +90,8 @@ pub fn run(cmd: Command) -> Result<i32> {
         Command::Inspect(cfg) => inspect::run(&cfg, &mut out, &mut std::io::stderr()),
         Command::Watch(cfg) => watch::run(&cfg, &mut out),
         Command::Demo(cfg) => demo::run(&cfg, &mut out),
+        Command::Check(cfg) => check::run(&cfg, &mut out, &mut std::io::stderr()),
         Command::Generate(what) => generate::run(&what, &mut out),
-        _ => Err(crate::error::Error::Usage("not built yet".into())),
     }
 }
 
