@@ -25,7 +25,7 @@ fn check(input: &str) -> Result<(), TestCaseError> {
         }
         Err(e) => {
             let msg = e.to_string();
-            let head = format!("invalid target '{}'", escaped(&input));
+            let head = format!("invalid target '{}'", escaped(input));
             prop_assert!(
                 msg.starts_with(&head),
                 "{:?}: message {:?} does not start with {:?}",
