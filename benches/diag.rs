@@ -129,6 +129,8 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("parse_dump_40k");
     g.throughput(Throughput::Elements(SOCKETS as u64));
     g.sample_size(20);
+    g.warm_up_time(std::time::Duration::from_secs(1));
+    g.measurement_time(std::time::Duration::from_secs(2));
     for (name, every, keep_all) in [
         ("keep_1_in_40000", SOCKETS, false),
         ("keep_1_in_1000", 1000, false),
