@@ -69,6 +69,18 @@ fn bench(c: &mut Criterion) {
             black_box(floor_scan::scan(&proc, &pids, &want, threads))
         })
     });
+    g.bench_function(format!("floor_{threads}_threads_static_split"), |b| {
+        b.iter(|| {
+            let pids = proc.pids();
+            black_box(floor_scan::scan_split(
+                &proc,
+                &pids,
+                &want,
+                threads,
+                floor_scan::Split::Static,
+            ))
+        })
+    });
     g.bench_function("scan_holders", |b| {
         b.iter(|| {
             black_box(scan_holders(Path::new("/proc"), None, &|i| {

@@ -2,14 +2,18 @@
 //! table for the socket inodes given and print who holds them.
 //!
 //! ```text
-//! cargo run --release --example floor -- [--threads N] INODE...
+//! cargo run --release --example floor -- [--threads N] [--static] INODE...
 //! ```
 //!
-//! `--threads 0` (the default) uses `available_parallelism()`. Prints one
+//! `--threads 0` (the default) uses `available_parallelism()`. Threads take
+//! small batches of pids from a shared counter; `--static` gives each
+//! thread one contiguous chunk of the pid list instead (to measure what
+//! that split costs). Prints one
 //! `pid fd inode` line per holder on stdout (sorted, so runs and tools can
 //! be compared) and a one-line summary on stderr.
 
 #[path = "support/floor_scan.rs"]
+#[allow(dead_code)]
 mod floor_scan;
 
 use std::collections::HashSet;
@@ -17,12 +21,13 @@ use std::io::Write;
 use std::process::ExitCode;
 
 fn usage(msg: &str) -> ExitCode {
-    eprintln!("floor: {msg}\nusage: floor [--threads N] INODE...");
+    eprintln!("floor: {msg}\nusage: floor [--threads N] [--static] INODE...");
     ExitCode::from(2)
 }
 
 fn main() -> ExitCode {
     let mut threads = 0usize;
+    let mut split = floor_scan::Split::Dynamic;
     let mut want = HashSet::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -31,6 +36,7 @@ fn main() -> ExitCode {
                 Some(n) => threads = n,
                 None => return usage("--threads needs a number"),
             },
+            "--static" => split = floor_scan::Split::Static,
             "-h" | "--help" => return usage("the raw /proc/*/fd scan"),
             other => match other.parse::<u64>() {
                 Ok(inode) => {
@@ -54,7 +60,7 @@ fn main() -> ExitCode {
         }
     };
     let pids = proc.pids();
-    let scan = floor_scan::scan(&proc, &pids, &want, threads);
+    let scan = floor_scan::scan_split(&proc, &pids, &want, threads, split);
     let mut out = std::io::stdout().lock();
     for (pid, fd, inode) in &scan.holders {
         if writeln!(out, "{pid} {fd} {inode}").is_err() {
@@ -62,8 +68,9 @@ fn main() -> ExitCode {
         }
     }
     eprintln!(
-        "floor: {} threads, {} processes, {} fds, {} denied, {} holders",
+        "floor: {} threads ({:?}), {} processes, {} fds, {} denied, {} holders",
         threads,
+        split,
         scan.procs,
         scan.fds,
         scan.denied,

@@ -201,10 +201,31 @@ fn scan_one(
     unsafe { libc::close(dir) };
 }
 
+/// How pids are shared among threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// Threads take batches of `BATCH` pids from a shared counter.
+    Dynamic,
+    /// Thread i takes the i-th contiguous chunk of the pid list (what
+    /// `scan_holders` does): a chunk full of busy processes finishes last.
+    Static,
+}
+
 /// Scan `pids` on `threads` threads (1 = the calling thread only).
 pub fn scan(proc: &Proc, pids: &[u32], want: &HashSet<u64>, threads: usize) -> FloorScan {
+    scan_split(proc, pids, want, threads, Split::Dynamic)
+}
+
+/// [`scan`] with a choice of how the pids are split among threads.
+pub fn scan_split(
+    proc: &Proc,
+    pids: &[u32],
+    want: &HashSet<u64>,
+    threads: usize,
+    split: Split,
+) -> FloorScan {
     let next = AtomicUsize::new(0);
-    let work = |out: &mut FloorScan| {
+    let dynamic = |out: &mut FloorScan| {
         let mut dents = Box::new([0u8; DENTS]);
         loop {
             let start = next.fetch_add(BATCH, Ordering::Relaxed);
@@ -216,19 +237,33 @@ pub fn scan(proc: &Proc, pids: &[u32], want: &HashSet<u64>, threads: usize) -> F
             }
         }
     };
+    let chunk_of = |part: &[u32], out: &mut FloorScan| {
+        let mut dents = Box::new([0u8; DENTS]);
+        for &pid in part {
+            scan_one(proc, pid, want, &mut dents, out);
+        }
+    };
     let mut total = FloorScan::default();
-    if threads <= 1 {
-        work(&mut total);
+    if threads <= 1 || pids.is_empty() {
+        dynamic(&mut total);
         total.holders.sort_unstable();
         return total;
     }
+    let chunk = pids.len().div_ceil(threads);
     let parts: Vec<FloorScan> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut part = FloorScan::default();
-                    work(&mut part);
-                    part
+            .map(|i| {
+                let part = pids
+                    .get(i * chunk..((i + 1) * chunk).min(pids.len()))
+                    .unwrap_or(&[]);
+                let (dynamic, chunk_of) = (&dynamic, &chunk_of);
+                s.spawn(move || {
+                    let mut out = FloorScan::default();
+                    match split {
+                        Split::Dynamic => dynamic(&mut out),
+                        Split::Static => chunk_of(part, &mut out),
+                    }
+                    out
                 })
             })
             .collect();
