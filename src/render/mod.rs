@@ -151,3 +151,6 @@ pub fn socket_line(s: &SocketReport) -> String {
     }
     line
 }
+
+#[cfg(test)]
+mod tests;
