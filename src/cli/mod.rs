@@ -201,11 +201,11 @@ pub struct LoadArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Concurrent clients in each load run.
-    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    /// Concurrent clients in each load run (1000, as in the original experiment).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub clients: u64,
     /// Rounds per client.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
     /// Bytes per round.
     #[arg(long, default_value = "64KiB", value_parser = parse_size)]

@@ -2,8 +2,12 @@
 //! (`load`). Uses std/libc/rustix directly; must not import collect,
 //! analyze or render (it is what sockmap observes, not part of observing).
 
+mod client;
 pub mod load;
+mod pattern;
 pub mod serve;
+mod signals;
+mod worker;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

@@ -1,11 +1,685 @@
-//! `sockmap serve`: the fork server. (Being written.)
+//! `sockmap serve`: the fork server of the seed experiment. Binds and
+//! listens, forks `workers - 1` children that accept on the inherited fd
+//! (or, with `--reuseport`, each opens its own socket), prints one ready
+//! line once every worker listens, and on SIGINT/SIGTERM stops the
+//! children, reaps them and prints the accept distribution.
+//!
+//! Process rules: no thread ever exists in this process (so `fork()` is
+//! safe and a child may do anything); no worker outlives the parent
+//! (`PR_SET_PDEATHSIG` in children, [`Workers`] kills and reaps on every
+//! parent exit path); a child never returns into the parent's stack, it
+//! always ends in `_exit`.
 
-use std::io::Write;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
 
-use super::ServeConfig;
+use rustix::io::Errno;
+use serde::Serialize;
+
+use super::worker::{self, Outcome};
+use super::{signals, ServeConfig};
 use crate::error::{Error, Result};
 
+/// How long children get to report that they listen.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long children get to stop after SIGTERM before SIGKILL.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// SIGTERM is re-sent this often while waiting (a child may have missed it
+/// between checking its flag and blocking; see `signals`).
+const STOP_RESEND: Duration = Duration::from_millis(200);
+
 /// Run the server until SIGINT/SIGTERM.
-pub fn run(_cfg: &ServeConfig, _out: &mut dyn Write) -> Result<()> {
-    Err(Error::Usage("serve is not built yet".into()))
+pub fn run(cfg: &ServeConfig, out: &mut dyn Write) -> Result<()> {
+    signals::install().map_err(|e| Error::os("cannot install signal handlers", e))?;
+    let requested = SocketAddr::new(cfg.addr, cfg.port);
+    let listener = worker::listen_on(requested, cfg.backlog, cfg.reuseport)
+        .map_err(|e| Error::os(format!("cannot bind {requested}"), e))?;
+    let port = worker::local_port(listener.as_fd())
+        .map_err(|e| Error::os(format!("cannot read the bound port of {requested}"), e))?;
+    let bound = SocketAddr::new(cfg.addr, port);
+
+    // Children report on one shared pipe with 16-byte messages (atomic,
+    // < PIPE_BUF). One pipe, not one per child, so 1024 workers cost the
+    // parent one fd.
+    let (rx, tx) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| Error::os("cannot create a pipe", e.into()))?;
+    rustix::io::ioctl_fionbio(&rx, true)
+        .map_err(|e| Error::os("cannot make the pipe non-blocking", e.into()))?;
+
+    let mut workers = Workers::new(rx);
+    let child_plan = ChildPlan {
+        bound,
+        backlog: cfg.backlog,
+        reuseport: cfg.reuseport,
+        stall: cfg.stall,
+        parent_listener: listener.as_raw_fd(),
+        tx: tx.as_raw_fd(),
+    };
+    for _ in 1..cfg.workers {
+        if signals::stop_requested() {
+            break;
+        }
+        let pid = fork_worker(&child_plan).map_err(|e| Error::os("cannot fork a worker", e))?;
+        workers.add(pid);
+    }
+    // Only children write; with our copy closed the pipe reads EOF once
+    // every child is gone.
+    drop(tx);
+
+    workers.wait_ready(bound)?;
+    if !signals::stop_requested() {
+        let ready = Ready {
+            event: "ready",
+            addr: cfg.addr.to_string(),
+            port,
+            mode: if cfg.reuseport { "reuseport" } else { "shared" },
+            backlog: cfg.backlog,
+            stall: cfg.stall,
+            pids: workers.all_pids(),
+        };
+        write_ready(out, &ready, bound, cfg.json).map_err(stdout_err)?;
+        signals::start_tick().map_err(|e| Error::os("cannot start the interval timer", e))?;
+        let outcome = worker::serve_loop(listener.as_fd(), cfg.stall, &mut || workers.poll());
+        if let Some(e) = outcome.error {
+            return Err(Error::os(format!("accept on {bound} failed"), e));
+        }
+        workers.parent_count = Some(outcome.accepted);
+    }
+    drop(listener);
+    workers.stop_all();
+    write_distribution(out, &workers.distribution(), cfg.json).map_err(stdout_err)
+}
+
+fn stdout_err(source: io::Error) -> Error {
+    Error::Write {
+        what: "stdout",
+        source,
+    }
+}
+
+// ---- the ready line and the distribution ----------------------------------
+
+/// The ready line; `demo` and the tests parse it, keep it stable.
+#[derive(Serialize)]
+struct Ready {
+    event: &'static str,
+    addr: String,
+    port: u16,
+    mode: &'static str,
+    backlog: i32,
+    stall: bool,
+    /// Parent first, then children in fork order.
+    pids: Vec<u32>,
+}
+
+fn write_ready(out: &mut dyn Write, r: &Ready, bound: SocketAddr, json: bool) -> io::Result<()> {
+    if json {
+        serde_json::to_writer(&mut *out, r)?;
+        writeln!(out)?;
+    } else {
+        let mode = if r.mode == "reuseport" {
+            "SO_REUSEPORT, one socket per worker"
+        } else {
+            "shared socket"
+        };
+        let n = r.pids.len();
+        let plural = if n == 1 { "" } else { "s" };
+        let stalled = if r.stall { ", stalled" } else { "" };
+        let pids: Vec<String> = r.pids.iter().map(u32::to_string).collect();
+        writeln!(
+            out,
+            "sockmap serve: listening on {bound} ({mode}, backlog {}, {n} worker{plural}{stalled}) pids {}",
+            r.backlog,
+            pids.join(" ")
+        )?;
+    }
+    out.flush()
+}
+
+#[derive(Serialize)]
+struct Done {
+    event: &'static str,
+    /// Sum of the known counts.
+    total: u64,
+    workers: Vec<WorkerCount>,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+struct WorkerCount {
+    pid: u32,
+    /// None (JSON null) when the worker died before it could report.
+    accepted: Option<u64>,
+}
+
+fn write_distribution(out: &mut dyn Write, rows: &[WorkerCount], json: bool) -> io::Result<()> {
+    let total: u64 = rows.iter().filter_map(|w| w.accepted).sum();
+    if json {
+        let done = Done {
+            event: "done",
+            total,
+            workers: rows.to_vec(),
+        };
+        serde_json::to_writer(&mut *out, &done)?;
+        writeln!(out)?;
+    } else {
+        for w in rows {
+            match w.accepted {
+                Some(n) => {
+                    let pct = if total == 0 {
+                        0.0
+                    } else {
+                        100.0 * n as f64 / total as f64
+                    };
+                    writeln!(out, "pid {} accepted {n} ({pct:.1}%)", w.pid)?;
+                }
+                None => writeln!(out, "pid {} accepted ? (the worker died)", w.pid)?,
+            }
+        }
+        writeln!(out, "total {total} accepted")?;
+    }
+    out.flush()
+}
+
+// ---- messages from children -------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Msg {
+    /// The child listens (shared: it holds the fd; reuseport: bound its own).
+    Ready { pid: u32 },
+    /// The child stopped after accepting `accepted` connections.
+    Done { pid: u32, accepted: u64 },
+    /// The child could not open its own socket (reuseport): errno.
+    BindFailed { pid: u32, errno: i32 },
+}
+
+const MSG_LEN: usize = 16;
+
+impl Msg {
+    fn encode(self) -> [u8; MSG_LEN] {
+        let (pid, kind, value) = match self {
+            Msg::Ready { pid } => (pid, 1u32, 0u64),
+            Msg::Done { pid, accepted } => (pid, 2, accepted),
+            Msg::BindFailed { pid, errno } => (pid, 3, errno as u64),
+        };
+        let mut b = [0u8; MSG_LEN];
+        b[0..4].copy_from_slice(&pid.to_le_bytes());
+        b[4..8].copy_from_slice(&kind.to_le_bytes());
+        b[8..16].copy_from_slice(&value.to_le_bytes());
+        b
+    }
+
+    fn decode(b: &[u8; MSG_LEN]) -> Option<Msg> {
+        let pid = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let kind = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+        let mut v = [0u8; 8];
+        v.copy_from_slice(&b[8..16]);
+        let value = u64::from_le_bytes(v);
+        match kind {
+            1 => Some(Msg::Ready { pid }),
+            2 => Some(Msg::Done {
+                pid,
+                accepted: value,
+            }),
+            3 => Some(Msg::BindFailed {
+                pid,
+                errno: i32::try_from(value).unwrap_or(0),
+            }),
+            _ => None,
+        }
+    }
+}
+
+// ---- the children -----------------------------------------------------------
+
+/// What a forked child needs (raw fds: the child closes some of them and
+/// never runs the parent's destructors).
+struct ChildPlan {
+    bound: SocketAddr,
+    backlog: i32,
+    reuseport: bool,
+    stall: bool,
+    parent_listener: i32,
+    tx: i32,
+}
+
+/// fork() one worker. The child never returns from here.
+fn fork_worker(plan: &ChildPlan) -> io::Result<u32> {
+    let parent = rustix::process::getpid();
+    // SAFETY: this process has no other threads (see the module comment),
+    // so the child starts with consistent locks and allocator state.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => {
+            // Never unwind into the parent's frames (their destructors
+            // would kill siblings): catch everything, then _exit.
+            let code = std::panic::catch_unwind(|| child_main(plan, parent)).unwrap_or(101);
+            // SAFETY: _exit skips atexit handlers and stdio flushing, which
+            // belong to the parent.
+            unsafe { libc::_exit(code) }
+        }
+        pid => Ok(pid as u32),
+    }
+}
+
+fn child_main(plan: &ChildPlan, parent: rustix::process::Pid) -> i32 {
+    // Die with the parent, whatever kills it; and if it died before this
+    // line ran, the signal will never come: leave now.
+    if rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+        .is_err()
+        || rustix::process::getppid() != Some(parent)
+    {
+        return 1;
+    }
+    signals::reset_in_child();
+    let me = rustix::process::getpid().as_raw_nonzero().get() as u32;
+    // SAFETY: tx is the pipe's write end, open in the parent when we forked
+    // and never closed in this process.
+    let tx = unsafe { BorrowedFd::borrow_raw(plan.tx) };
+    let own: Option<OwnedFd> = if plan.reuseport {
+        // Without this the parent's socket would be held by every worker
+        // and `ss` would no longer show one owner per socket.
+        // SAFETY: the fd is the parent's listener, inherited, unused here.
+        unsafe { libc::close(plan.parent_listener) };
+        match worker::listen_on(plan.bound, plan.backlog, true) {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                let errno = e.raw_os_error().unwrap_or(0);
+                send(tx, Msg::BindFailed { pid: me, errno });
+                return 1;
+            }
+        }
+    } else {
+        None
+    };
+    let listener = match &own {
+        Some(fd) => fd.as_fd(),
+        // SAFETY: the inherited shared listener stays open for our life.
+        None => unsafe { BorrowedFd::borrow_raw(plan.parent_listener) },
+    };
+    if signals::start_tick().is_err() {
+        return 1;
+    }
+    send(tx, Msg::Ready { pid: me });
+    let Outcome { accepted, error } = worker::serve_loop(listener, plan.stall, &mut || {});
+    send(tx, Msg::Done { pid: me, accepted });
+    match error {
+        Some(e) => {
+            let _ = writeln!(io::stderr(), "worker {me}: accept failed: {e}");
+            1
+        }
+        None => 0,
+    }
+}
+
+fn send(tx: BorrowedFd<'_>, msg: Msg) {
+    let b = msg.encode();
+    loop {
+        match rustix::io::write(tx, &b) {
+            Err(Errno::INTR) => continue,
+            // A write this small to a pipe is all or nothing; a failure
+            // means the parent is gone, and so shall we be.
+            _ => return,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Child {
+    pid: u32,
+    ready: bool,
+    accepted: Option<u64>,
+    /// Reaped (or known to be gone); never signal it again.
+    reaped: bool,
+}
+
+/// The parent's children. Dropping it kills and reaps any still running:
+/// that is what makes every error path leave no worker behind.
+struct Workers {
+    owner: rustix::process::Pid,
+    rx: OwnedFd,
+    /// Bytes of a message read only in part.
+    partial: Vec<u8>,
+    children: Vec<Child>,
+    stopping: bool,
+    parent_count: Option<u64>,
+}
+
+impl Workers {
+    fn new(rx: OwnedFd) -> Self {
+        Workers {
+            owner: rustix::process::getpid(),
+            rx,
+            partial: Vec::new(),
+            children: Vec::new(),
+            stopping: false,
+            // Stays 0 if a stop request comes before the parent serves.
+            parent_count: Some(0),
+        }
+    }
+
+    fn add(&mut self, pid: u32) {
+        self.children.push(Child {
+            pid,
+            ready: false,
+            accepted: None,
+            reaped: false,
+        });
+    }
+
+    fn all_pids(&self) -> Vec<u32> {
+        let mut v = vec![self.owner.as_raw_nonzero().get() as u32];
+        v.extend(self.children.iter().map(|c| c.pid));
+        v
+    }
+
+    fn distribution(&self) -> Vec<WorkerCount> {
+        let mut v = vec![WorkerCount {
+            pid: self.owner.as_raw_nonzero().get() as u32,
+            accepted: self.parent_count,
+        }];
+        v.extend(self.children.iter().map(|c| WorkerCount {
+            pid: c.pid,
+            accepted: c.accepted,
+        }));
+        v
+    }
+
+    fn child_mut(&mut self, pid: u32) -> Option<&mut Child> {
+        self.children.iter_mut().find(|c| c.pid == pid)
+    }
+
+    /// Wait until every child listens. A child that could not bind fails
+    /// the whole server (with its errno); one that died fails it too.
+    fn wait_ready(&mut self, bound: SocketAddr) -> Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            // Reap first: a child's last message is in the pipe before it
+            // can be reaped, so a bind failure is reported as such.
+            let ended = self.reap();
+            for msg in self.read_messages() {
+                match msg {
+                    Msg::BindFailed { errno, .. } => {
+                        return Err(Error::os(
+                            format!("cannot bind {bound}"),
+                            io::Error::from_raw_os_error(errno),
+                        ))
+                    }
+                    Msg::Ready { pid } => {
+                        if let Some(c) = self.child_mut(pid) {
+                            c.ready = true;
+                        }
+                    }
+                    Msg::Done { .. } => {}
+                }
+            }
+            if let Some((pid, how)) = ended.into_iter().next() {
+                return Err(Error::os(
+                    format!("worker {pid} {how} while starting"),
+                    io::Error::other("a worker failed to start"),
+                ));
+            }
+            if signals::stop_requested() || self.children.iter().all(|c| c.ready) {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::os(
+                    "the workers did not start listening",
+                    io::Error::from(io::ErrorKind::TimedOut),
+                ));
+            }
+            self.wait_pipe((deadline - now).min(Duration::from_millis(100)));
+        }
+    }
+
+    /// Block until the pipe is readable or `timeout` (or a signal).
+    fn wait_pipe(&self, timeout: Duration) {
+        let mut fds = [rustix::event::PollFd::new(
+            &self.rx,
+            rustix::event::PollFlags::IN,
+        )];
+        let ts = rustix::event::Timespec::try_from(timeout).ok();
+        let _ = rustix::event::poll(&mut fds, ts.as_ref());
+    }
+
+    /// Every complete message waiting in the pipe.
+    fn read_messages(&mut self) -> Vec<Msg> {
+        let mut buf = [0u8; 64 * MSG_LEN];
+        loop {
+            match rustix::io::read(&self.rx, &mut buf[..]) {
+                Ok(0) => break,
+                Ok(n) => self.partial.extend_from_slice(&buf[..n]),
+                Err(Errno::INTR) => continue,
+                Err(_) => break,
+            }
+        }
+        let whole = self.partial.len() / MSG_LEN * MSG_LEN;
+        let msgs = self.partial[..whole]
+            .chunks_exact(MSG_LEN)
+            .filter_map(|c| <&[u8; MSG_LEN]>::try_from(c).ok().and_then(Msg::decode))
+            .collect();
+        self.partial.drain(..whole);
+        msgs
+    }
+
+    fn absorb_messages(&mut self) {
+        for msg in self.read_messages() {
+            if let Msg::Done { pid, accepted } = msg {
+                if let Some(c) = self.child_mut(pid) {
+                    c.accepted = Some(accepted);
+                }
+            }
+        }
+    }
+
+    /// Reap every child that ended; returns (pid, how it ended).
+    fn reap(&mut self) -> Vec<(u32, String)> {
+        let mut ended = Vec::new();
+        for c in self.children.iter_mut().filter(|c| !c.reaped) {
+            let mut status = 0;
+            // SAFETY: waitpid on our own child with a valid status pointer.
+            let r = unsafe { libc::waitpid(c.pid as i32, &mut status, libc::WNOHANG) };
+            if r == c.pid as i32 {
+                c.reaped = true;
+                ended.push((c.pid, describe_status(status)));
+            } else if r == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD) {
+                c.reaped = true;
+                ended.push((c.pid, "vanished".to_string()));
+            }
+        }
+        ended
+    }
+
+    /// While serving: notice children that ended and say so on stderr
+    /// (the rest keep serving; a dead one's count stays unknown).
+    fn poll(&mut self) {
+        if !signals::take_child_event() {
+            return;
+        }
+        for (pid, how) in self.reap() {
+            if !self.stopping {
+                let _ = writeln!(io::stderr(), "worker {pid} died: {how}");
+            }
+        }
+        self.absorb_messages();
+    }
+
+    fn signal_running(&self, sig: i32) {
+        for c in self.children.iter().filter(|c| !c.reaped) {
+            // SAFETY: kill(2) on our own unreaped child (its pid cannot
+            // have been reused).
+            unsafe { libc::kill(c.pid as i32, sig) };
+        }
+    }
+
+    /// SIGTERM every child, collect their counts, reap them all (SIGKILL
+    /// whoever is still there after STOP_TIMEOUT).
+    fn stop_all(&mut self) {
+        self.stopping = true;
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        let mut resend = Instant::now();
+        loop {
+            for (pid, how) in self.reap() {
+                if how != "exited with status 0" {
+                    let _ = writeln!(io::stderr(), "worker {pid} died: {how}");
+                }
+            }
+            self.absorb_messages();
+            if self.children.iter().all(|c| c.reaped) {
+                break;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                for c in self.children.iter().filter(|c| !c.reaped) {
+                    let _ = writeln!(
+                        io::stderr(),
+                        "worker {} did not stop within {}s: killing it",
+                        c.pid,
+                        STOP_TIMEOUT.as_secs()
+                    );
+                }
+                self.kill_and_reap();
+                break;
+            }
+            if now >= resend {
+                self.signal_running(libc::SIGTERM);
+                resend = now + STOP_RESEND;
+            }
+            self.wait_pipe(Duration::from_millis(10));
+        }
+        // Counts written just before exiting may still sit in the pipe.
+        self.absorb_messages();
+    }
+
+    fn kill_and_reap(&mut self) {
+        self.signal_running(libc::SIGKILL);
+        for c in self.children.iter_mut().filter(|c| !c.reaped) {
+            let mut status = 0;
+            loop {
+                // SAFETY: blocking waitpid on our own child; SIGKILL cannot
+                // be ignored, so this returns.
+                let r = unsafe { libc::waitpid(c.pid as i32, &mut status, 0) };
+                if r == -1 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                break;
+            }
+            c.reaped = true;
+        }
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        // A forked child holds a copy of this value but never drops it
+        // (it _exits); the check is belt and braces.
+        if rustix::process::getpid() == self.owner {
+            self.kill_and_reap();
+        }
+    }
+}
+
+fn describe_status(status: i32) -> String {
+    if libc::WIFSIGNALED(status) {
+        format!("killed by signal {}", libc::WTERMSIG(status))
+    } else if libc::WIFEXITED(status) {
+        format!("exited with status {}", libc::WEXITSTATUS(status))
+    } else {
+        format!("ended (wait status {status:#x})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        for m in [
+            Msg::Ready { pid: 7 },
+            Msg::Done {
+                pid: 4_000_000,
+                accepted: u64::MAX,
+            },
+            Msg::BindFailed {
+                pid: 1,
+                errno: libc::EADDRINUSE,
+            },
+        ] {
+            assert_eq!(Msg::decode(&m.encode()), Some(m));
+        }
+        assert_eq!(Msg::decode(&[0xff; MSG_LEN]), None);
+    }
+
+    fn text(rows: &[WorkerCount], json: bool) -> String {
+        let mut out = Vec::new();
+        write_distribution(&mut out, rows, json).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn distribution_text_and_json() {
+        let rows = [
+            WorkerCount {
+                pid: 4238,
+                accepted: Some(469),
+            },
+            WorkerCount {
+                pid: 4239,
+                accepted: Some(531),
+            },
+            WorkerCount {
+                pid: 4240,
+                accepted: None,
+            },
+        ];
+        assert_eq!(
+            text(&rows, false),
+            "pid 4238 accepted 469 (46.9%)\npid 4239 accepted 531 (53.1%)\n\
+             pid 4240 accepted ? (the worker died)\ntotal 1000 accepted\n"
+        );
+        assert_eq!(
+            text(&rows, true),
+            "{\"event\":\"done\",\"total\":1000,\"workers\":[{\"pid\":4238,\"accepted\":469},\
+             {\"pid\":4239,\"accepted\":531},{\"pid\":4240,\"accepted\":null}]}\n"
+        );
+        let none = [WorkerCount {
+            pid: 1,
+            accepted: Some(0),
+        }];
+        assert_eq!(
+            text(&none, false),
+            "pid 1 accepted 0 (0.0%)\ntotal 0 accepted\n"
+        );
+    }
+
+    #[test]
+    fn ready_line_text_and_json() {
+        let r = Ready {
+            event: "ready",
+            addr: "::1".into(),
+            port: 43567,
+            mode: "reuseport",
+            backlog: 1000,
+            stall: true,
+            pids: vec![1234, 1235],
+        };
+        let bound: SocketAddr = "[::1]:43567".parse().unwrap();
+        let mut out = Vec::new();
+        write_ready(&mut out, &r, bound, false).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "sockmap serve: listening on [::1]:43567 (SO_REUSEPORT, one socket per worker, \
+             backlog 1000, 2 workers, stalled) pids 1234 1235\n"
+        );
+        let mut out = Vec::new();
+        write_ready(&mut out, &r, bound, true).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"event\":\"ready\",\"addr\":\"::1\",\"port\":43567,\"mode\":\"reuseport\",\
+             \"backlog\":1000,\"stall\":true,\"pids\":[1234,1235]}\n"
+        );
+    }
 }

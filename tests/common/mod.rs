@@ -1,0 +1,470 @@
+//! Helpers shared by the live integration tests (`mod common;`).
+//!
+//! Every process a test starts is its own process group and is SIGKILLed
+//! (whole group) when its handle drops; every wait has a deadline; nothing
+//! asserts on timing. Only loopback addresses are used.
+//!
+//! API:
+//! - [`BIN`]: the sockmap binary under test.
+//! - [`ServeProc::start`]`(args)`: run `sockmap serve --port 0 --json ARGS`,
+//!   wait (bounded) for the ready line; gives `port`, `pids` (parent
+//!   first), `mode` ("shared" / "reuseport") and the whole [`Ready`] line.
+//!   [`ServeProc::terminate`] sends SIGTERM and returns stdout after the
+//!   ready line (asserting exit 0 and that no worker outlived the parent);
+//!   [`ServeProc::stop`] does the same without asserting. Dropping a
+//!   `ServeProc` SIGKILLs its process group.
+//! - [`Done::parse`]: the `{"event":"done",...}` line from that stdout.
+//! - [`sockmap`]`(args)`: a [`Command`] for the binary, in its own process
+//!   group with piped output; [`run_bounded`]`(cmd, limit)` runs it to the
+//!   end or kills it at the deadline (and panics).
+//! - [`pid_alive`], [`wait_until`], [`ss_available`], and /proc readers:
+//!   [`listening_inodes`], [`socket_inodes`], [`accept_queue_depth`].
+//!
+//! The started processes also get `PR_SET_PDEATHSIG(SIGKILL)`: if the
+//! test binary dies they die too. That signal follows the *thread* that
+//! spawned them, so start and drop a `ServeProc` on the same thread.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_sockmap");
+
+/// Generous: a loaded 2-core CI box may take a while to fork.
+pub const READY_LIMIT: Duration = Duration::from_secs(30);
+/// How long serve gets to stop after SIGTERM.
+pub const STOP_LIMIT: Duration = Duration::from_secs(30);
+
+/// `sockmap serve --json`'s ready line.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Ready {
+    pub event: String,
+    pub addr: String,
+    pub port: u16,
+    pub mode: String,
+    pub backlog: i32,
+    pub stall: bool,
+    pub pids: Vec<u32>,
+}
+
+/// `sockmap serve --json`'s last line, printed after SIGINT/SIGTERM.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Done {
+    pub event: String,
+    pub total: u64,
+    pub workers: Vec<WorkerCount>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerCount {
+    pub pid: u32,
+    /// None: the worker died before it could report.
+    pub accepted: Option<u64>,
+}
+
+impl Done {
+    /// The done line in `stdout` (panics if there is none).
+    pub fn parse(stdout: &str) -> Done {
+        let line = stdout
+            .lines()
+            .find(|l| l.contains("\"event\":\"done\""))
+            .unwrap_or_else(|| panic!("no done line in serve's output: {stdout:?}"));
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("bad done line {line:?}: {e}"))
+    }
+}
+
+/// A command for the sockmap binary: own process group, stdin null,
+/// stdout/stderr piped, dies if the spawning thread dies.
+pub fn sockmap(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    // SAFETY: prctl is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// Run `cmd` to completion, at most `limit`; on overrun SIGKILL its
+/// process group and panic. The command must pipe stdout and stderr (as
+/// [`sockmap`] does).
+pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
+    let mut child = cmd.spawn().expect("spawn sockmap");
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let exited = wait_exited(child.id(), limit);
+    // The leader is not reaped yet, so its process group id is still ours.
+    kill_group(&child);
+    let status = child.wait().expect("wait");
+    let stdout = join_bytes(stdout);
+    let stderr = join_bytes(stderr);
+    assert!(
+        exited,
+        "{cmd:?} did not finish within {limit:?}; stderr: {}",
+        String::from_utf8_lossy(&stderr)
+    );
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+/// What [`ServeProc::stop`] saw.
+#[derive(Debug)]
+pub struct Stopped {
+    pub status: ExitStatus,
+    /// Everything after the ready line.
+    pub stdout: String,
+    pub stderr: String,
+    /// Worker pids still alive after the parent exited (should be none).
+    pub survivors: Vec<u32>,
+}
+
+/// A `sockmap serve` the test owns. Dropping it SIGKILLs the group.
+pub struct ServeProc {
+    pub port: u16,
+    /// Parent first, then the children.
+    pub pids: Vec<u32>,
+    /// "shared" or "reuseport".
+    pub mode: String,
+    pub ready: Ready,
+    pub child: Child,
+    lines: Receiver<String>,
+    stderr: Arc<Mutex<String>>,
+    reaped: bool,
+}
+
+impl ServeProc {
+    /// Start `sockmap serve --port 0 --json ARGS` (loopback is serve's
+    /// default address) and wait for its ready line.
+    pub fn start(args: &[&str]) -> ServeProc {
+        let mut all = vec!["serve", "--port", "0", "--json"];
+        all.extend_from_slice(args);
+        let mut child = sockmap(&all).spawn().expect("spawn sockmap serve");
+        let (tx, lines) = mpsc::channel();
+        let out = child.stdout.take().expect("piped stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let err = child.stderr.take().expect("piped stderr");
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let mut p = ServeProc {
+            port: 0,
+            pids: Vec::new(),
+            mode: String::new(),
+            ready: Ready {
+                event: String::new(),
+                addr: String::new(),
+                port: 0,
+                mode: String::new(),
+                backlog: 0,
+                stall: false,
+                pids: Vec::new(),
+            },
+            child,
+            lines,
+            stderr,
+            reaped: false,
+        };
+        let line = match p.lines.recv_timeout(READY_LIMIT) {
+            Ok(line) => line,
+            Err(e) => panic!(
+                "sockmap serve {args:?}: no ready line ({e}); stderr: {}",
+                p.stderr_so_far()
+            ),
+        };
+        let ready: Ready =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad ready line {line:?}: {e}"));
+        assert_eq!(ready.event, "ready");
+        assert_eq!(ready.pids.first(), Some(&p.child.id()), "parent pid first");
+        p.port = ready.port;
+        p.pids = ready.pids.clone();
+        p.mode = ready.mode.clone();
+        p.ready = ready;
+        p
+    }
+
+    /// The parent's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The child workers' pids.
+    pub fn children(&self) -> &[u32] {
+        &self.pids[1..]
+    }
+
+    /// What serve wrote to stderr so far.
+    pub fn stderr_so_far(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Send `sig` to the parent only.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own unreaped child.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// SIGTERM, wait (bounded) for exit; assert exit 0 and no surviving
+    /// worker; return stdout after the ready line.
+    pub fn terminate(self) -> String {
+        let s = self.stop();
+        assert!(
+            s.status.success(),
+            "serve exited with {}; stderr: {}",
+            s.status,
+            s.stderr
+        );
+        assert!(
+            s.survivors.is_empty(),
+            "workers {:?} outlived the parent",
+            s.survivors
+        );
+        s.stdout
+    }
+
+    /// SIGTERM, wait (bounded) for exit, report. Panics only if serve does
+    /// not exit within [`STOP_LIMIT`].
+    pub fn stop(mut self) -> Stopped {
+        self.signal(libc::SIGTERM);
+        let exited = wait_exited(self.child.id(), STOP_LIMIT);
+        // The parent reaps its workers before it exits: any still alive now
+        // is a leak. Give the kernel a moment to finish SIGKILLed ones.
+        let children = self.children().to_vec();
+        wait_until(Duration::from_secs(5), || {
+            children.iter().all(|&p| !pid_alive(p))
+        });
+        let survivors = children.into_iter().filter(|&p| pid_alive(p)).collect();
+        kill_group(&self.child);
+        let status = self.child.wait().expect("wait for serve");
+        self.reaped = true;
+        assert!(
+            exited,
+            "serve did not exit within {STOP_LIMIT:?} of SIGTERM; stderr: {}",
+            self.stderr_so_far()
+        );
+        // The pipe's write ends are gone with the processes: EOF soon.
+        let mut stdout = String::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    stdout.push_str(&line);
+                    stdout.push('\n');
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => panic!("serve's stdout stayed open"),
+            }
+        }
+        // Let the stderr reader catch up (bounded).
+        std::thread::sleep(Duration::from_millis(50));
+        Stopped {
+            status,
+            stdout,
+            stderr: self.stderr_so_far(),
+            survivors,
+        }
+    }
+}
+
+impl Drop for ServeProc {
+    fn drop(&mut self) {
+        if !self.reaped {
+            // Unreaped leader: the process group id cannot have been reused.
+            kill_group(&self.child);
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// SIGKILL `child`'s process group. Call only while `child` is unreaped.
+pub fn kill_group(child: &Child) {
+    // SAFETY: kill(2) on a process group we created.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+}
+
+/// Wait up to `limit` for `pid` (our child) to exit, WITHOUT reaping it
+/// (so its pid and process group id stay reserved). True if it exited.
+pub fn wait_exited(pid: u32, limit: Duration) -> bool {
+    wait_until(limit, || {
+        // SAFETY: waitid with WNOWAIT only peeks; info is plain data.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let r = libc::waitid(
+                libc::P_PID,
+                pid,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            );
+            r == -1 || info.si_pid() != 0
+        }
+    })
+}
+
+/// Poll `f` every 10 ms until it is true or `limit` passes; its last answer.
+pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Alive = has a /proc entry and is not a zombie (a reaped process has no
+/// entry; an unreaped dead one is 'Z').
+pub fn pid_alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the last ')' (the command name may contain one).
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next());
+    !matches!(state, Some("Z" | "X") | None)
+}
+
+pub fn ss_available() -> bool {
+    Command::new("ss")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// One row of /proc/net/tcp{,6}.
+struct TcpRow {
+    port: u16,
+    state: u8,
+    rx_queue: u64,
+    inode: u64,
+}
+
+fn tcp_rows() -> Vec<TcpRow> {
+    let mut rows = Vec::new();
+    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 10 {
+                continue;
+            }
+            // f[1] local "ADDR:PORT" (hex), f[3] state, f[4] "tx:rx", f[9] inode
+            let port = f[1]
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            let state = u8::from_str_radix(f[3], 16).ok();
+            let rx = f[4]
+                .split(':')
+                .nth(1)
+                .and_then(|q| u64::from_str_radix(q, 16).ok());
+            let inode = f[9].parse().ok();
+            if let (Some(port), Some(state), Some(rx_queue), Some(inode)) = (port, state, rx, inode)
+            {
+                rows.push(TcpRow {
+                    port,
+                    state,
+                    rx_queue,
+                    inode,
+                });
+            }
+        }
+    }
+    rows
+}
+
+const TCP_LISTEN: u8 = 0x0a;
+
+/// Inodes of the listening TCP sockets on `port`, sorted.
+pub fn listening_inodes(port: u16) -> Vec<u64> {
+    let mut v: Vec<u64> = tcp_rows()
+        .into_iter()
+        .filter(|r| r.port == port && r.state == TCP_LISTEN)
+        .map(|r| r.inode)
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// Connections waiting in the accept queues of the listeners on `port`.
+pub fn accept_queue_depth(port: u16) -> u64 {
+    tcp_rows()
+        .into_iter()
+        .filter(|r| r.port == port && r.state == TCP_LISTEN)
+        .map(|r| r.rx_queue)
+        .sum()
+}
+
+/// Socket inodes `pid` holds open (via /proc/PID/fd), sorted.
+pub fn socket_inodes(pid: u32) -> Vec<u64> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    let mut v: Vec<u64> = dir
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|t| {
+            t.to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+fn drain<R: Read + Send + 'static>(r: Option<R>) -> Option<JoinHandle<Vec<u8>>> {
+    r.map(|mut r| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    })
+}
+
+fn join_bytes(h: Option<JoinHandle<Vec<u8>>>) -> Vec<u8> {
+    h.and_then(|h| h.join().ok()).unwrap_or_default()
+}
