@@ -8,7 +8,8 @@
 //! `--threads 0` (the default) uses `available_parallelism()`. Threads take
 //! small batches of pids from a shared counter; `--static` gives each
 //! thread one contiguous chunk of the pid list instead (to measure what
-//! that split costs). Prints one
+//! that split costs). `--libc-readlink` issues `readlinkat` through glibc's
+//! wrapper instead of rustix's inline syscall (see BENCHMARKS.md). Prints one
 //! `pid fd inode` line per holder on stdout (sorted, so runs and tools can
 //! be compared) and a one-line summary on stderr.
 
@@ -19,9 +20,10 @@ mod floor_scan;
 use std::collections::HashSet;
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 
 fn usage(msg: &str) -> ExitCode {
-    eprintln!("floor: {msg}\nusage: floor [--threads N] [--static] INODE...");
+    eprintln!("floor: {msg}\nusage: floor [--threads N] [--static] [--libc-readlink] INODE...");
     ExitCode::from(2)
 }
 
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
                 None => return usage("--threads needs a number"),
             },
             "--static" => split = floor_scan::Split::Static,
+            "--libc-readlink" => floor_scan::LIBC_READLINK.store(true, Ordering::Relaxed),
             "-h" | "--help" => return usage("the raw /proc/*/fd scan"),
             other => match other.parse::<u64>() {
                 Ok(inode) => {

@@ -3,15 +3,27 @@
 //! `sockmap inspect` by `scripts/bench`) and `benches/scan.rs` (criterion,
 //! in process, against `sockmap::collect::procfs::scan_holders`).
 //!
-//! Plain libc, no rustix, no allocation per process or per fd:
-//! `openat(/proc)` + `getdents64` for the pids, then per pid
-//! `openat("PID/fd")` + `getdents64` + one `readlinkat` per entry into a
-//! stack buffer, `socket:[INODE]` parsed in place and looked up in a set.
-//! Threads take pids from a shared counter in small batches, so a slow
-//! process directory does not leave one thread idle at the end.
+//! Raw syscalls, no allocation per process or per fd: `openat(/proc)` +
+//! `getdents64` for the pids, then per pid `openat("PID/fd")` +
+//! `getdents64` + one `readlinkat` per entry into a stack buffer,
+//! `socket:[INODE]` parsed in place and looked up in a set. Threads take
+//! pids from a shared counter in small batches, so a slow process
+//! directory does not leave one thread idle at the end.
+//!
+//! `readlinkat` goes through rustix's inline syscall, not glibc's wrapper:
+//! on the benchmark machine (AMD EPYC VM, Linux 6.18) the very same
+//! syscalls cost ~20 % more kernel cycles (equal kernel instructions) when
+//! issued through glibc's `readlinkat()` or `syscall()`; see BENCHMARKS.md.
+//! [`LIBC_READLINK`] switches to glibc's wrapper to reproduce that.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::ffi::CStr;
+use std::os::fd::BorrowedFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Issue `readlinkat` through glibc's wrapper instead of rustix's inline
+/// syscall (`floor --libc-readlink`).
+pub static LIBC_READLINK: AtomicBool = AtomicBool::new(false);
 
 /// What one scan saw.
 #[derive(Debug, Default, Clone)]
@@ -173,25 +185,39 @@ fn scan_one(
         Err(_) => return, // ENOENT/ESRCH: exited
     };
     out.procs += 1;
+    // SAFETY: dir stays open until the close below.
+    let fd_dir = unsafe { BorrowedFd::borrow_raw(dir) };
+    let libc_readlink = LIBC_READLINK.load(Ordering::Relaxed);
     let mut link = [0u8; 64];
     each_dirent(dir, dents, |name| {
         let Some(fd) = parse_u32(&name[..name.len() - 1]) else {
             return; // "." and ".."
         };
         out.fds += 1;
-        // SAFETY: name is NUL-terminated; link is a stack buffer of its length.
-        let len = unsafe {
-            libc::readlinkat(
-                dir,
-                name.as_ptr().cast(),
-                link.as_mut_ptr().cast(),
-                link.len(),
-            )
+        let len = if libc_readlink {
+            // SAFETY: name is NUL-terminated; link is a stack buffer of its length.
+            let n = unsafe {
+                libc::readlinkat(
+                    dir,
+                    name.as_ptr().cast(),
+                    link.as_mut_ptr().cast(),
+                    link.len(),
+                )
+            };
+            if n <= 0 {
+                return;
+            }
+            n as usize
+        } else {
+            let Ok(cname) = CStr::from_bytes_with_nul(name) else {
+                return;
+            };
+            match rustix::fs::readlinkat_raw(fd_dir, cname, &mut link[..]) {
+                Ok(n) => n,
+                Err(_) => return,
+            }
         };
-        if len <= 0 {
-            return;
-        }
-        if let Some(inode) = parse_socket(&link[..len as usize]) {
+        if let Some(inode) = parse_socket(&link[..len.min(link.len())]) {
             if want.contains(&inode) {
                 out.holders.push((pid, fd, inode));
             }
