@@ -325,6 +325,15 @@ fn send(tx: BorrowedFd<'_>, msg: Msg) {
     }
 }
 
+/// A child that was reaped.
+struct Ended {
+    pid: u32,
+    /// Exited with status 0 (what a stopped worker does).
+    clean: bool,
+    /// "killed by signal 9", "exited with status 1".
+    how: String,
+}
+
 #[derive(Debug)]
 struct Child {
     pid: u32,
@@ -342,7 +351,6 @@ struct Workers {
     /// Bytes of a message read only in part.
     partial: Vec<u8>,
     children: Vec<Child>,
-    stopping: bool,
     parent_count: Option<u64>,
 }
 
@@ -353,7 +361,6 @@ impl Workers {
             rx,
             partial: Vec::new(),
             children: Vec::new(),
-            stopping: false,
             // Stays 0 if a stop request comes before the parent serves.
             parent_count: Some(0),
         }
@@ -414,9 +421,9 @@ impl Workers {
                     Msg::Done { .. } => {}
                 }
             }
-            if let Some((pid, how)) = ended.into_iter().next() {
+            if let Some(e) = ended.into_iter().next() {
                 return Err(Error::os(
-                    format!("worker {pid} {how} while starting"),
+                    format!("worker {} {} while starting", e.pid, e.how),
                     io::Error::other("a worker failed to start"),
                 ));
             }
@@ -474,8 +481,8 @@ impl Workers {
         }
     }
 
-    /// Reap every child that ended; returns (pid, how it ended).
-    fn reap(&mut self) -> Vec<(u32, String)> {
+    /// Reap every child that ended.
+    fn reap(&mut self) -> Vec<Ended> {
         let mut ended = Vec::new();
         for c in self.children.iter_mut().filter(|c| !c.reaped) {
             let mut status = 0;
@@ -483,10 +490,18 @@ impl Workers {
             let r = unsafe { libc::waitpid(c.pid as i32, &mut status, libc::WNOHANG) };
             if r == c.pid as i32 {
                 c.reaped = true;
-                ended.push((c.pid, describe_status(status)));
+                ended.push(Ended {
+                    pid: c.pid,
+                    clean: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                    how: describe_status(status),
+                });
             } else if r == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD) {
                 c.reaped = true;
-                ended.push((c.pid, "vanished".to_string()));
+                ended.push(Ended {
+                    pid: c.pid,
+                    clean: false,
+                    how: "vanished".into(),
+                });
             }
         }
         ended
@@ -498,10 +513,8 @@ impl Workers {
         if !signals::take_child_event() {
             return;
         }
-        for (pid, how) in self.reap() {
-            if !self.stopping {
-                let _ = writeln!(io::stderr(), "worker {pid} died: {how}");
-            }
+        for e in self.reap() {
+            let _ = writeln!(io::stderr(), "worker {} died: {}", e.pid, e.how);
         }
         self.absorb_messages();
     }
@@ -517,14 +530,11 @@ impl Workers {
     /// SIGTERM every child, collect their counts, reap them all (SIGKILL
     /// whoever is still there after STOP_TIMEOUT).
     fn stop_all(&mut self) {
-        self.stopping = true;
         let deadline = Instant::now() + STOP_TIMEOUT;
         let mut resend = Instant::now();
         loop {
-            for (pid, how) in self.reap() {
-                if how != "exited with status 0" {
-                    let _ = writeln!(io::stderr(), "worker {pid} died: {how}");
-                }
+            for e in self.reap().into_iter().filter(|e| !e.clean) {
+                let _ = writeln!(io::stderr(), "worker {} died: {}", e.pid, e.how);
             }
             self.absorb_messages();
             if self.children.iter().all(|c| c.reaped) {
