@@ -35,10 +35,24 @@ impl fmt::Display for Target {
 
 /// Why a target did not parse. The message names the bad part.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid target '{input}': {reason}")]
+#[error("invalid target '{}': {}", printable(input), printable(reason))]
 pub struct TargetError {
     pub input: String,
     pub reason: String,
+}
+
+/// The text with control characters escaped (`\n`, `\u{1b}`), so an
+/// error stays one line and cannot drive the terminal.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 const FORMS: &str = "expected :PORT, PORT, ADDR:PORT, [IPV6]:PORT, pid:PID or inode:INODE";

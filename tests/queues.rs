@@ -271,10 +271,13 @@ fn watch_prints_exactly_count_json_lines() {
 
 #[test]
 fn reuseport_sockets_are_a_group_with_one_queue_each() {
-    let reuse = |fd: &rustix::fd::OwnedFd| rustix::net::sockopt::set_socket_reuseport(fd, true).unwrap();
+    let reuse =
+        |fd: &rustix::fd::OwnedFd| rustix::net::sockopt::set_socket_reuseport(fd, true).unwrap();
     let first = listen("127.0.0.1:0", 16, reuse);
     let p = port(&first);
-    let others: Vec<TcpListener> = (0..2).map(|_| listen(&format!("127.0.0.1:{p}"), 16, reuse)).collect();
+    let others: Vec<TcpListener> = (0..2)
+        .map(|_| listen(&format!("127.0.0.1:{p}"), 16, reuse))
+        .collect();
     let v = inspect_json(&format!("127.0.0.1:{p}"));
     let socks = v["sockets"].as_array().unwrap();
     assert_eq!(socks.len(), 3);
@@ -288,7 +291,12 @@ fn reuseport_sockets_are_a_group_with_one_queue_each() {
     assert_eq!(v["groups"].as_array().unwrap().len(), 1);
     assert_eq!(v["groups"][0]["kind"], "reuseport");
     let verdict = v["groups"][0]["verdict"].as_str().unwrap();
-    assert!(verdict.starts_with(&format!("3 sockets on 127.0.0.1:{p} (SO_REUSEPORT group): 3 accept queues")), "{verdict}");
+    assert!(
+        verdict.starts_with(&format!(
+            "3 sockets on 127.0.0.1:{p} (SO_REUSEPORT group): 3 accept queues"
+        )),
+        "{verdict}"
+    );
 
     // A lone socket with SO_REUSEPORT set is known exactly too; one without is `false`.
     let lone = listen("127.0.0.1:0", 16, reuse);

@@ -3,6 +3,8 @@
 //! and classified (single / shared by fork / SO_REUSEPORT group), with one
 //! plain sentence each. Pure: takes a `Snapshot`, returns a `Report`.
 
+pub mod check;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv6Addr};
 

@@ -319,9 +319,10 @@ fn proof(report: &Report, done: Option<&Done>, reuseport: bool) -> (bool, String
                 .is_some_and(|g| g.kind == GroupKind::Shared);
         let inode = listeners.first().map_or(0, |s| s.inode.0);
         let text = format!(
-            "Proof: {holders} all point to ONE socket, inode {inode}: the same struct file, the same listening\n\
+            "Proof: {holders} {} point to ONE socket, inode {inode}: the same struct file, the same listening\n\
              sock, ONE accept queue (depth {max_depth} of backlog {backlog} at the deepest look). Both processes\n\
-             sleep in accept() on it and whoever the kernel wakes takes the next connection: {busy} of 2 workers got some."
+             sleep in accept() on it and whoever the kernel wakes takes the next connection: {busy} of 2 workers got some.",
+            if fds.len() == 2 { "both" } else { "all" }
         );
         (shared, text)
     } else {

@@ -1,7 +1,9 @@
 //! Runs one subcommand end to end: collect → analyze → render, and decides
 //! the exit code. The library side of `main`.
 
+mod check;
 mod demo;
+pub mod generate;
 mod inspect;
 mod interrupt;
 mod watch;
@@ -88,7 +90,8 @@ pub fn run(cmd: Command) -> Result<i32> {
         Command::Inspect(cfg) => inspect::run(&cfg, &mut out, &mut std::io::stderr()),
         Command::Watch(cfg) => watch::run(&cfg, &mut out),
         Command::Demo(cfg) => demo::run(&cfg, &mut out),
-        _ => Err(crate::error::Error::Usage("not built yet".into())),
+        Command::Check(cfg) => check::run(&cfg, &mut out, &mut std::io::stderr()),
+        Command::Generate(what) => generate::run(&what, &mut out),
     }
 }
 

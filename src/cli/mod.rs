@@ -105,7 +105,7 @@ pub struct WatchArgs {
     #[arg(long, short = 'i', default_value = "1s", value_parser = parse_duration)]
     pub interval: Duration,
     /// Stop after this many samples (default: until Ctrl-C).
-    #[arg(long, short = 'n', value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, short = 'n', allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     /// One JSON object per sample per line (also the default when stdout is not a terminal).
     #[arg(long)]
@@ -121,10 +121,10 @@ pub struct CheckArgs {
     #[arg(long)]
     pub listening: bool,
     /// Exactly N processes hold the socket(s).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub holders: Option<usize>,
     /// At least N processes hold the socket(s).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub min_holders: Option<usize>,
     /// Exactly one listening socket, held by more than one process (fork).
     #[arg(long)]
@@ -201,11 +201,11 @@ pub struct LoadArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Concurrent clients in each load run.
-    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    /// Concurrent clients in each load run (1000, as in the original experiment).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub clients: u64,
     /// Rounds per client.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
     /// Bytes per round.
     #[arg(long, default_value = "64KiB", value_parser = parse_size)]
@@ -233,7 +233,12 @@ fn parse_ratio(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .parse()
         .map_err(|_| format!("invalid ratio '{s}': expected a number such as 0.8"))?;
-    if !v.is_finite() || v < 0.0 {
+    if !v.is_finite() {
+        return Err(format!(
+            "invalid ratio '{s}': must be a finite number such as 0.8"
+        ));
+    }
+    if v < 0.0 {
         return Err(format!("invalid ratio '{s}': must be 0 or more"));
     }
     Ok(v)

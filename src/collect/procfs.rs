@@ -32,32 +32,22 @@ pub struct Scan {
 
 /// Parse a `/proc/PID/fd/N` link target `socket:[12345]` → 12345.
 pub fn parse_socket_link(link: &[u8]) -> Option<u64> {
-    let digits = link.strip_prefix(b"socket:[")?.strip_suffix(b"]")?;
+    parse_decimal(link.strip_prefix(b"socket:[")?.strip_suffix(b"]")?)
+}
+
+/// Plain ASCII decimal, no sign, no overflow: pid and fd names, inodes.
+fn parse_decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 20 {
         return None;
     }
-    let mut v: u64 = 0;
-    for &b in digits {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-    }
-    Some(v)
+    digits.iter().try_fold(0u64, |v, &b| {
+        b.is_ascii_digit().then_some(())?;
+        v.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+    })
 }
 
 fn parse_u32(name: &[u8]) -> Option<u32> {
-    if name.is_empty() || name.len() > 10 {
-        return None;
-    }
-    let mut v: u32 = 0;
-    for &b in name {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add(u32::from(b - b'0'))?;
-    }
-    Some(v)
+    parse_decimal(name).and_then(|v| u32::try_from(v).ok())
 }
 
 fn open_dir(dirfd: impl AsFd, path: &CStr) -> Result<OwnedFd, Errno> {

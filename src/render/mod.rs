@@ -2,6 +2,7 @@
 //! one-row-per-holder form for grep/awk, and JSON. Writes to `impl Write`;
 //! never reaches back into `collect`.
 
+pub mod check;
 pub mod json;
 pub mod plain;
 pub mod table;
@@ -150,3 +151,6 @@ pub fn socket_line(s: &SocketReport) -> String {
     }
     line
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,858 @@
+//! `sockmap check`: evaluates the user's assertions against a `Report` and
+//! says, for each, what was expected and what was found. Pure: takes the
+//! report `analyze::report` built, returns a `CheckOutcome` for `render`.
+//! Never talks to the kernel and never formats for a terminal.
+//!
+//! Assertions speak about the report's *listening* sockets: those are what
+//! a health check means by "the socket(s) on :8000". An assertion about
+//! queues or backlogs fails when there is no listener at all — a health
+//! check must not pass because there is nothing to measure.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::app::CheckConfig;
+use crate::model::report::{GroupKind, Report, SocketReport, SynScope, SCHEMA};
+use crate::model::TcpState;
+
+/// The verdict on every assertion; `ok` when all of them hold.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckOutcome {
+    pub schema: u32,
+    pub ok: bool,
+    /// What was checked (`Report::query`), e.g. ":8000".
+    pub target: String,
+    pub assertions: Vec<Assertion>,
+    /// What could not be seen (copied from the report): holder counts may
+    /// be short when processes could not be read.
+    pub warnings: Vec<String>,
+}
+
+/// One assertion and its verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Assertion {
+    /// The flag without dashes, snake_case: `holders`, `max_accept_queue`.
+    pub name: &'static str,
+    pub ok: bool,
+    pub expected: String,
+    pub actual: String,
+    /// One line for people: "expected 3, found 2 (pids 10, 11)".
+    pub detail: String,
+}
+
+impl Assertion {
+    fn new(name: &'static str, ok: bool, expected: String, actual: String) -> Self {
+        let detail = format!("expected {expected}, found {actual}");
+        Assertion {
+            name,
+            ok,
+            expected,
+            actual,
+            detail,
+        }
+    }
+
+    /// Add a caveat to the one-line explanation.
+    fn note(mut self, note: &str) -> Self {
+        self.detail.push_str("; ");
+        self.detail.push_str(note);
+        self
+    }
+}
+
+const NO_LISTENER: &str = "no listening socket";
+const HIDDEN_HOLDERS: &str =
+    "some processes could not be read (permission denied): holders may be missing, run as root";
+
+fn addr_port(addr: IpAddr, port: u16) -> String {
+    match addr {
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+        IpAddr::V4(a) => format!("{a}:{port}"),
+    }
+}
+
+/// "127.0.0.1:8000 (inode 7288)": which socket an `actual` is about.
+fn which(s: &SocketReport) -> String {
+    format!(
+        "{} (inode {})",
+        addr_port(s.local_addr, s.local_port),
+        s.inode
+    )
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn pid_list(pids: &BTreeSet<u32>) -> String {
+    let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+    match pids.len() {
+        0 => "none visible".to_string(),
+        1 => format!("pid {}", list.join(", ")),
+        _ => format!("pids {}", list.join(", ")),
+    }
+}
+
+/// `depth / backlog`; a zero backlog (CPython's `listen(-1)`) with anything
+/// waiting counts as infinitely full.
+fn ratio(depth: u32, backlog: u32) -> f64 {
+    if backlog == 0 {
+        if depth > 0 {
+            f64::INFINITY
+        } else {
+            0.0
+        }
+    } else {
+        f64::from(depth) / f64::from(backlog)
+    }
+}
+
+fn show_ratio(r: f64) -> String {
+    if r.is_infinite() {
+        "inf".to_string()
+    } else {
+        let s = format!("{r:.3}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        s.to_string()
+    }
+}
+
+/// What the assertions look at, computed once.
+struct Facts<'a> {
+    listeners: Vec<&'a SocketReport>,
+    /// Distinct pids holding any listener.
+    pids: BTreeSet<u32>,
+    /// Holders may be missing: some processes could not be read.
+    hidden: bool,
+}
+
+impl<'a> Facts<'a> {
+    fn new(report: &'a Report) -> Self {
+        let listeners: Vec<&SocketReport> = report
+            .sockets
+            .iter()
+            .filter(|s| s.state == TcpState::Listen)
+            .collect();
+        let pids = listeners
+            .iter()
+            .flat_map(|s| s.holders.iter().map(|h| h.pid))
+            .collect();
+        let hidden = report
+            .warnings
+            .iter()
+            .any(|w| w.contains("permission denied"));
+        Facts {
+            listeners,
+            pids,
+            hidden,
+        }
+    }
+
+    fn holders_found(&self) -> String {
+        format!("{} ({})", self.pids.len(), pid_list(&self.pids))
+    }
+
+    /// A holder-count verdict, with the permission caveat when it failed.
+    fn holder_assertion(&self, name: &'static str, ok: bool, expected: String) -> Assertion {
+        let a = Assertion::new(name, ok, expected, self.holders_found());
+        if !ok && self.hidden {
+            a.note(HIDDEN_HOLDERS)
+        } else {
+            a
+        }
+    }
+
+    /// The listener with the largest `key` (the first one on a tie), if any.
+    fn worst<K: PartialOrd>(
+        &self,
+        key: impl Fn(&SocketReport) -> K,
+    ) -> Option<(&'a SocketReport, K)> {
+        let mut best: Option<(&SocketReport, K)> = None;
+        for s in &self.listeners {
+            let k = key(s);
+            if best.as_ref().is_none_or(|(_, b)| k > *b) {
+                best = Some((s, k));
+            }
+        }
+        best
+    }
+}
+
+/// Did the user name any assertion? If not, `--listening` is implied.
+fn any_assertion(cfg: &CheckConfig) -> bool {
+    cfg.listening
+        || cfg.holders.is_some()
+        || cfg.min_holders.is_some()
+        || cfg.shared
+        || cfg.reuseport
+        || cfg.max_accept_queue.is_some()
+        || cfg.max_accept_ratio.is_some()
+        || cfg.max_syn_queue.is_some()
+        || cfg.min_backlog.is_some()
+        || cfg.pid.is_some()
+}
+
+/// Evaluate every assertion in `cfg` against `report`.
+pub fn evaluate(cfg: &CheckConfig, report: &Report) -> CheckOutcome {
+    let f = Facts::new(report);
+    let mut out = Vec::new();
+
+    if cfg.listening || !any_assertion(cfg) {
+        out.push(listening(&f));
+    }
+    if let Some(n) = cfg.holders {
+        out.push(f.holder_assertion("holders", f.pids.len() == n, n.to_string()));
+    }
+    if let Some(n) = cfg.min_holders {
+        out.push(f.holder_assertion("min_holders", f.pids.len() >= n, format!("at least {n}")));
+    }
+    if cfg.shared {
+        out.push(shared(&f));
+    }
+    if cfg.reuseport {
+        out.push(reuseport(&f, report));
+    }
+    if let Some(n) = cfg.max_accept_queue {
+        out.push(max_accept_queue(&f, n));
+    }
+    if let Some(r) = cfg.max_accept_ratio {
+        out.push(max_accept_ratio(&f, r));
+    }
+    if let Some(n) = cfg.max_syn_queue {
+        out.push(max_syn_queue(&f, n));
+    }
+    if let Some(n) = cfg.min_backlog {
+        out.push(min_backlog(&f, n));
+    }
+    if let Some(pid) = cfg.pid {
+        out.push(holds(&f, pid));
+    }
+
+    CheckOutcome {
+        schema: SCHEMA,
+        ok: out.iter().all(|a| a.ok),
+        target: report.query.clone(),
+        assertions: out,
+        warnings: report.warnings.clone(),
+    }
+}
+
+fn listening(f: &Facts) -> Assertion {
+    let n = f.listeners.len();
+    let actual = match n {
+        0 => "none".to_string(),
+        1 => format!("1 on {}", which(f.listeners[0])),
+        n => plural(n, "listening socket", "listening sockets"),
+    };
+    Assertion::new("listening", n > 0, "a listening socket".into(), actual)
+}
+
+fn shared(f: &Facts) -> Assertion {
+    let expected = "1 listening socket held by more than 1 process".to_string();
+    let (ok, actual) = match f.listeners.as_slice() {
+        [] => (false, NO_LISTENER.to_string()),
+        [s] => {
+            let pids: BTreeSet<u32> = s.holders.iter().map(|h| h.pid).collect();
+            let actual = format!(
+                "1 socket on {} held by {}",
+                which(s),
+                match pids.len() {
+                    0 => "no visible process".to_string(),
+                    n => format!(
+                        "{} ({})",
+                        plural(n, "process", "processes"),
+                        pid_list(&pids)
+                    ),
+                }
+            );
+            (pids.len() > 1, actual)
+        }
+        many => (
+            false,
+            format!(
+                "{} (one accept queue each, not one shared)",
+                plural(many.len(), "listening socket", "listening sockets")
+            ),
+        ),
+    };
+    let a = Assertion::new("shared", ok, expected, actual);
+    if !ok && f.hidden && f.listeners.len() == 1 {
+        a.note(HIDDEN_HOLDERS)
+    } else {
+        a
+    }
+}
+
+fn reuseport(f: &Facts, report: &Report) -> Assertion {
+    let expected = "more than 1 listening socket on one address:port (SO_REUSEPORT)".to_string();
+    let group = report
+        .groups
+        .iter()
+        .filter(|g| g.kind == GroupKind::Reuseport)
+        .max_by_key(|g| g.inodes.len());
+    let (ok, actual) = match (group, f.listeners.len()) {
+        (Some(g), _) => (
+            true,
+            format!(
+                "{} on {}",
+                plural(g.inodes.len(), "socket", "sockets"),
+                addr_port(g.local_addr, g.local_port)
+            ),
+        ),
+        (None, 0) => (false, NO_LISTENER.to_string()),
+        (None, n) => (
+            false,
+            format!(
+                "{}, at most 1 per address:port",
+                plural(n, "listening socket", "listening sockets")
+            ),
+        ),
+    };
+    Assertion::new("reuseport", ok, expected, actual)
+}
+
+fn max_accept_queue(f: &Facts, n: u32) -> Assertion {
+    let expected = format!("at most {n} waiting");
+    let worst = f.worst(|s| s.accept_queue.map_or(0, |q| q.depth));
+    match worst {
+        None => Assertion::new("max_accept_queue", false, expected, NO_LISTENER.into()),
+        Some((s, depth)) => {
+            let backlog = s.accept_queue.map_or(0, |q| q.backlog);
+            Assertion::new(
+                "max_accept_queue",
+                depth <= n,
+                expected,
+                format!("{depth} waiting of {backlog} on {}", which(s)),
+            )
+        }
+    }
+}
+
+fn max_accept_ratio(f: &Facts, r: f64) -> Assertion {
+    let expected = format!("depth/backlog at most {}", show_ratio(r));
+    let worst = f.worst(|s| s.accept_queue.map_or(0.0, |q| ratio(q.depth, q.backlog)));
+    match worst {
+        None => Assertion::new("max_accept_ratio", false, expected, NO_LISTENER.into()),
+        Some((s, worst)) => {
+            let (depth, backlog) = s.accept_queue.map_or((0, 0), |q| (q.depth, q.backlog));
+            Assertion::new(
+                "max_accept_ratio",
+                worst <= r,
+                expected,
+                format!("{} ({depth}/{backlog}) on {}", show_ratio(worst), which(s)),
+            )
+        }
+    }
+}
+
+fn max_syn_queue(f: &Facts, n: u32) -> Assertion {
+    let expected = format!("at most {n} half-open");
+    if f.listeners.is_empty() {
+        return Assertion::new("max_syn_queue", false, expected, NO_LISTENER.into());
+    }
+    if f.listeners.iter().any(|s| s.syn_queue.is_none()) {
+        return Assertion::new("max_syn_queue", false, expected, "not measured".into());
+    }
+    let Some((s, depth)) = f.worst(|s| s.syn_queue.map_or(0, |q| q.depth)) else {
+        return Assertion::new("max_syn_queue", false, expected, NO_LISTENER.into());
+    };
+    let scope = match s.syn_queue.map(|q| q.scope) {
+        Some(SynScope::Group) => " (whole SO_REUSEPORT group)",
+        _ => "",
+    };
+    Assertion::new(
+        "max_syn_queue",
+        depth <= n,
+        expected,
+        format!("{depth} on {}{scope}", which(s)),
+    )
+}
+
+fn min_backlog(f: &Facts, n: u32) -> Assertion {
+    let expected = format!("at least {n}");
+    // The smallest backlog is the worst: key on its negation.
+    let worst = f.worst(|s| std::cmp::Reverse(s.accept_queue.map_or(0, |q| q.backlog)));
+    match worst {
+        None => Assertion::new("min_backlog", false, expected, NO_LISTENER.into()),
+        Some((s, std::cmp::Reverse(backlog))) => {
+            let a = Assertion::new(
+                "min_backlog",
+                backlog >= n,
+                expected,
+                format!("backlog {backlog} on {}", which(s)),
+            );
+            if backlog < n && s.backlog_clamped == Some(true) {
+                a.note("the backlog equals net.core.somaxconn: raise that sysctl")
+            } else {
+                a
+            }
+        }
+    }
+}
+
+fn holds(f: &Facts, pid: u32) -> Assertion {
+    let ok = f.pids.contains(&pid);
+    let actual = if f.listeners.is_empty() {
+        NO_LISTENER.to_string()
+    } else {
+        format!("holders: {}", pid_list(&f.pids))
+    };
+    let a = Assertion::new("pid", ok, format!("pid {pid} among the holders"), actual);
+    if !ok && f.hidden {
+        a.note(HIDDEN_HOLDERS)
+    } else {
+        a
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::model::report::{AcceptQueue, Group, SynQueue};
+    use crate::model::{Family, Holder, HostInfo, Inode};
+
+    const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    /// A listener on 127.0.0.1:`port` with its queue and holding pids.
+    fn sock(inode: u64, port: u16, depth: u32, backlog: u32, pids: &[u32]) -> SocketReport {
+        SocketReport {
+            inode: Inode(inode),
+            cookie: inode,
+            proto: "tcp",
+            family: Family::Inet,
+            state: TcpState::Listen,
+            local_addr: LO,
+            local_port: port,
+            remote_addr: None,
+            remote_port: None,
+            uid: 0,
+            accept_queue: Some(AcceptQueue { depth, backlog }),
+            syn_queue: Some(SynQueue {
+                depth: 0,
+                scope: SynScope::Socket,
+            }),
+            recv_q: None,
+            send_q: None,
+            drops: Some(0),
+            reuseport: None,
+            backlog_clamped: Some(false),
+            holders: pids
+                .iter()
+                .map(|&pid| Holder {
+                    pid,
+                    ppid: Some(1),
+                    comm: "srv".into(),
+                    uid: Some(0),
+                    user: Some("root".into()),
+                    fd: 3,
+                })
+                .collect(),
+            waiters: vec![],
+        }
+    }
+
+    /// A report on :8000 with these sockets; groups built the way analyze does.
+    fn report(sockets: Vec<SocketReport>) -> Report {
+        let mut groups: Vec<Group> = Vec::new();
+        for s in sockets.iter().filter(|s| s.state == TcpState::Listen) {
+            let pos = groups
+                .iter()
+                .position(|g| g.local_addr == s.local_addr && g.local_port == s.local_port);
+            let g = match pos {
+                Some(i) => &mut groups[i],
+                None => {
+                    groups.push(Group {
+                        local_addr: s.local_addr,
+                        local_port: s.local_port,
+                        kind: GroupKind::Single,
+                        inodes: vec![],
+                        holders: 0,
+                        verdict: String::new(),
+                    });
+                    groups.last_mut().expect("just pushed")
+                }
+            };
+            g.inodes.push(s.inode);
+        }
+        for g in &mut groups {
+            let pids: BTreeSet<u32> = sockets
+                .iter()
+                .filter(|s| g.inodes.contains(&s.inode))
+                .flat_map(|s| s.holders.iter().map(|h| h.pid))
+                .collect();
+            g.holders = pids.len();
+            g.kind = if g.inodes.len() > 1 {
+                GroupKind::Reuseport
+            } else if pids.len() > 1 {
+                GroupKind::Shared
+            } else {
+                GroupKind::Single
+            };
+        }
+        Report {
+            schema: SCHEMA,
+            query: ":8000".into(),
+            host: HostInfo::default(),
+            sockets,
+            groups,
+            warnings: vec![],
+        }
+    }
+
+    /// A fork server: one socket, three processes, 7 of 50 waiting.
+    fn forked() -> Report {
+        report(vec![sock(7288, 8000, 7, 50, &[10, 11, 12])])
+    }
+
+    /// SO_REUSEPORT: three sockets, one process each.
+    fn reuse() -> Report {
+        report(vec![
+            sock(1, 8000, 2, 128, &[10]),
+            sock(2, 8000, 0, 128, &[11]),
+            sock(3, 8000, 5, 128, &[12]),
+        ])
+    }
+
+    fn nothing() -> Report {
+        report(vec![])
+    }
+
+    fn cfg() -> CheckConfig {
+        CheckConfig::default()
+    }
+
+    /// Evaluate and return the single assertion named `name`.
+    fn one(c: &CheckConfig, r: &Report, name: &str) -> Assertion {
+        let o = evaluate(c, r);
+        assert_eq!(o.assertions.len(), 1, "{o:?}");
+        let a = o.assertions[0].clone();
+        assert_eq!(a.name, name);
+        assert_eq!(o.ok, a.ok);
+        assert!(!a.detail.contains('\n'), "one line: {}", a.detail);
+        assert!(
+            a.detail
+                .starts_with(&format!("expected {}, found {}", a.expected, a.actual)),
+            "{}",
+            a.detail
+        );
+        a
+    }
+
+    #[test]
+    fn listening_is_implied_and_passes() {
+        let a = one(&cfg(), &forked(), "listening");
+        assert!(a.ok);
+        assert_eq!(a.actual, "1 on 127.0.0.1:8000 (inode 7288)");
+        let o = evaluate(&cfg(), &forked());
+        assert_eq!(o.target, ":8000");
+        assert_eq!(o.schema, 1);
+    }
+
+    #[test]
+    fn nothing_listening_fails_listening() {
+        let a = one(&cfg(), &nothing(), "listening");
+        assert!(!a.ok);
+        assert_eq!(a.detail, "expected a listening socket, found none");
+        let c = CheckConfig {
+            listening: true,
+            ..cfg()
+        };
+        assert!(!one(&c, &nothing(), "listening").ok);
+    }
+
+    #[test]
+    fn listening_ignores_established_sockets() {
+        let mut s = sock(5, 8000, 0, 0, &[10]);
+        s.state = TcpState::Established;
+        s.accept_queue = None;
+        assert!(!one(&cfg(), &report(vec![s]), "listening").ok);
+    }
+
+    #[test]
+    fn listening_is_not_implied_when_another_assertion_is_given() {
+        let c = CheckConfig {
+            holders: Some(3),
+            ..cfg()
+        };
+        let o = evaluate(&c, &forked());
+        assert_eq!(o.assertions.len(), 1);
+        assert_eq!(o.assertions[0].name, "holders");
+    }
+
+    #[test]
+    fn holders_exact() {
+        let c = |n| CheckConfig {
+            holders: Some(n),
+            ..cfg()
+        };
+        let a = one(&c(3), &forked(), "holders");
+        assert!(a.ok);
+        assert_eq!(a.detail, "expected 3, found 3 (pids 10, 11, 12)");
+        let a = one(&c(2), &forked(), "holders");
+        assert!(!a.ok);
+        assert_eq!(a.expected, "2");
+        let r = report(vec![sock(1, 8000, 0, 10, &[10, 11])]);
+        assert_eq!(
+            one(&c(3), &r, "holders").detail,
+            "expected 3, found 2 (pids 10, 11)"
+        );
+        // Distinct pids across a reuseport group, a pid counted once even
+        // with two fds on the socket.
+        assert!(one(&c(3), &reuse(), "holders").ok);
+        let r = report(vec![sock(1, 8000, 0, 10, &[10, 10])]);
+        assert!(one(&c(1), &r, "holders").ok);
+    }
+
+    #[test]
+    fn holders_failure_mentions_hidden_processes() {
+        let mut r = report(vec![sock(1, 8000, 0, 10, &[])]);
+        r.warnings
+            .push("47 processes could not be read (permission denied): run as root".into());
+        let c = CheckConfig {
+            holders: Some(2),
+            ..cfg()
+        };
+        let a = one(&c, &r, "holders");
+        assert!(!a.ok);
+        assert!(a.detail.contains("run as root"), "{}", a.detail);
+        assert_eq!(evaluate(&c, &r).warnings.len(), 1);
+    }
+
+    #[test]
+    fn min_holders() {
+        let c = |n| CheckConfig {
+            min_holders: Some(n),
+            ..cfg()
+        };
+        assert!(one(&c(2), &forked(), "min_holders").ok);
+        assert!(one(&c(3), &forked(), "min_holders").ok);
+        let a = one(&c(4), &forked(), "min_holders");
+        assert!(!a.ok);
+        assert_eq!(a.detail, "expected at least 4, found 3 (pids 10, 11, 12)");
+        assert!(!one(&c(1), &nothing(), "min_holders").ok);
+    }
+
+    #[test]
+    fn shared() {
+        let c = CheckConfig {
+            shared: true,
+            ..cfg()
+        };
+        let a = one(&c, &forked(), "shared");
+        assert!(a.ok, "{}", a.detail);
+        let single = report(vec![sock(1, 8000, 0, 10, &[10])]);
+        let a = one(&c, &single, "shared");
+        assert!(!a.ok);
+        assert!(
+            a.actual.contains("held by 1 process (pid 10)"),
+            "{}",
+            a.actual
+        );
+        let a = one(&c, &reuse(), "shared");
+        assert!(!a.ok);
+        assert!(a.actual.starts_with("3 listening sockets"), "{}", a.actual);
+        assert_eq!(one(&c, &nothing(), "shared").actual, NO_LISTENER);
+    }
+
+    #[test]
+    fn reuseport() {
+        let c = CheckConfig {
+            reuseport: true,
+            ..cfg()
+        };
+        let a = one(&c, &reuse(), "reuseport");
+        assert!(a.ok);
+        assert_eq!(a.actual, "3 sockets on 127.0.0.1:8000");
+        let a = one(&c, &forked(), "reuseport");
+        assert!(!a.ok);
+        assert_eq!(a.actual, "1 listening socket, at most 1 per address:port");
+        // Two ports with one socket each is not a reuseport group.
+        let two = report(vec![
+            sock(1, 8000, 0, 10, &[10]),
+            sock(2, 8001, 0, 10, &[10]),
+        ]);
+        assert!(!one(&c, &two, "reuseport").ok);
+        assert!(!one(&c, &nothing(), "reuseport").ok);
+    }
+
+    #[test]
+    fn max_accept_queue_names_the_worst_socket() {
+        let c = |n| CheckConfig {
+            max_accept_queue: Some(n),
+            ..cfg()
+        };
+        assert!(one(&c(5), &reuse(), "max_accept_queue").ok);
+        let a = one(&c(4), &reuse(), "max_accept_queue");
+        assert!(!a.ok);
+        assert_eq!(
+            a.detail,
+            "expected at most 4 waiting, found 5 waiting of 128 on 127.0.0.1:8000 (inode 3)"
+        );
+        assert!(!one(&c(100), &nothing(), "max_accept_queue").ok);
+    }
+
+    #[test]
+    fn max_accept_ratio() {
+        let c = |r| CheckConfig {
+            max_accept_ratio: Some(r),
+            ..cfg()
+        };
+        // 7/50 = 0.14
+        assert!(one(&c(0.14), &forked(), "max_accept_ratio").ok);
+        let a = one(&c(0.1), &forked(), "max_accept_ratio");
+        assert!(!a.ok);
+        assert_eq!(
+            a.detail,
+            "expected depth/backlog at most 0.1, found 0.14 (7/50) on 127.0.0.1:8000 (inode 7288)"
+        );
+        // The fullest of several sockets decides, not the deepest.
+        let r = report(vec![
+            sock(1, 8000, 9, 100, &[10]),
+            sock(2, 8000, 4, 5, &[11]),
+        ]);
+        let a = one(&c(0.5), &r, "max_accept_ratio");
+        assert!(!a.ok);
+        assert!(a.actual.starts_with("0.8 (4/5)"), "{}", a.actual);
+        assert!(!one(&c(1.0), &nothing(), "max_accept_ratio").ok);
+    }
+
+    #[test]
+    fn accept_ratio_with_zero_backlog() {
+        let c = |r| CheckConfig {
+            max_accept_ratio: Some(r),
+            ..cfg()
+        };
+        let empty = report(vec![sock(1, 8000, 0, 0, &[10])]);
+        assert!(one(&c(0.0), &empty, "max_accept_ratio").ok);
+        let waiting = report(vec![sock(1, 8000, 1, 0, &[10])]);
+        let a = one(&c(1000.0), &waiting, "max_accept_ratio");
+        assert!(!a.ok);
+        assert!(a.actual.starts_with("inf (1/0)"), "{}", a.actual);
+    }
+
+    #[test]
+    fn max_syn_queue() {
+        let c = |n| CheckConfig {
+            max_syn_queue: Some(n),
+            ..cfg()
+        };
+        let mut r = forked();
+        r.sockets[0].syn_queue = Some(SynQueue {
+            depth: 12,
+            scope: SynScope::Socket,
+        });
+        assert!(one(&c(12), &r, "max_syn_queue").ok);
+        let a = one(&c(11), &r, "max_syn_queue");
+        assert!(!a.ok);
+        assert_eq!(
+            a.detail,
+            "expected at most 11 half-open, found 12 on 127.0.0.1:8000 (inode 7288)"
+        );
+        let mut g = reuse();
+        g.sockets[0].syn_queue = Some(SynQueue {
+            depth: 3,
+            scope: SynScope::Group,
+        });
+        assert!(one(&c(1), &g, "max_syn_queue")
+            .actual
+            .ends_with("(whole SO_REUSEPORT group)"));
+        assert!(!one(&c(1), &nothing(), "max_syn_queue").ok);
+    }
+
+    #[test]
+    fn syn_queue_not_measured_fails() {
+        let mut r = forked();
+        r.sockets[0].syn_queue = None;
+        let c = CheckConfig {
+            max_syn_queue: Some(1000),
+            ..cfg()
+        };
+        let a = one(&c, &r, "max_syn_queue");
+        assert!(!a.ok);
+        assert_eq!(a.actual, "not measured");
+    }
+
+    #[test]
+    fn min_backlog_names_the_smallest() {
+        let c = |n| CheckConfig {
+            min_backlog: Some(n),
+            ..cfg()
+        };
+        let r = report(vec![
+            sock(1, 8000, 0, 128, &[10]),
+            sock(2, 8000, 0, 64, &[11]),
+        ]);
+        assert!(one(&c(64), &r, "min_backlog").ok);
+        let a = one(&c(100), &r, "min_backlog");
+        assert!(!a.ok);
+        assert_eq!(
+            a.detail,
+            "expected at least 100, found backlog 64 on 127.0.0.1:8000 (inode 2)"
+        );
+        let mut clamped = report(vec![sock(1, 8000, 0, 4096, &[10])]);
+        clamped.sockets[0].backlog_clamped = Some(true);
+        assert!(one(&c(10000), &clamped, "min_backlog")
+            .detail
+            .contains("somaxconn"));
+        assert!(!one(&c(1), &nothing(), "min_backlog").ok);
+    }
+
+    #[test]
+    fn pid_among_holders() {
+        let c = |p| CheckConfig {
+            pid: Some(p),
+            ..cfg()
+        };
+        assert!(one(&c(11), &forked(), "pid").ok);
+        let a = one(&c(99), &forked(), "pid");
+        assert!(!a.ok);
+        assert_eq!(
+            a.detail,
+            "expected pid 99 among the holders, found holders: pids 10, 11, 12"
+        );
+        assert_eq!(one(&c(1), &nothing(), "pid").actual, NO_LISTENER);
+    }
+
+    #[test]
+    fn every_assertion_must_hold() {
+        let c = CheckConfig {
+            listening: true,
+            holders: Some(3),
+            shared: true,
+            max_accept_queue: Some(1),
+            ..cfg()
+        };
+        let o = evaluate(&c, &forked());
+        assert_eq!(o.assertions.len(), 4);
+        assert!(!o.ok);
+        let failed: Vec<&str> = o
+            .assertions
+            .iter()
+            .filter(|a| !a.ok)
+            .map(|a| a.name)
+            .collect();
+        assert_eq!(failed, ["max_accept_queue"]);
+    }
+
+    #[test]
+    fn json_shape() {
+        let c = CheckConfig {
+            holders: Some(3),
+            ..cfg()
+        };
+        let v = serde_json::to_value(evaluate(&c, &forked())).expect("serializes");
+        assert_eq!(v["schema"], 1);
+        assert_eq!(v["ok"], true);
+        assert_eq!(v["target"], ":8000");
+        let a = &v["assertions"][0];
+        assert_eq!(a["name"], "holders");
+        assert_eq!(a["ok"], true);
+        assert_eq!(a["expected"], "3");
+        assert_eq!(a["actual"], "3 (pids 10, 11, 12)");
+        assert!(a["detail"].is_string());
+    }
+}

@@ -1,0 +1,29 @@
+//! `sockmap check`: one pass, the assertions evaluated, exit 0 or 1.
+
+use std::io::Write;
+
+use super::{stdout_err, CheckConfig};
+use crate::error::{exit, Result};
+use crate::{analyze, collect, render};
+
+pub fn run(cfg: &CheckConfig, out: &mut impl Write, err: &mut impl Write) -> Result<i32> {
+    let snap = collect::collect(&cfg.query)?;
+    let report = analyze::report(&cfg.query, &snap);
+    let outcome = analyze::check::evaluate(cfg, &report);
+    if cfg.json {
+        render::check::write_json(out, &outcome)
+    } else {
+        render::check::write_text(out, &outcome)
+    }
+    .map_err(stdout_err)?;
+    if !cfg.json {
+        for w in &outcome.warnings {
+            let _ = writeln!(err, "sockmap: warning: {w}");
+        }
+    }
+    Ok(if outcome.ok {
+        exit::OK
+    } else {
+        exit::NOT_FOUND
+    })
+}

@@ -1,0 +1,521 @@
+//! `sockmap generate` (hidden, for packagers): man pages and shell
+//! completions from the one clap definition (`cli::command()`). The
+//! options and subcommands come from clap; the sections clap cannot know
+//! (TARGETS, JSON OUTPUT, EXIT STATUS, ...) are written here as roff.
+//! Output must be deterministic: a test regenerates `man/` and fails on drift.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use clap_mangen::roff::{bold, roman, Inline, Roff};
+use clap_mangen::Man;
+
+use super::GenerateWhat;
+use crate::error::{exit, Error, Result};
+
+/// Run `generate man DIR` or `generate completions SHELL`.
+pub fn run(what: &GenerateWhat, out: &mut impl Write) -> Result<i32> {
+    match what {
+        GenerateWhat::Man(dir) => {
+            for path in write_man_pages(dir)? {
+                writeln!(out, "{}", path.display()).map_err(super::stdout_err)?;
+            }
+        }
+        GenerateWhat::Completions(shell) => {
+            // clap_complete panics on a failed write: render into memory
+            // first so a closed pipe is an ordinary error.
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut crate::cli::command(), "sockmap", &mut buf);
+            out.write_all(&buf).map_err(super::stdout_err)?;
+        }
+    }
+    out.flush().map_err(super::stdout_err)?;
+    Ok(exit::OK)
+}
+
+/// Write `sockmap.1` and one page per visible subcommand into `dir`
+/// (created if missing); returns the paths written.
+pub fn write_man_pages(dir: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::os(format!("cannot create {}", dir.display()), e))?;
+    let mut written = Vec::new();
+    for (name, text) in man_pages() {
+        let path = dir.join(name);
+        std::fs::write(&path, text)
+            .map_err(|e| Error::os(format!("cannot write {}", path.display()), e))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Every man page as (file name, roff text). Pure.
+pub fn man_pages() -> Vec<(String, Vec<u8>)> {
+    let mut cmd = crate::cli::command().disable_help_subcommand(true);
+    cmd.build();
+    let mut pages = vec![("sockmap.1".to_string(), top_page(&cmd))];
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let man = Man::new(sub.clone());
+        pages.push((man.get_filename(), sub_page(&man, sub)));
+    }
+    pages
+}
+
+/// Appends roff sections to one page. Every `to_writer` call repeats the
+/// two-line apostrophe preamble; keep only the first.
+struct Page(Vec<u8>);
+
+const PREAMBLE: &[u8] = b".ie \\n(.g .ds Aq \\(aq\n.el .ds Aq '\n";
+
+impl Page {
+    fn add(&mut self, render: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) {
+        let mut part = Vec::new();
+        // Writing into a Vec cannot fail.
+        let _ = render(&mut part);
+        let body = if !self.0.is_empty() && part.starts_with(PREAMBLE) {
+            &part[PREAMBLE.len()..]
+        } else {
+            &part[..]
+        };
+        self.0.extend_from_slice(body);
+    }
+
+    fn roff(&mut self, r: &Roff) {
+        self.add(|w| r.to_writer(w));
+    }
+
+    /// clap's own sections: NAME, SYNOPSIS, DESCRIPTION, OPTIONS, SUBCOMMANDS.
+    fn clap_sections(&mut self, man: &Man, cmd: &clap::Command) {
+        self.add(|w| man.render_title(w));
+        self.add(|w| man.render_name_section(w));
+        self.add(|w| man.render_synopsis_section(w));
+        self.add(|w| man.render_description_section(w));
+        if cmd.get_arguments().any(|a| !a.is_hide_set()) {
+            self.add(|w| man.render_options_section(w));
+        }
+        if cmd.get_subcommands().any(|s| !s.is_hide_set()) {
+            self.add(|w| man.render_subcommands_section(w));
+        }
+    }
+}
+
+fn top_page(cmd: &clap::Command) -> Vec<u8> {
+    let man = Man::new(cmd.clone());
+    let mut page = Page(Vec::new());
+    page.clap_sections(&man, cmd);
+    let mut r = Roff::new();
+    targets(&mut r, true);
+    json_output(&mut r);
+    check_output(&mut r);
+    exit_status(&mut r);
+    environment(&mut r);
+    permissions(&mut r);
+    examples(&mut r);
+    see_also(&mut r, cmd, None);
+    page.roff(&r);
+    if cmd.get_version().is_some() {
+        page.add(|w| man.render_version_section(w));
+    }
+    page.0
+}
+
+fn sub_page(man: &Man, sub: &clap::Command) -> Vec<u8> {
+    let mut page = Page(Vec::new());
+    page.clap_sections(man, sub);
+    let mut r = Roff::new();
+    let name = sub.get_name();
+    if matches!(name, "inspect" | "watch" | "check") {
+        targets(&mut r, name == "inspect");
+    }
+    match name {
+        "inspect" => {
+            r.control("SH", ["JSON OUTPUT"]);
+            r.text([
+                roman("With "),
+                bold("--json"),
+                roman(", one document (schema 1); its fields are listed under JSON OUTPUT in "),
+                bold("sockmap"),
+                roman("(1)."),
+            ]);
+        }
+        "check" => check_output(&mut r),
+        _ => {}
+    }
+    if matches!(name, "inspect" | "check") {
+        exit_status(&mut r);
+    }
+    see_also(&mut r, sub, Some(name));
+    page.roff(&r);
+    page.0
+}
+
+/// A `.TP` entry: a bold term, then its description.
+fn item(r: &mut Roff, term: &str, text: impl Into<Vec<Inline>>) {
+    r.control("TP", []);
+    r.text([bold(term)]);
+    r.text(text);
+}
+
+fn para(r: &mut Roff, text: &str) {
+    r.control("PP", []);
+    r.text([roman(text)]);
+}
+
+/// `optional`: the command runs without a target (inspect: every listener).
+fn targets(r: &mut Roff, optional: bool) {
+    r.control("SH", ["TARGETS"]);
+    r.text([roman(
+        "A TARGET selects sockets. Several targets add up: a socket that matches any of them is \
+         selected.",
+    )]);
+    if optional {
+        r.text([roman(
+            "sockmap inspect with no target shows every listening TCP socket.",
+        )]);
+    }
+    item(
+        r,
+        ":PORT, PORT",
+        [roman(
+            "Sockets on PORT (1 to 65535) on any local address, e.g. :8000 or 8000.",
+        )],
+    );
+    item(
+        r,
+        "ADDR:PORT",
+        [roman(
+            "Sockets bound to exactly that IPv4 address, e.g. 127.0.0.1:8000. 0.0.0.0:8000 is \
+             the IPv4 wildcard listener itself, not \"any address\".",
+        )],
+    );
+    item(
+        r,
+        "[IPV6]:PORT",
+        [roman(
+            "Sockets bound to exactly that IPv6 address, e.g. [::1]:8000 or [::]:8000. The \
+             brackets are required.",
+        )],
+    );
+    item(
+        r,
+        "pid:PID",
+        [roman("Every TCP socket that process holds, in any state.")],
+    );
+    item(
+        r,
+        "inode:INODE",
+        [roman(
+            "One socket by inode: the number in socket:[INODE] that /proc/PID/fd/N points \
+             to, or ino: in ss -e.",
+        )],
+    );
+    para(
+        r,
+        "Host names are not resolved. An invalid target (:99999, :0, :, foo, 1.2.3:80, [::1, \
+         pid:abc, inode:-1) is reported in one line that names the bad part, and the exit \
+         status is 2.",
+    );
+}
+
+/// A list of JSON fields, each a `.TP` entry, indented under its parent.
+fn fields(r: &mut Roff, list: &[(&str, &str)]) {
+    r.control("RS", []);
+    for (name, doc) in list {
+        item(r, name, [roman(*doc)]);
+    }
+    r.control("RE", []);
+}
+
+fn json_output(r: &mut Roff) {
+    r.control("SH", ["JSON OUTPUT"]);
+    r.text([
+        bold("sockmap inspect --json"),
+        roman(
+            " prints one document. Its fields are a contract for scripts (schema 1): a field is \
+             removed or changes meaning only with a new schema number. A value that is not \
+             known is null.",
+        ),
+    ]);
+    item(r, "schema", [roman("1.")]);
+    item(
+        r,
+        "query",
+        [roman(
+            "What was asked, e.g. \":8000\" or \"every listening TCP socket\".",
+        )],
+    );
+    item(
+        r,
+        "host",
+        [roman("Host-wide settings that shape every listener:")],
+    );
+    fields(
+        r,
+        &[
+            (
+                "somaxconn",
+                "net.core.somaxconn, the cap on every listen() backlog.",
+            ),
+            ("tcp_max_syn_backlog", "net.ipv4.tcp_max_syn_backlog."),
+            ("syncookies", "net.ipv4.tcp_syncookies (0, 1 or 2)."),
+        ],
+    );
+    item(r, "sockets[]", [roman("One object per socket:")]);
+    fields(
+        r,
+        &[
+            (
+                "inode",
+                "The socket inode, as in socket:[INODE] under /proc/PID/fd.",
+            ),
+            ("cookie", "The kernel's socket cookie."),
+            ("proto", "\"tcp\"."),
+            ("family", "\"inet\" (IPv4) or \"inet6\" (IPv6)."),
+            (
+                "state",
+                "TCP state: \"LISTEN\", \"ESTABLISHED\", \"SYN_RECV\", \"TIME_WAIT\", ...",
+            ),
+            ("local_addr, local_port", "The local address and port."),
+            ("remote_addr, remote_port", "The peer; null for a listener."),
+            ("uid", "The user that owns the socket."),
+            (
+                "accept_queue {depth, backlog}",
+                "Listeners only. depth: connections waiting for accept() (sk_ack_backlog); \
+                 backlog: the listen() backlog after the somaxconn clamp (sk_max_ack_backlog). \
+                 The queue is full when depth exceeds backlog.",
+            ),
+            (
+                "syn_queue {depth, scope}",
+                "Listeners only, null when not measured. depth: half-open connections \
+                 (request sockets in SYN_RECV) on this listener's address and port; scope: \
+                 \"socket\", or \"group\" when the count covers a whole SO_REUSEPORT group \
+                 (request sockets cannot be split among its members). Connections answered \
+                 with syncookies are not counted.",
+            ),
+            (
+                "recv_q, send_q",
+                "Other states only: bytes not yet read by the application, and bytes not yet \
+                 acknowledged by the peer.",
+            ),
+            (
+                "drops",
+                "sk_drops: for a listener, mostly connections dropped on a full queue (the \
+                 kernel counts some other failures there too).",
+            ),
+            (
+                "reuseport",
+                "SO_REUSEPORT: true or false when read from the socket, true when inferred \
+                 from several listeners on one address:port, else null.",
+            ),
+            (
+                "backlog_clamped",
+                "Listeners: true when the backlog equals somaxconn, so listen() may have \
+                 asked for more.",
+            ),
+            (
+                "holders[] {pid, ppid, comm, uid, user, fd}",
+                "Every process and file descriptor that holds the socket. A forked server \
+                 shows one socket with several holders.",
+            ),
+            (
+                "waiters[] {pid, tid, how, fd}",
+                "Threads blocked on the socket right now. how: \"accept\", \"epoll\", \
+                 \"poll\" or \"select\"; fd: the socket's fd, or the epoll fd.",
+            ),
+        ],
+    );
+    item(
+        r,
+        "groups[]",
+        [roman(
+            "The listening sockets on one local address:port, and what they mean:",
+        )],
+    );
+    fields(
+        r,
+        &[
+            ("local_addr, local_port", "The address:port."),
+            (
+                "kind",
+                "\"single\" (one socket, at most one process), \"shared\" (one socket held by \
+                 several processes, as after fork: one accept queue), or \"reuseport\" \
+                 (several listening sockets, SO_REUSEPORT: one accept queue each).",
+            ),
+            ("inodes", "The group's sockets."),
+            ("holders", "How many distinct processes hold them."),
+            ("verdict", "The one plain sentence the table ends with."),
+        ],
+    );
+    item(
+        r,
+        "warnings[]",
+        [roman(
+            "What could not be seen, in words, e.g. processes whose file descriptors could \
+             not be read without root. Empty only when nothing was hidden.",
+        )],
+    );
+}
+
+fn check_output(r: &mut Roff) {
+    r.control("SH", ["CHECK OUTPUT"]);
+    r.text([
+        bold("sockmap check"),
+        roman(
+            " prints one line per assertion, \"ok\" or \"FAIL\", its name, what was expected \
+             and what was found, then a summary line. When no assertion is given, --listening \
+             is implied. Queue and backlog assertions fail when nothing listens; \
+             --max-syn-queue fails when the SYN queue could not be measured.",
+        ),
+    ]);
+    r.control("PP", []);
+    r.text([
+        roman("With "),
+        bold("--json"),
+        roman(", one document (schema 1):"),
+    ]);
+    item(r, "schema", [roman("1.")]);
+    item(r, "ok", [roman("true when every assertion holds.")]);
+    item(
+        r,
+        "target",
+        [roman("The target(s) checked, e.g. \":8000\".")],
+    );
+    item(r, "assertions[]", [roman("One object per assertion:")]);
+    fields(
+        r,
+        &[
+            (
+                "name",
+                "The flag without dashes: \"listening\", \"holders\", \"min_holders\", \
+                 \"shared\", \"reuseport\", \"max_accept_queue\", \"max_accept_ratio\", \
+                 \"max_syn_queue\", \"min_backlog\" or \"pid\".",
+            ),
+            ("ok", "Whether it holds."),
+            ("expected", "What the assertion asked for, e.g. \"3\"."),
+            ("actual", "What was found, e.g. \"2 (pids 10, 11)\"."),
+            ("detail", "The line the text output prints after the name."),
+        ],
+    );
+    item(
+        r,
+        "warnings[]",
+        [roman(
+            "As in inspect: what could not be seen (holder counts may be short without root).",
+        )],
+    );
+}
+
+fn exit_status(r: &mut Roff) {
+    r.control("SH", ["EXIT STATUS"]);
+    item(
+        r,
+        "0",
+        [roman(
+            "Success (check: every assertion holds). Results made partial by missing \
+             permissions are still 0, and carry warnings.",
+        )],
+    );
+    item(
+        r,
+        "1",
+        [roman(
+            "inspect found nothing for the target, or a check assertion failed.",
+        )],
+    );
+    item(
+        r,
+        "2",
+        [roman(
+            "Usage or input error: a bad target, a bad flag value, an unknown flag.",
+        )],
+    );
+    item(
+        r,
+        "3",
+        [roman(
+            "The kernel query failed (e.g. sock_diag netlink unavailable), or another \
+             operating-system error.",
+        )],
+    );
+}
+
+fn environment(r: &mut Roff) {
+    r.control("SH", ["ENVIRONMENT"]);
+    item(
+        r,
+        "NO_COLOR",
+        [roman(
+            "When set and not empty, no colour (as --color never). Without a terminal on \
+             stdout there is no colour either.",
+        )],
+    );
+}
+
+fn permissions(r: &mut Roff) {
+    r.control("SH", ["PERMISSIONS"]);
+    r.text([roman(
+        "Sockets and their queues come from sock_diag netlink and need no privilege. Which \
+         process holds a socket comes from /proc/PID/fd, which only root (or the process's \
+         own user) may read: without root, holders may be missing, and a warning says how \
+         many processes could not be read. sock_diag sees the network namespace sockmap runs \
+         in.",
+    )]);
+}
+
+fn examples(r: &mut Roff) {
+    r.control("SH", ["EXAMPLES"]);
+    let ex: [(&str, &str); 6] = [
+        (
+            "sockmap inspect :8000",
+            "Who holds the listener on port 8000, and its queues.",
+        ),
+        (
+            "sockmap inspect pid:1234 --plain",
+            "Every socket of process 1234, one row per holder.",
+        ),
+        (
+            "sockmap watch :8000 --interval 500ms",
+            "The queues of :8000, twice a second.",
+        ),
+        (
+            "sockmap check :8000 --shared --max-accept-ratio 0.8",
+            "Exit 0 if one socket on :8000 is shared by several processes and its accept \
+             queue is at most 80% full.",
+        ),
+        (
+            "sockmap inspect :8000 --json | jq '.sockets[].accept_queue'",
+            "The accept queues, for scripts.",
+        ),
+        (
+            "sockmap generate completions bash",
+            "A bash completion script, on stdout.",
+        ),
+    ];
+    for (cmd, what) in ex {
+        item(r, cmd, [roman(what)]);
+    }
+}
+
+fn see_also(r: &mut Roff, cmd: &clap::Command, this: Option<&str>) {
+    r.control("SH", ["SEE ALSO"]);
+    let mut refs: Vec<Inline> = Vec::new();
+    let mut push = |page: String, section: &str| {
+        if !refs.is_empty() {
+            refs.push(roman(", "));
+        }
+        refs.push(bold(page));
+        refs.push(roman(format!("({section})")));
+    };
+    match this {
+        // A subcommand page points back at the main page.
+        Some(_) => push("sockmap".into(), "1"),
+        None => {
+            for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+                push(format!("sockmap-{}", sub.get_name()), "1");
+            }
+        }
+    }
+    for (page, section) in [("ss", "8"), ("lsof", "8"), ("listen", "2"), ("tcp", "7")] {
+        push(page.into(), section);
+    }
+    r.text(refs);
+}

@@ -1,0 +1,143 @@
+//! Renderers on a hand-built report: the bytes a user sees, pinned.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::analyze;
+use crate::model::{
+    Family, Holder, HostInfo, Inode, RequestSock, Snapshot, Socket, TcpState, WaitHow, Waiter,
+};
+use crate::target::{self, Query};
+
+fn forked_snapshot() -> Snapshot {
+    let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let sock = Socket {
+        inode: Inode(7288),
+        cookie: 2,
+        family: Family::Inet,
+        state: TcpState::Listen,
+        local_addr: lo,
+        local_port: 8000,
+        remote_addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        remote_port: 0,
+        ifindex: 0,
+        uid: 0,
+        rqueue: 7,
+        wqueue: 50,
+        drops: Some(0),
+    };
+    let h = |pid, ppid| Holder {
+        pid,
+        ppid: Some(ppid),
+        comm: "refserver".into(),
+        uid: Some(0),
+        user: Some("root".into()),
+        fd: 5,
+    };
+    let mut holders = HashMap::new();
+    holders.insert(Inode(7288), vec![h(3556, 1), h(3558, 3556), h(3559, 3556)]);
+    let mut waiters = HashMap::new();
+    waiters.insert(
+        Inode(7288),
+        vec![
+            Waiter {
+                pid: 3558,
+                tid: 3558,
+                how: WaitHow::Accept,
+                fd: 5,
+            },
+            Waiter {
+                pid: 3559,
+                tid: 3559,
+                how: WaitHow::Accept,
+                fd: 5,
+            },
+        ],
+    );
+    Snapshot {
+        sockets: vec![sock],
+        holders,
+        request_socks: Some(vec![RequestSock {
+            family: Family::Inet,
+            local_addr: lo,
+            local_port: 8000,
+        }]),
+        waiters,
+        reuseport: HashMap::new(),
+        host: HostInfo {
+            somaxconn: Some(4096),
+            tcp_max_syn_backlog: Some(512),
+            syncookies: Some(1),
+        },
+        warnings: vec![],
+    }
+}
+
+fn report() -> crate::model::report::Report {
+    let q = Query::new(vec![target::parse(":8000").unwrap()]);
+    analyze::report(&q, &forked_snapshot())
+}
+
+#[test]
+fn table_without_colour() {
+    let mut out = Vec::new();
+    super::table::write(&mut out, &report(), false).unwrap();
+    let want = "\
+127.0.0.1:8000  LISTEN  inode 7288  accept queue 7/50  syn queue 1
+┌───────────┬──────┬──────┬──────┬────┬─────────┐
+│ COMMAND   ┆ PID  ┆ PPID ┆ USER ┆ FD ┆ WAITING │
+╞═══════════╪══════╪══════╪══════╪════╪═════════╡
+│ refserver ┆ 3556 ┆ 1    ┆ root ┆ 5  ┆ -       │
+│ refserver ┆ 3558 ┆ 3556 ┆ root ┆ 5  ┆ accept  │
+│ refserver ┆ 3559 ┆ 3556 ┆ root ┆ 5  ┆ accept  │
+└───────────┴──────┴──────┴──────┴────┴─────────┘
+→ one socket shared by 3 processes (fork): one accept queue, 7 waiting of 50; 2 threads blocked in accept() on it: the kernel wakes one per connection
+";
+    assert_eq!(String::from_utf8(out).unwrap(), want);
+}
+
+#[test]
+fn plain_is_one_row_per_holder() {
+    let mut out = Vec::new();
+    super::plain::write(&mut out, &report()).unwrap();
+    let want = "\
+LOCAL          STATE  INODE ACCEPTQ BACKLOG SYNQ COMMAND   PID  PPID USER FD WAITING
+127.0.0.1:8000 LISTEN 7288  7       50      1    refserver 3556 1    root 5  -
+127.0.0.1:8000 LISTEN 7288  7       50      1    refserver 3558 3556 root 5  accept
+127.0.0.1:8000 LISTEN 7288  7       50      1    refserver 3559 3556 root 5  accept
+";
+    assert_eq!(String::from_utf8(out).unwrap(), want);
+}
+
+#[test]
+fn json_has_the_contract_fields() {
+    let mut out = Vec::new();
+    super::json::write(&mut out, &report()).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["schema"], 1);
+    assert_eq!(v["host"]["somaxconn"], 4096);
+    let s = &v["sockets"][0];
+    assert_eq!(
+        s["accept_queue"],
+        serde_json::json!({"depth": 7, "backlog": 50})
+    );
+    assert_eq!(
+        s["syn_queue"],
+        serde_json::json!({"depth": 1, "scope": "socket"})
+    );
+    assert_eq!(s["holders"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        s["holders"][1],
+        serde_json::json!({"pid": 3558, "ppid": 3556, "comm": "refserver", "uid": 0, "user": "root", "fd": 5})
+    );
+    assert_eq!(v["groups"][0]["kind"], "shared");
+    assert_eq!(v["groups"][0]["inodes"], serde_json::json!([7288]));
+    assert_eq!(v["warnings"], serde_json::json!([]));
+}
+
+#[test]
+fn colour_only_when_asked() {
+    let mut out = Vec::new();
+    super::table::write(&mut out, &report(), true).unwrap();
+    assert!(out.contains(&0x1b));
+}

@@ -1,0 +1,193 @@
+//! The experiment itself, live: a listener forked into children that all
+//! hold the inherited fd. `inspect` must show one inode with every pid and
+//! fd, agreeing with `ss -p`. The children only call async-signal-safe
+//! functions (accept, close, prctl), so forking from the multi-threaded
+//! test harness is sound; they die with SIGKILL on drop (and with us, by
+//! PR_SET_PDEATHSIG).
+
+use std::collections::BTreeSet;
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Tests in one binary run on parallel threads: a child forked by one test
+/// would inherit the other test's listener (fork copies every fd; CLOEXEC
+/// only acts on exec) and rightly show up as its holder. One at a time.
+static FORKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    FORKING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Forked(Vec<i32>);
+
+impl Drop for Forked {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+        }
+    }
+}
+
+/// Fork `n` children that accept (and close) on `fd` forever.
+fn fork_acceptors(fd: i32, n: usize) -> Forked {
+    let mut pids = Vec::new();
+    for _ in 0..n {
+        let parent = unsafe { libc::getpid() };
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() != parent {
+                    libc::_exit(0);
+                }
+                loop {
+                    let c = libc::accept(fd, std::ptr::null_mut(), std::ptr::null_mut());
+                    if c >= 0 {
+                        libc::close(c);
+                    }
+                }
+            }
+        }
+        pids.push(pid);
+    }
+    Forked(pids)
+}
+
+fn inspect(target: &str) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_sockmap"))
+        .args(["inspect", target, "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn holders_of(v: &Value) -> BTreeSet<(u64, u64)> {
+    v["sockets"][0]["holders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["pid"].as_u64().unwrap(), h["fd"].as_u64().unwrap()))
+        .collect()
+}
+
+/// `users:(("name",pid=1,fd=3),...)` and `ino:N` from `ss -Htlnpe`.
+fn ss_view(port: u16) -> Option<(u64, BTreeSet<(u64, u64)>)> {
+    let out = Command::new("ss")
+        .args(["-Htlnpe", &format!("sport = :{port}")])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(text.lines().count(), 1, "one listening socket: {text}");
+    let ino = text
+        .split("ino:")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let mut users = BTreeSet::new();
+    for part in text.split("pid=").skip(1) {
+        let pid = part.split(',').next()?.parse().ok()?;
+        let fd = part
+            .split("fd=")
+            .nth(1)?
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()?;
+        users.insert((pid, fd));
+    }
+    Some((ino, users))
+}
+
+fn check_shared(addr: &str) {
+    let _one_at_a_time = serial();
+    let Ok(l) = TcpListener::bind(addr) else {
+        eprintln!("note: cannot bind {addr} here; skipping");
+        return;
+    };
+    let port = l.local_addr().unwrap().port();
+    let fd = l.as_raw_fd();
+    let children = fork_acceptors(fd, 2);
+    let v = inspect(&format!(":{port}"));
+
+    let socks = v["sockets"].as_array().unwrap();
+    assert_eq!(socks.len(), 1, "one socket, however many processes hold it");
+    let me = u64::from(std::process::id());
+    let mut want: BTreeSet<(u64, u64)> =
+        children.0.iter().map(|&p| (p as u64, fd as u64)).collect();
+    want.insert((me, fd as u64));
+    assert_eq!(holders_of(&v), want);
+    // ppid: each child points at this process.
+    for h in socks[0]["holders"].as_array().unwrap() {
+        if h["pid"] != me {
+            assert_eq!(h["ppid"], me);
+        }
+    }
+    assert_eq!(v["groups"][0]["kind"], "shared");
+    assert_eq!(v["groups"][0]["holders"], 3);
+    let verdict = v["groups"][0]["verdict"].as_str().unwrap();
+    assert!(
+        verdict.starts_with("one socket shared by 3 processes (fork): one accept queue"),
+        "{verdict}"
+    );
+
+    match ss_view(port) {
+        Some((ino, users)) => {
+            assert_eq!(socks[0]["inode"], ino, "same inode as ss");
+            assert_eq!(holders_of(&v), users, "same holders as ss -p");
+        }
+        None => eprintln!("note: ss not available; cross-check skipped"),
+    }
+    drop(children);
+}
+
+#[test]
+fn forked_listener_is_one_inode_with_every_holder_ipv4() {
+    check_shared("127.0.0.1:0");
+}
+
+#[test]
+fn forked_listener_is_one_inode_with_every_holder_ipv6() {
+    check_shared("[::1]:0");
+}
+
+#[test]
+fn pid_target_lists_that_process_sockets() {
+    let _one_at_a_time = serial();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let children = fork_acceptors(l.as_raw_fd(), 1);
+    let child = children.0[0];
+    let v = inspect(&format!("pid:{child}"));
+    let socks = v["sockets"].as_array().unwrap();
+    assert!(
+        socks.iter().any(|s| s["local_port"] == port),
+        "the child's inherited listener is listed: {socks:?}"
+    );
+    // Every holder of it is shown, not only the pid asked about.
+    let s = socks.iter().find(|s| s["local_port"] == port).unwrap();
+    assert_eq!(s["holders"].as_array().unwrap().len(), 2);
+    // And by inode.
+    let ino = s["inode"].as_u64().unwrap();
+    let v = inspect(&format!("inode:{ino}"));
+    assert_eq!(v["sockets"].as_array().unwrap().len(), 1);
+    assert_eq!(v["sockets"][0]["inode"], ino);
+    drop(children);
+}
