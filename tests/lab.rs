@@ -258,6 +258,22 @@ fn sigterm_prints_every_pid_and_leaves_no_worker() {
 }
 
 #[test]
+fn sigint_stops_it_like_sigterm() {
+    let serve = ServeProc::start(&["--workers", "2", "--reuseport"]);
+    echo_once(serve.port, b"x");
+    // Ctrl-C signals the whole foreground group: parent and workers.
+    // SAFETY: kill(2) on the process group this test created.
+    unsafe { libc::kill(-(serve.pid() as i32), libc::SIGINT) };
+    assert!(common::wait_exited(serve.pid(), common::STOP_LIMIT));
+    let done = Done::parse(&serve.terminate());
+    assert_eq!(done.total, 1);
+    assert!(
+        done.workers.iter().all(|w| w.accepted.is_some()),
+        "{done:?}"
+    );
+}
+
+#[test]
 fn sigterm_abandons_a_connection_that_stays_open() {
     // One worker per idle client: every process ends up blocked in read().
     let serve = ServeProc::start(&["--workers", "2"]);
