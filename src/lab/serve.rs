@@ -6,7 +6,7 @@
 //!
 //! Process rules: no thread ever exists in this process (so `fork()` is
 //! safe and a child may do anything); no worker outlives the parent
-//! (`PR_SET_PDEATHSIG` in children, [`Workers`] kills and reaps on every
+//! (`PR_SET_PDEATHSIG` in children, `workers::Workers` kills and reaps on every
 //! parent exit path); a child never returns into the parent's stack, it
 //! always ends in `_exit`.
 
