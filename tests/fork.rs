@@ -12,6 +12,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod common;
+
+use common::inspect_json as inspect;
+
 /// Tests in one binary run on parallel threads: a child forked by one test
 /// would inherit the other test's listener (fork copies every fd; CLOEXEC
 /// only acts on exec) and rightly show up as its holder. One at a time.
@@ -58,20 +62,6 @@ fn fork_acceptors(fd: i32, n: usize) -> Forked {
         pids.push(pid);
     }
     Forked(pids)
-}
-
-fn inspect(target: &str) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_sockmap"))
-        .args(["inspect", target, "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn holders_of(v: &Value) -> BTreeSet<(u64, u64)> {

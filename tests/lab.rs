@@ -173,6 +173,13 @@ fn shared_mode_is_one_socket_held_by_every_worker() {
     } else {
         eprintln!("note: ss not installed; skipping the ss cross-check");
     }
+    // No threads: fork() happened in a single-threaded process.
+    for &pid in &serve.pids {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .count();
+        assert_eq!(tasks, 1, "pid {pid} has {tasks} threads");
+    }
     // Every worker blocks in accept() (what `inspect` shows as waiters).
     // Bounded retries: the serve tick interrupts accept now and then.
     if let Some(nrs) = accept_syscalls() {
@@ -248,6 +255,45 @@ fn sigterm_prints_every_pid_and_leaves_no_worker() {
             .all(|&p| !pid_alive(p))),
         "a worker is still alive"
     );
+}
+
+#[test]
+fn sigint_stops_it_like_sigterm() {
+    let serve = ServeProc::start(&["--workers", "2", "--reuseport"]);
+    echo_once(serve.port, b"x");
+    // Ctrl-C signals the whole foreground group: parent and workers.
+    // SAFETY: kill(2) on the process group this test created.
+    unsafe { libc::kill(-(serve.pid() as i32), libc::SIGINT) };
+    assert!(common::wait_exited(serve.pid(), common::STOP_LIMIT));
+    let done = Done::parse(&serve.terminate());
+    assert_eq!(done.total, 1);
+    assert!(
+        done.workers.iter().all(|w| w.accepted.is_some()),
+        "{done:?}"
+    );
+}
+
+#[test]
+fn sigterm_abandons_a_connection_that_stays_open() {
+    // One worker per idle client: every process ends up blocked in read().
+    let serve = ServeProc::start(&["--workers", "2"]);
+    let idle: Vec<TcpStream> = (0..2u8)
+        .map(|i| {
+            let mut s = TcpStream::connect(("127.0.0.1", serve.port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            s.write_all(&[i]).unwrap();
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b).unwrap();
+            s
+        })
+        .collect();
+    let done = Done::parse(&serve.terminate());
+    assert_eq!(done.total, 2);
+    // The server closed them: EOF (or a reset) on our side, not a hang.
+    for mut s in idle {
+        let mut b = [0u8; 1];
+        assert!(!matches!(s.read(&mut b), Ok(1)));
+    }
 }
 
 #[test]

@@ -11,22 +11,17 @@ use std::time::{Duration, Instant};
 use rustix::net::{AddressFamily, SocketType};
 use serde_json::Value;
 
+mod common;
+
+use common::{inspect_json, ss_available};
+
 fn sockmap(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sockmap"))
-        .args(args)
-        .output()
-        .expect("run sockmap");
+    let out = common::run_bounded(common::sockmap(args), Duration::from_secs(60));
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn inspect_json(target: &str) -> Value {
-    let (code, out, err) = sockmap(&["inspect", target, "--json"]);
-    assert_eq!(code, 0, "inspect {target} failed: {err}");
-    serde_json::from_str(&out).expect("valid JSON")
 }
 
 /// A listener with an explicit backlog (std's TcpListener always uses 128).
@@ -66,13 +61,6 @@ fn eventually<T>(mut f: impl FnMut() -> Option<T>) -> T {
         assert!(Instant::now() < deadline, "condition not reached within 5s");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn ss_available() -> bool {
-    Command::new("ss")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 #[test]

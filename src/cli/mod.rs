@@ -2,6 +2,8 @@
 //! validated configs the library takes. The only module that imports clap;
 //! nothing outside it sees a clap type.
 
+#![allow(rustdoc::broken_intra_doc_links)] // help text like "[::1]:8000" is not a link
+
 mod values;
 
 use std::net::{IpAddr, SocketAddr};

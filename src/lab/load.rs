@@ -53,7 +53,12 @@ pub struct LoadReport {
     pub seconds: f64,
     /// `bytes` per second, in MiB.
     pub throughput_mib_s: f64,
+    /// From connect() until the client's I/O thread saw the handshake
+    /// done (SYN retransmits to a full queue show up here).
     pub connect_ms: Percentiles,
+    /// Per round, from the first byte sent to the last byte back. A
+    /// client's first round includes its wait in the server's accept
+    /// queue, so p99 shows how long the queue made clients wait.
     pub round_trip_ms: Percentiles,
     /// I/O threads used.
     pub threads: usize,

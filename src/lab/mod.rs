@@ -8,6 +8,7 @@ mod pattern;
 pub mod serve;
 mod signals;
 mod worker;
+mod workers;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

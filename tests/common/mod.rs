@@ -468,3 +468,17 @@ fn drain<R: Read + Send + 'static>(r: Option<R>) -> Option<JoinHandle<Vec<u8>>> 
 fn join_bytes(h: Option<JoinHandle<Vec<u8>>>) -> Vec<u8> {
     h.and_then(|h| h.join().ok()).unwrap_or_default()
 }
+
+/// `sockmap inspect TARGET --json`, bounded to 60 s; asserts exit 0.
+pub fn inspect_json(target: &str) -> serde_json::Value {
+    let mut cmd = sockmap(&["inspect", target, "--json"]);
+    cmd.stdin(Stdio::null());
+    let out = run_bounded(cmd, Duration::from_secs(60));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "inspect {target} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("inspect --json prints valid JSON")
+}
