@@ -16,8 +16,6 @@ use serde::Serialize;
 use crate::model::report::{GroupKind, Report, SocketReport, SynScope, SCHEMA};
 use crate::model::TcpState;
 
-/// The verdict on every assertion; `ok` when all of them hold.
-
 /// What `sockmap check` asserts about the target's listening sockets. With
 /// no assertion set, `listening` is implied.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -34,6 +32,7 @@ pub struct Assertions {
     pub pid: Option<u32>,
 }
 
+/// The verdict on every assertion; `ok` when all of them hold.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckOutcome {
     pub schema: u32,
