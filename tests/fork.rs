@@ -181,3 +181,51 @@ fn pid_target_lists_that_process_sockets() {
     assert_eq!(v["sockets"][0]["inode"], ino);
     drop(children);
 }
+
+#[test]
+fn check_passes_and_fails_on_a_forked_listener() {
+    let _one_at_a_time = serial();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let children = fork_acceptors(l.as_raw_fd(), 2);
+    let target = format!(":{port}");
+    let run = |args: &[&str]| {
+        let mut all = vec!["check", target.as_str()];
+        all.extend_from_slice(args);
+        common::run_bounded(common::sockmap(&all), std::time::Duration::from_secs(60))
+    };
+    let me = std::process::id().to_string();
+    let ok = run(&[
+        "--shared",
+        "--holders",
+        "3",
+        "--pid",
+        &me,
+        "--max-accept-ratio",
+        "0.5",
+    ]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let bad = run(&["--holders", "2", "--reuseport"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&bad.stdout);
+    assert!(text.contains("FAIL holders: expected 2, found 3"), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("FAIL reuseport")),
+        "{text}"
+    );
+    let json = run(&["--holders", "2", "--json"]);
+    assert_eq!(json.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["assertions"][0]["name"], "holders");
+    drop(children);
+    // Nothing listening any more → check fails (exit 1), never passes vacuously.
+    drop(l);
+    let gone = run(&[]);
+    assert_eq!(gone.status.code(), Some(1));
+}

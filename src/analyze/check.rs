@@ -13,9 +13,24 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::app::CheckConfig;
 use crate::model::report::{GroupKind, Report, SocketReport, SynScope, SCHEMA};
 use crate::model::TcpState;
+
+/// What `sockmap check` asserts about the target's listening sockets. With
+/// no assertion set, `listening` is implied.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Assertions {
+    pub listening: bool,
+    pub holders: Option<usize>,
+    pub min_holders: Option<usize>,
+    pub shared: bool,
+    pub reuseport: bool,
+    pub max_accept_queue: Option<u32>,
+    pub max_accept_ratio: Option<f64>,
+    pub max_syn_queue: Option<u32>,
+    pub min_backlog: Option<u32>,
+    pub pid: Option<u32>,
+}
 
 /// The verdict on every assertion; `ok` when all of them hold.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -181,7 +196,7 @@ impl<'a> Facts<'a> {
 }
 
 /// Did the user name any assertion? If not, `--listening` is implied.
-fn any_assertion(cfg: &CheckConfig) -> bool {
+fn any_assertion(cfg: &Assertions) -> bool {
     cfg.listening
         || cfg.holders.is_some()
         || cfg.min_holders.is_some()
@@ -195,7 +210,7 @@ fn any_assertion(cfg: &CheckConfig) -> bool {
 }
 
 /// Evaluate every assertion in `cfg` against `report`.
-pub fn evaluate(cfg: &CheckConfig, report: &Report) -> CheckOutcome {
+pub fn evaluate(cfg: &Assertions, report: &Report) -> CheckOutcome {
     let f = Facts::new(report);
     let mut out = Vec::new();
 
@@ -521,12 +536,12 @@ mod tests {
         report(vec![])
     }
 
-    fn cfg() -> CheckConfig {
-        CheckConfig::default()
+    fn cfg() -> Assertions {
+        Assertions::default()
     }
 
     /// Evaluate and return the single assertion named `name`.
-    fn one(c: &CheckConfig, r: &Report, name: &str) -> Assertion {
+    fn one(c: &Assertions, r: &Report, name: &str) -> Assertion {
         let o = evaluate(c, r);
         assert_eq!(o.assertions.len(), 1, "{o:?}");
         let a = o.assertions[0].clone();
@@ -557,7 +572,7 @@ mod tests {
         let a = one(&cfg(), &nothing(), "listening");
         assert!(!a.ok);
         assert_eq!(a.detail, "expected a listening socket, found none");
-        let c = CheckConfig {
+        let c = Assertions {
             listening: true,
             ..cfg()
         };
@@ -574,7 +589,7 @@ mod tests {
 
     #[test]
     fn listening_is_not_implied_when_another_assertion_is_given() {
-        let c = CheckConfig {
+        let c = Assertions {
             holders: Some(3),
             ..cfg()
         };
@@ -585,7 +600,7 @@ mod tests {
 
     #[test]
     fn holders_exact() {
-        let c = |n| CheckConfig {
+        let c = |n| Assertions {
             holders: Some(n),
             ..cfg()
         };
@@ -612,7 +627,7 @@ mod tests {
         let mut r = report(vec![sock(1, 8000, 0, 10, &[])]);
         r.warnings
             .push("47 processes could not be read (permission denied): run as root".into());
-        let c = CheckConfig {
+        let c = Assertions {
             holders: Some(2),
             ..cfg()
         };
@@ -624,7 +639,7 @@ mod tests {
 
     #[test]
     fn min_holders() {
-        let c = |n| CheckConfig {
+        let c = |n| Assertions {
             min_holders: Some(n),
             ..cfg()
         };
@@ -638,7 +653,7 @@ mod tests {
 
     #[test]
     fn shared() {
-        let c = CheckConfig {
+        let c = Assertions {
             shared: true,
             ..cfg()
         };
@@ -660,7 +675,7 @@ mod tests {
 
     #[test]
     fn reuseport() {
-        let c = CheckConfig {
+        let c = Assertions {
             reuseport: true,
             ..cfg()
         };
@@ -681,7 +696,7 @@ mod tests {
 
     #[test]
     fn max_accept_queue_names_the_worst_socket() {
-        let c = |n| CheckConfig {
+        let c = |n| Assertions {
             max_accept_queue: Some(n),
             ..cfg()
         };
@@ -697,7 +712,7 @@ mod tests {
 
     #[test]
     fn max_accept_ratio() {
-        let c = |r| CheckConfig {
+        let c = |r| Assertions {
             max_accept_ratio: Some(r),
             ..cfg()
         };
@@ -722,7 +737,7 @@ mod tests {
 
     #[test]
     fn accept_ratio_with_zero_backlog() {
-        let c = |r| CheckConfig {
+        let c = |r| Assertions {
             max_accept_ratio: Some(r),
             ..cfg()
         };
@@ -736,7 +751,7 @@ mod tests {
 
     #[test]
     fn max_syn_queue() {
-        let c = |n| CheckConfig {
+        let c = |n| Assertions {
             max_syn_queue: Some(n),
             ..cfg()
         };
@@ -767,7 +782,7 @@ mod tests {
     fn syn_queue_not_measured_fails() {
         let mut r = forked();
         r.sockets[0].syn_queue = None;
-        let c = CheckConfig {
+        let c = Assertions {
             max_syn_queue: Some(1000),
             ..cfg()
         };
@@ -778,7 +793,7 @@ mod tests {
 
     #[test]
     fn min_backlog_names_the_smallest() {
-        let c = |n| CheckConfig {
+        let c = |n| Assertions {
             min_backlog: Some(n),
             ..cfg()
         };
@@ -803,7 +818,7 @@ mod tests {
 
     #[test]
     fn pid_among_holders() {
-        let c = |p| CheckConfig {
+        let c = |p| Assertions {
             pid: Some(p),
             ..cfg()
         };
@@ -819,7 +834,7 @@ mod tests {
 
     #[test]
     fn every_assertion_must_hold() {
-        let c = CheckConfig {
+        let c = Assertions {
             listening: true,
             holders: Some(3),
             shared: true,
@@ -840,7 +855,7 @@ mod tests {
 
     #[test]
     fn json_shape() {
-        let c = CheckConfig {
+        let c = Assertions {
             holders: Some(3),
             ..cfg()
         };

@@ -9,7 +9,7 @@ use crate::{analyze, collect, render};
 pub fn run(cfg: &CheckConfig, out: &mut impl Write, err: &mut impl Write) -> Result<i32> {
     let snap = collect::collect(&cfg.query)?;
     let report = analyze::report(&cfg.query, &snap);
-    let outcome = analyze::check::evaluate(cfg, &report);
+    let outcome = analyze::check::evaluate(&cfg.assertions, &report);
     if cfg.json {
         render::check::write_json(out, &outcome)
     } else {

@@ -40,16 +40,7 @@ pub struct WatchConfig {
 #[derive(Debug, Clone, Default)]
 pub struct CheckConfig {
     pub query: Query,
-    pub listening: bool,
-    pub holders: Option<usize>,
-    pub min_holders: Option<usize>,
-    pub shared: bool,
-    pub reuseport: bool,
-    pub max_accept_queue: Option<u32>,
-    pub max_accept_ratio: Option<f64>,
-    pub max_syn_queue: Option<u32>,
-    pub min_backlog: Option<u32>,
-    pub pid: Option<u32>,
+    pub assertions: crate::analyze::check::Assertions,
     pub json: bool,
 }
 

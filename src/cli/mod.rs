@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::analyze::check::Assertions;
 use crate::app::{
     CheckConfig, Command, DemoConfig, Format, GenerateWhat, InspectConfig, WatchConfig,
 };
@@ -300,17 +301,19 @@ impl Cli {
             }
             Sub::Check(a) => Command::Check(CheckConfig {
                 query: parse_targets(&a.targets)?,
-                listening: a.listening,
-                holders: a.holders,
-                min_holders: a.min_holders,
-                shared: a.shared,
-                reuseport: a.reuseport,
-                max_accept_queue: a.max_accept_queue,
-                max_accept_ratio: a.max_accept_ratio,
-                max_syn_queue: a.max_syn_queue,
-                min_backlog: a.min_backlog,
-                pid: a.pid,
                 json: a.json,
+                assertions: Assertions {
+                    listening: a.listening,
+                    holders: a.holders,
+                    min_holders: a.min_holders,
+                    shared: a.shared,
+                    reuseport: a.reuseport,
+                    max_accept_queue: a.max_accept_queue,
+                    max_accept_ratio: a.max_accept_ratio,
+                    max_syn_queue: a.max_syn_queue,
+                    min_backlog: a.min_backlog,
+                    pid: a.pid,
+                },
             }),
             Sub::Serve(a) => Command::Serve(ServeConfig {
                 addr: a.addr,
