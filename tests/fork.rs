@@ -229,3 +229,48 @@ fn check_passes_and_fails_on_a_forked_listener() {
     let gone = run(&[]);
     assert_eq!(gone.status.code(), Some(1));
 }
+
+#[test]
+fn watch_picks_up_a_holder_forked_while_it_runs() {
+    let _one_at_a_time = serial();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    // 30 samples 200 ms apart (~6 s); new processes are scanned every 2 s.
+    let mut cmd = common::sockmap(&[
+        "watch",
+        &format!(":{port}"),
+        "--interval",
+        "200ms",
+        "--count",
+        "30",
+        "--json",
+    ]);
+    cmd.stdin(std::process::Stdio::null());
+    let watch =
+        std::thread::spawn(move || common::run_bounded(cmd, std::time::Duration::from_secs(60)));
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let children = fork_acceptors(l.as_raw_fd(), 1);
+    let out = watch.join().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let holders: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["sockets"][0]["holders"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(holders.len(), 30);
+    assert_eq!(holders[0], 1, "{holders:?}");
+    assert_eq!(
+        *holders.last().unwrap(),
+        2,
+        "the forked child was found: {holders:?}"
+    );
+    drop(children);
+}

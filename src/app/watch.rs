@@ -1,7 +1,8 @@
 //! `sockmap watch`: sample the target's queues every interval. The first
-//! sample is a full pass; later ones ask netlink only (microseconds) and
-//! rescan /proc for holders when the socket set changes or every
-//! `RESCAN` — so a 10 Hz watch stays cheap on a crowded host.
+//! sample is a full pass; later ones ask netlink only (microseconds). The
+//! holders are kept current by scanning only new processes every
+//! `NEW_PIDS`, with a full /proc rescan when the socket set changes or
+//! every `RESCAN` — so a 10 Hz watch stays cheap on a crowded host.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -13,7 +14,8 @@ use crate::error::{exit, Result};
 use crate::model::watch::{Sample, SampleSocket};
 use crate::render::watch::{frame, json_line, History};
 
-const RESCAN: Duration = Duration::from_secs(5);
+const RESCAN: Duration = Duration::from_secs(30);
+const NEW_PIDS: Duration = Duration::from_secs(2);
 
 pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
     interrupt::install();
@@ -23,6 +25,7 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
     let start = Instant::now();
     let mut snap = collector.snapshot(&cfg.query)?;
     let mut last_scan = start;
+    let mut last_new_pids = start;
     let mut prev_counters = host::read_counters(&proc_root).unwrap_or_default();
     let mut history = History::default();
     let mut seq = 0u64;
@@ -33,8 +36,13 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
             if last_scan.elapsed() >= RESCAN {
                 snap = collector.snapshot(&cfg.query)?;
                 last_scan = Instant::now();
+                last_new_pids = last_scan;
             } else {
                 snap = collector.refresh(&cfg.query, &snap)?;
+                if last_new_pids.elapsed() >= NEW_PIDS {
+                    collector.update_holders(&mut snap)?;
+                    last_new_pids = Instant::now();
+                }
             }
         }
         let counters = host::read_counters(&proc_root).unwrap_or_default();

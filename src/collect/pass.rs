@@ -20,6 +20,9 @@ const MAX_FILTER_PORTS: usize = 64;
 pub struct Collector {
     diag: DiagSocket,
     proc_root: PathBuf,
+    /// The pids the last holder scan covered (sorted): a later
+    /// `update_holders` scans only pids that appeared since.
+    known_pids: Vec<u32>,
 }
 
 /// One pass with a fresh collector.
@@ -32,6 +35,7 @@ impl Collector {
         Ok(Collector {
             diag: DiagSocket::open()?,
             proc_root: PathBuf::from("/proc"),
+            known_pids: Vec::new(),
         })
     }
 
@@ -78,8 +82,12 @@ impl Collector {
             .collect();
         let mut holders = HashMap::new();
         if !want.is_empty() {
-            let scan = procfs::scan_holders(&self.proc_root, None, &|i| want.contains(&i))
+            let mut all =
+                procfs::list_pids(&self.proc_root).map_err(|e| io_err(&self.proc_root, e))?;
+            all.sort_unstable();
+            let scan = procfs::scan_holders(&self.proc_root, Some(&all), &|i| want.contains(&i))
                 .map_err(|e| io_err(&self.proc_root, e))?;
+            self.known_pids = all;
             if scan.denied > 0 {
                 warnings.push(denied_warning(scan.denied));
             }
@@ -165,8 +173,16 @@ impl Collector {
         ports.sort_unstable();
         ports.dedup();
         let filter = (ports.len() <= MAX_FILTER_PORTS).then_some(&ports[..]);
+        // Each dump walks the whole established hash: skip a family no
+        // listener can take connections for. IPv4 request sockets also
+        // belong to dual-stack `[::]` listeners.
+        let listeners = || sockets.iter().filter(|s| s.is_listener());
+        let want_v4 =
+            listeners().any(|s| s.family == Family::Inet || s.local_addr.is_unspecified());
+        let want_v6 = listeners().any(|s| s.family == Family::Inet6);
+        let families = [(Family::Inet, want_v4), (Family::Inet6, want_v6)];
         let mut out = Vec::new();
-        for family in [Family::Inet, Family::Inet6] {
+        for family in families.iter().filter(|(_, w)| *w).map(|(f, _)| *f) {
             let mut keep = |e: super::diag::Entry<'_>| {
                 let r = e.request_sock();
                 if ports.binary_search(&r.local_port).is_ok() {
@@ -181,6 +197,41 @@ impl Collector {
             }
         }
         Some(out)
+    }
+
+    /// Bring `snap`'s holders up to date cheaply: scan only the processes
+    /// that appeared since the last scan (a holder's fork shows up here)
+    /// and drop holders whose process is gone. A socket passed to an
+    /// older process (SCM_RIGHTS) waits for the next full `snapshot`.
+    pub fn update_holders(&mut self, snap: &mut Snapshot) -> Result<()> {
+        let mut all = procfs::list_pids(&self.proc_root).map_err(|e| io_err(&self.proc_root, e))?;
+        all.sort_unstable();
+        let new: Vec<u32> = all
+            .iter()
+            .copied()
+            .filter(|p| self.known_pids.binary_search(p).is_err())
+            .collect();
+        let want: HashSet<u64> = snap
+            .sockets
+            .iter()
+            .map(|s| s.inode.0)
+            .filter(|i| *i != 0)
+            .collect();
+        for list in snap.holders.values_mut() {
+            list.retain(|h| all.binary_search(&h.pid).is_ok());
+        }
+        if !new.is_empty() && !want.is_empty() {
+            let scan = procfs::scan_holders(&self.proc_root, Some(&new), &|i| want.contains(&i))
+                .map_err(|e| io_err(&self.proc_root, e))?;
+            for (inode, found) in procfs::holders_with_details(&self.proc_root, &scan.found) {
+                let list = snap.holders.entry(inode).or_default();
+                list.extend(found);
+                list.sort_by_key(|h| (h.pid, h.fd));
+                list.dedup();
+            }
+        }
+        self.known_pids = all;
+        Ok(())
     }
 
     /// Sockets and SYN queue only, holders carried over from `prev` while

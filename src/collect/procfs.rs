@@ -101,15 +101,31 @@ pub fn scan_holders(
         .min(pids.len().div_ceil(64))
         .max(1);
     if threads == 1 {
-        return Ok(scan_pids(&proc, pids, want));
+        let mut scan = Scan::default();
+        let mut dents = vec![MaybeUninit::<u8>::uninit(); 32 * 1024];
+        scan_pids(&proc, pids, want, &mut dents, &mut scan);
+        return Ok(scan);
     }
-    let chunk = pids.len().div_ceil(threads);
+    // Threads take small batches from a shared counter: one contiguous
+    // chunk per thread left one thread idle while the other still had the
+    // fd-heavy processes (measured 5-9 % slower, BENCHMARKS.md).
+    let next = std::sync::atomic::AtomicUsize::new(0);
     let parts: Vec<Scan> = std::thread::scope(|s| {
-        let handles: Vec<_> = pids
-            .chunks(chunk)
-            .map(|part| {
-                let proc = &proc;
-                s.spawn(move || scan_pids(proc, part, want))
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (proc, next) = (&proc, &next);
+                s.spawn(move || {
+                    let mut scan = Scan::default();
+                    let mut dents = vec![MaybeUninit::<u8>::uninit(); 32 * 1024];
+                    loop {
+                        let start = next.fetch_add(BATCH, std::sync::atomic::Ordering::Relaxed);
+                        if start >= pids.len() {
+                            return scan;
+                        }
+                        let end = (start + BATCH).min(pids.len());
+                        scan_pids(proc, &pids[start..end], want, &mut dents, &mut scan);
+                    }
+                })
             })
             .collect();
         handles
@@ -128,9 +144,16 @@ pub fn scan_holders(
     Ok(total)
 }
 
-fn scan_pids(proc: &OwnedFd, pids: &[u32], want: &(dyn Fn(u64) -> bool + Sync)) -> Scan {
-    let mut scan = Scan::default();
-    let mut dents = vec![MaybeUninit::<u8>::uninit(); 32 * 1024];
+/// Pids a scan thread takes at a time.
+const BATCH: usize = 16;
+
+fn scan_pids(
+    proc: &OwnedFd,
+    pids: &[u32],
+    want: &(dyn Fn(u64) -> bool + Sync),
+    dents: &mut [MaybeUninit<u8>],
+    scan: &mut Scan,
+) {
     let mut path = [0u8; 32];
     for &pid in pids {
         // "PID/fd\0" without allocating.
@@ -151,7 +174,7 @@ fn scan_pids(proc: &OwnedFd, pids: &[u32], want: &(dyn Fn(u64) -> bool + Sync)) 
             Err(_) => continue, // ENOENT/ESRCH: the process exited.
         };
         scan.scanned += 1;
-        let mut dir = RawDir::new(&fd_dir, &mut dents);
+        let mut dir = RawDir::new(&fd_dir, &mut *dents);
         let mut link = [0u8; 64];
         while let Some(entry) = dir.next() {
             let Ok(entry) = entry else {
@@ -171,7 +194,6 @@ fn scan_pids(proc: &OwnedFd, pids: &[u32], want: &(dyn Fn(u64) -> bool + Sync)) 
             }
         }
     }
-    scan
 }
 
 fn itoa_into(buf: &mut [u8; 32], mut v: u32) -> usize {
