@@ -14,6 +14,15 @@ fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
+/// Run sockmap as the unprivileged user `nobody` (65534).
+fn as_nobody(args: &[&str]) -> std::process::Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn not_root_still_lists_sockets_and_says_what_is_missing() {
     if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
@@ -23,18 +32,8 @@ fn not_root_still_lists_sockets_and_says_what_is_missing() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let p = l.local_addr().unwrap().port();
     let _c = TcpStream::connect(("127.0.0.1", p)).unwrap();
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            BIN,
-            "inspect",
-            &format!(":{p}"),
-            "--json",
-        ])
-        .output()
-        .unwrap();
+    let target = format!(":{p}");
+    let out = as_nobody(&["inspect", &target, "--json"]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -61,17 +60,7 @@ fn not_root_still_lists_sockets_and_says_what_is_missing() {
         "{w:?}"
     );
     // The table says it too, on stderr, and still exits 0.
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            BIN,
-            "inspect",
-            &format!(":{p}"),
-        ])
-        .output()
-        .unwrap();
+    let out = as_nobody(&["inspect", &target]);
     assert_eq!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

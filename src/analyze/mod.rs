@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use crate::model::report::{
     AcceptQueue, Group, GroupKind, Report, SocketReport, SynQueue, SynScope, SCHEMA,
 };
-use crate::model::{Family, Inode, RequestSock, Snapshot, Socket, WaitHow};
+use crate::model::{Inode, RequestSock, Snapshot, Socket, WaitHow};
 use crate::target::Query;
 
 /// A listener's identity for grouping: sockets sharing it can only exist
@@ -220,14 +220,6 @@ fn group(addr: IpAddr, port: u16, socks: &[&SocketReport], denied: bool) -> Grou
         inodes: socks.iter().map(|s| s.inode).collect(),
         holders: pids.len(),
         verdict,
-    }
-}
-
-/// Sockets reported for a family, for tests and renderers.
-pub fn family_name(f: Family) -> &'static str {
-    match f {
-        Family::Inet => "inet",
-        Family::Inet6 => "inet6",
     }
 }
 

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::*;
-use crate::model::{Holder, HostInfo, TcpState, Waiter};
+use crate::model::{Family, Holder, HostInfo, TcpState, Waiter};
 use crate::target;
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);

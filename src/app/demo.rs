@@ -89,12 +89,12 @@ impl Server {
         // Read the ready line with a deadline (a thread, since pipes block).
         let reader = std::thread::spawn(move || {
             let mut line = String::new();
-            let r = stdout.read_line(&mut line);
-            let _ = tx.send((r.map(|_| line), ()));
+            let got = stdout.read_line(&mut line).is_ok_and(|n| n > 0);
+            let _ = tx.send(got.then_some(line));
             stdout
         });
         let line = match rx.recv_timeout(READY_TIMEOUT) {
-            Ok((Ok(line), ())) => line,
+            Ok(Some(line)) => line,
             _ => {
                 kill_group(&child);
                 let _ = child.wait();

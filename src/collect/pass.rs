@@ -238,9 +238,9 @@ impl Collector {
     /// the set of inodes is unchanged — what `watch` does every tick.
     pub fn refresh(&mut self, query: &Query, prev: &Snapshot) -> Result<Snapshot> {
         let mut warnings = Vec::new();
-        let extra: HashSet<u64> = prev.sockets.iter().map(|s| s.inode.0).collect();
-        let extra = if query.pids().next().is_some() {
-            extra
+        // pid: targets select sockets by inode: keep the ones already known.
+        let extra: HashSet<u64> = if query.pids().next().is_some() {
+            prev.sockets.iter().map(|s| s.inode.0).collect()
         } else {
             HashSet::new()
         };
