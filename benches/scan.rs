@@ -1,4 +1,4 @@
-//! The /proc fd scan in process: `sockmap::collect::procfs::scan_holders`
+//! The /proc fd scan in process: `sockmap::collect::fdscan::scan_holders`
 //! against the raw floor (`examples/support/floor_scan.rs`, the same code
 //! `examples/floor` runs), single- and multi-threaded, on this host's
 //! /proc as it is. Run it on a crowded host to get issue-6 numbers:
@@ -22,7 +22,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use sockmap::collect::procfs::scan_holders;
+use sockmap::collect::fdscan::scan_holders;
 
 fn bench(c: &mut Criterion) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");

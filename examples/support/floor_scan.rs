@@ -1,7 +1,7 @@
 //! The raw floor: the least work that can answer "which (pid, fd) hold
 //! these socket inodes". Shared by `examples/floor.rs` (timed against
 //! `sockmap inspect` by `scripts/bench`) and `benches/scan.rs` (criterion,
-//! in process, against `sockmap::collect::procfs::scan_holders`).
+//! in process, against `sockmap::collect::fdscan::scan_holders`).
 //!
 //! Raw syscalls, no allocation per process or per fd: `openat(/proc)` +
 //! `getdents64` for the pids, then per pid `openat("PID/fd")` +

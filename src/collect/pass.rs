@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::diag::{STATE_ALL, STATE_LISTEN, STATE_SYN_RECV};
 use super::netlink::DiagSocket;
-use super::{host, procfs, waiters};
+use super::{fdscan, host, waiters};
 use crate::error::{Error, Result};
 use crate::model::{Family, Holder, Inode, RequestSock, Snapshot, Socket};
 use crate::target::Query;
@@ -61,7 +61,7 @@ impl Collector {
                     ));
                 }
             }
-            let scan = procfs::scan_holders(&self.proc_root, Some(&pids), &|_| true)
+            let scan = fdscan::scan_holders(&self.proc_root, Some(&pids), &|_| true)
                 .map_err(|e| io_err(&self.proc_root, e))?;
             if scan.denied > 0 {
                 warnings.push(format!(
@@ -83,15 +83,15 @@ impl Collector {
         let mut holders = HashMap::new();
         if !want.is_empty() {
             let mut all =
-                procfs::list_pids(&self.proc_root).map_err(|e| io_err(&self.proc_root, e))?;
+                fdscan::list_pids(&self.proc_root).map_err(|e| io_err(&self.proc_root, e))?;
             all.sort_unstable();
-            let scan = procfs::scan_holders(&self.proc_root, Some(&all), &|i| want.contains(&i))
+            let scan = fdscan::scan_holders(&self.proc_root, Some(&all), &|i| want.contains(&i))
                 .map_err(|e| io_err(&self.proc_root, e))?;
             self.known_pids = all;
             if scan.denied > 0 {
                 warnings.push(denied_warning(scan.denied));
             }
-            holders = procfs::holders_with_details(&self.proc_root, &scan.found);
+            holders = fdscan::holders_with_details(&self.proc_root, &scan.found);
         }
 
         let request_socks = self.request_socks(&sockets, &mut warnings);
@@ -204,7 +204,7 @@ impl Collector {
     /// and drop holders whose process is gone. A socket passed to an
     /// older process (SCM_RIGHTS) waits for the next full `snapshot`.
     pub fn update_holders(&mut self, snap: &mut Snapshot) -> Result<()> {
-        let mut all = procfs::list_pids(&self.proc_root).map_err(|e| io_err(&self.proc_root, e))?;
+        let mut all = fdscan::list_pids(&self.proc_root).map_err(|e| io_err(&self.proc_root, e))?;
         all.sort_unstable();
         let new: Vec<u32> = all
             .iter()
@@ -221,9 +221,9 @@ impl Collector {
             list.retain(|h| all.binary_search(&h.pid).is_ok());
         }
         if !new.is_empty() && !want.is_empty() {
-            let scan = procfs::scan_holders(&self.proc_root, Some(&new), &|i| want.contains(&i))
+            let scan = fdscan::scan_holders(&self.proc_root, Some(&new), &|i| want.contains(&i))
                 .map_err(|e| io_err(&self.proc_root, e))?;
-            for (inode, found) in procfs::holders_with_details(&self.proc_root, &scan.found) {
+            for (inode, found) in fdscan::holders_with_details(&self.proc_root, &scan.found) {
                 let list = snap.holders.entry(inode).or_default();
                 list.extend(found);
                 list.sort_by_key(|h| (h.pid, h.fd));
