@@ -21,6 +21,9 @@ pub enum Error {
     /// The sock_diag netlink query failed.
     #[error("sock_diag query failed: {0}")]
     Netlink(String),
+    /// `--scan bpf` and the BPF holder scan cannot be used.
+    #[error("{0}")]
+    Bpf(String),
     /// A file under /proc or /sys we need could not be read.
     #[error("cannot read {path}")]
     Io {
@@ -47,7 +50,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => exit::USAGE,
-            Error::Netlink(_) => exit::KERNEL,
+            Error::Netlink(_) | Error::Bpf(_) => exit::KERNEL,
             Error::Io { .. } | Error::Os { .. } | Error::Write { .. } => exit::KERNEL,
         }
     }

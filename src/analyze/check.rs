@@ -515,6 +515,7 @@ mod tests {
             sockets,
             groups,
             warnings: vec![],
+            scan: None,
         }
     }
 

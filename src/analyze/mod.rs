@@ -142,6 +142,7 @@ pub fn report(query: &Query, snap: &Snapshot) -> Report {
         sockets,
         groups,
         warnings: snap.warnings.clone(),
+        scan: snap.scan.clone(),
     }
 }
 

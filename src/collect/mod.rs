@@ -1,8 +1,10 @@
 //! The only code that talks to the kernel: sock_diag netlink (`netlink`,
 //! with pure encoding/decoding in `diag`), the /proc fd scan (`fdscan`),
-//! host settings and counters (`host`), waiting threads (`waiters`).
+//! or a BPF iterator with the /proc scan as fallback (`bpf`), host
+//! settings and counters (`host`), waiting threads (`waiters`).
 //! `collect()` runs one pass for a query and returns a `model::Snapshot`.
 
+pub mod bpf;
 pub mod diag;
 pub mod fdscan;
 pub mod host;
@@ -11,4 +13,4 @@ pub mod waiters;
 
 mod pass;
 
-pub use pass::{collect, Collector};
+pub use pass::{collect, collect_with, Collector};

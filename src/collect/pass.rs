@@ -6,10 +6,12 @@ use std::collections::{HashMap, HashSet};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
+use super::bpf::{HolderScan, HolderScanner};
 use super::diag::{STATE_ALL, STATE_LISTEN, STATE_SYN_RECV};
 use super::netlink::DiagSocket;
 use super::{fdscan, host, waiters};
 use crate::error::{Error, Result};
+use crate::model::scan::{ScanChoice, ScanMethod};
 use crate::model::{Family, Holder, Inode, RequestSock, Snapshot, Socket};
 use crate::target::Query;
 
@@ -23,6 +25,7 @@ pub struct Collector {
     /// The pids the last holder scan covered (sorted): a later
     /// `update_holders` scans only pids that appeared since.
     known_pids: Vec<u32>,
+    holders: HolderScanner,
 }
 
 /// One pass with a fresh collector.
@@ -30,13 +33,30 @@ pub fn collect(query: &Query) -> Result<Snapshot> {
     Collector::new()?.snapshot(query)
 }
 
+/// One pass, holders found the way `scan` says (`verbose`: keep the
+/// verifier log of a failed BPF load).
+pub fn collect_with(query: &Query, scan: ScanChoice, verbose: bool) -> Result<Snapshot> {
+    Collector::with_scan(scan, verbose)?.snapshot(query)
+}
+
 impl Collector {
     pub fn new() -> Result<Self> {
+        Self::with_scan(ScanChoice::Auto, false)
+    }
+
+    pub fn with_scan(scan: ScanChoice, verbose: bool) -> Result<Self> {
         Ok(Collector {
             diag: DiagSocket::open()?,
             proc_root: PathBuf::from("/proc"),
             known_pids: Vec::new(),
+            holders: HolderScanner::new(scan, verbose),
         })
+    }
+
+    /// Whether holder scans use the BPF iterator (cheap enough to repeat
+    /// every `watch` tick). Loads the program if not tried yet.
+    pub fn holders_from_bpf(&mut self) -> bool {
+        self.holders.uses_bpf(&self.proc_root)
     }
 
     pub fn proc_root(&self) -> &Path {
@@ -81,22 +101,25 @@ impl Collector {
             .filter(|i| *i != 0)
             .collect();
         let mut holders = HashMap::new();
+        let mut bpf_reuseport = HashMap::new();
+        let mut scan_info = None;
         if !want.is_empty() {
-            let mut all =
-                fdscan::list_pids(&self.proc_root).map_err(|e| io_err(&self.proc_root, e))?;
-            all.sort_unstable();
-            let scan = fdscan::scan_holders(&self.proc_root, Some(&all), &|i| want.contains(&i))
-                .map_err(|e| io_err(&self.proc_root, e))?;
-            self.known_pids = all;
-            if scan.denied > 0 {
-                warnings.push(denied_warning(scan.denied));
+            let found = self.scan_holders(&want)?;
+            if found.scan.denied > 0 {
+                warnings.push(denied_warning(found.scan.denied));
             }
-            holders = fdscan::holders_with_details(&self.proc_root, &scan.found);
+            holders = fdscan::holders_with_details(&self.proc_root, &found.scan.found);
+            bpf_reuseport = found.reuseport;
+            scan_info = Some(found.info);
         }
 
         let request_socks = self.request_socks(&sockets, &mut warnings);
         let waiters = waiters::find_waiters(&self.proc_root, &holders);
-        let reuseport = read_reuseport(&sockets, &holders);
+        // The BPF scan read SO_REUSEPORT from the sockets themselves.
+        let reuseport = match &scan_info {
+            Some(i) if i.method != ScanMethod::Proc => bpf_reuseport,
+            _ => read_reuseport(&sockets, &holders),
+        };
 
         Ok(Snapshot {
             sockets,
@@ -106,7 +129,18 @@ impl Collector {
             reuseport,
             host: host::read_host(&self.proc_root),
             warnings,
+            scan: scan_info,
         })
+    }
+
+    /// Holders of the `want` inodes in every process: the BPF iterator
+    /// or the /proc scan (`bpf::HolderScanner` decides).
+    fn scan_holders(&mut self, want: &HashSet<u64>) -> Result<HolderScan> {
+        let found = self.holders.scan(&self.proc_root, &|i| want.contains(&i))?;
+        if let Some(pids) = &found.pids {
+            self.known_pids.clone_from(pids);
+        }
+        Ok(found)
     }
 
     /// The sockets matching `query` (plus those in `extra_inodes`), both families.

@@ -3,6 +3,7 @@
 //! `Display` of enums.
 
 pub mod report;
+pub mod scan;
 pub mod watch;
 
 use std::collections::HashMap;
@@ -196,6 +197,8 @@ pub struct Snapshot {
     pub host: HostInfo,
     /// What could not be seen, in words ("N processes could not be read...").
     pub warnings: Vec<String>,
+    /// How the holders were found (`None`: no holder scan was needed).
+    pub scan: Option<scan::ScanInfo>,
 }
 
 /// Host-wide listen-queue counters (TcpExt in /proc/net/netstat). `None`

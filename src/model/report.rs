@@ -19,6 +19,9 @@ pub struct Report {
     pub sockets: Vec<SocketReport>,
     pub groups: Vec<Group>,
     pub warnings: Vec<String>,
+    /// How the holders were found (absent when no socket matched).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan: Option<super::scan::ScanInfo>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -70,6 +70,7 @@ fn forked_snapshot() -> Snapshot {
             syncookies: Some(1),
         },
         warnings: vec![],
+        scan: None,
     }
 }
 

@@ -1,0 +1,158 @@
+//! Light-skeleton loading, as libbpf's `bpf_load_and_run`
+//! (tools/lib/bpf/skel_internal.h) does it: the committed blobs from
+//! `scripts/build-bpf` are a data blob (BTF, the program, its CO-RE and
+//! kfunc relocations) and a loader program (BPF_PROG_TYPE_SYSCALL). We put
+//! the data in a one-element array map, load the loader with that map in
+//! its fd array, and run it once: in the kernel it loads the BTF, resolves
+//! kfuncs, loads the iterator program with the CO-RE relocations applied
+//! by the verifier, and writes the new program's fd into the context we
+//! passed. No ELF parsing and no BTF parsing happen in user space.
+//!
+//! Must not: keep any fd but the program's and its iterator link.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use super::sys;
+
+/// One light skeleton: one iterator program, no maps (scripts/build-bpf
+/// fails if a program stops fitting that shape).
+pub struct Skeleton {
+    pub name: &'static str,
+    data: &'static [u8],
+    insns: &'static [u8],
+}
+
+/// The fd-table walk (`iter/task`, open-coded loops; kernel >= 6.4).
+pub static TASK: Skeleton = Skeleton {
+    name: "holders_task",
+    data: include_bytes!("../../../bpf/gen/holders_task.data"),
+    insns: include_bytes!("../../../bpf/gen/holders_task.insns"),
+};
+
+/// One call per open file (`iter/task_file`; kernel >= 5.8).
+pub static TASK_FILE: Skeleton = Skeleton {
+    name: "holders_file",
+    data: include_bytes!("../../../bpf/gen/holders_file.data"),
+    insns: include_bytes!("../../../bpf/gen/holders_file.insns"),
+};
+
+/// `struct bpf_loader_ctx` (size_t sz; u32 log_level; u32 log_size; u64
+/// log_buf) followed by the one `struct bpf_prog_desc` (int prog_fd) the
+/// loader fills in. `sz` covers both: 28 bytes.
+const CTX_LEN: usize = 28;
+const CTX_PROG_FD: usize = 24;
+
+/// Where a load failed, and why.
+#[derive(Debug)]
+pub struct LoadError {
+    pub stage: &'static str,
+    pub source: io::Error,
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.stage, self.source)
+    }
+}
+
+fn at(stage: &'static str) -> impl FnOnce(io::Error) -> LoadError {
+    move |source| LoadError { stage, source }
+}
+
+/// Test-only fault injection, honest about what it does: with
+/// `SOCKMAP_BPF_FAULT=corrupt` the loader program is handed a truncated
+/// data blob, so the load fails in the kernel exactly as a damaged or
+/// rejected program would (and the caller must fall back).
+fn data_for(skel: &Skeleton) -> &'static [u8] {
+    if std::env::var_os("SOCKMAP_BPF_FAULT").is_some_and(|v| v == "corrupt") {
+        &skel.data[..skel.data.len() / 2]
+    } else {
+        skel.data
+    }
+}
+
+/// Load `skel`'s program. With `log` the verifier writes its log there
+/// (level 1); it is only worth reading when the load failed.
+pub fn load(skel: &Skeleton, log: Option<&mut [u8]>) -> Result<OwnedFd, LoadError> {
+    let data = data_for(skel);
+    let value_size = u32::try_from(data.len())
+        .map_err(|_| at("loader map")(io::ErrorKind::InvalidData.into()))?;
+    let map = sys::map_create(sys::BPF_MAP_TYPE_ARRAY, "__loader.map", 4, value_size, 1)
+        .map_err(at("create loader map"))?;
+    sys::map_update(&map, &0u32.to_ne_bytes(), data).map_err(at("fill loader map"))?;
+
+    let mut ctx = [0u8; CTX_LEN];
+    ctx[0..8].copy_from_slice(&(CTX_LEN as u64).to_ne_bytes());
+    let (log_level, log_ptr, log_len) = match &log {
+        Some(buf) => (1u32, buf.as_ptr() as u64, buf.len() as u32),
+        None => (0, 0, 0),
+    };
+    ctx[8..12].copy_from_slice(&log_level.to_ne_bytes());
+    ctx[12..16].copy_from_slice(&log_len.to_ne_bytes());
+    ctx[16..24].copy_from_slice(&log_ptr.to_ne_bytes());
+
+    let license: &CStr = c"Dual BSD/GPL";
+    let loader = sys::prog_load(sys::Load {
+        prog_type: sys::BPF_PROG_TYPE_SYSCALL,
+        insns: skel.insns,
+        license,
+        name: "__loader.prog",
+        prog_flags: sys::BPF_F_SLEEPABLE,
+        fd_array: &[map.as_raw_fd()],
+        log_level,
+        log,
+    })
+    .map_err(at("load loader program"))?;
+    let ret = sys::prog_run(&loader, &mut ctx).map_err(at("run loader program"))? as i32;
+    if ret < 0 {
+        // The loader returns -errno of the step that failed (typically
+        // the iterator program's verification, or a kfunc not found).
+        return Err(at("load iterator program")(io::Error::from_raw_os_error(
+            -ret,
+        )));
+    }
+    let mut fd = [0u8; 4];
+    fd.copy_from_slice(&ctx[CTX_PROG_FD..CTX_PROG_FD + 4]);
+    let fd = i32::from_ne_bytes(fd);
+    if fd <= 0 {
+        return Err(at("load iterator program")(
+            io::ErrorKind::InvalidData.into(),
+        ));
+    }
+    // SAFETY: the loader program installed this fd in our table and
+    // handed it to us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// An iterator program attached as a link: each `read_all` runs it once
+/// over every task.
+pub struct Iterator {
+    _prog: OwnedFd,
+    link: OwnedFd,
+}
+
+impl Iterator {
+    pub fn attach(prog: OwnedFd) -> Result<Self, LoadError> {
+        let link = sys::link_create(prog.as_raw_fd(), sys::BPF_TRACE_ITER)
+            .map_err(at("attach iterator"))?;
+        Ok(Iterator { _prog: prog, link })
+    }
+
+    /// Run the iterator and read everything it wrote into `buf` (cleared first).
+    pub fn read_all(&self, buf: &mut Vec<u8>) -> io::Result<()> {
+        const CHUNK: usize = 64 * 1024;
+        buf.clear();
+        let it = sys::iter_create(&self.link)?;
+        loop {
+            buf.reserve(CHUNK);
+            match rustix::io::read(&it, rustix::buffer::spare_capacity(buf)) {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! How the holders were found: the method, its cost, and why a faster
+//! method was not used. Part of the JSON report (`scan`).
+
+use serde::Serialize;
+
+/// Which holder scan to use (`--scan`, `SOCKMAP_NO_BPF`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ScanChoice {
+    /// The BPF iterator when it can be used, else the /proc scan.
+    #[default]
+    Auto,
+    /// Always the /proc scan.
+    Proc,
+    /// The BPF iterator or an error.
+    Bpf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScanMethod {
+    /// An `iter/task` program walked every fd table in the kernel.
+    BpfTask,
+    /// An `iter/task_file` program, called for every open file.
+    BpfTaskFile,
+    /// `/proc/PID/fd/*` read for every process.
+    Proc,
+}
+
+/// Why the BPF scan was not used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FallbackReason {
+    /// `--scan proc` or `SOCKMAP_NO_BPF=1`.
+    Disabled,
+    /// No CAP_BPF and CAP_PERFMON (not root).
+    NotPermitted,
+    /// No kernel BTF at /sys/kernel/btf/vmlinux.
+    NoBtf,
+    /// sockmap runs in a pid namespace other than the initial one: the
+    /// iterator reports pids of the initial namespace.
+    PidNamespace,
+    /// The kernel refused to load or attach the program.
+    LoadFailed,
+    /// The loaded iterator could not be read.
+    ScanFailed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScanInfo {
+    pub method: ScanMethod,
+    /// The holder scan itself (iterator run, parse, per-hit confirmation;
+    /// or the whole /proc walk), without loading the program.
+    pub duration_ms: f64,
+    /// Loading the BPF program, when this pass loaded it (once per process).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<FallbackReason>,
+    /// What failed, in words (which load step and the kernel's error),
+    /// also when a faster BPF program failed and a slower one was used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The verifier's log of a failed load, only when asked for.
+    #[serde(skip)]
+    pub verifier_log: Option<String>,
+}
