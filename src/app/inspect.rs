@@ -7,7 +7,8 @@ use crate::error::{exit, Result};
 use crate::{analyze, collect, render};
 
 pub fn run(cfg: &InspectConfig, out: &mut impl Write, err: &mut impl Write) -> Result<i32> {
-    let snap = collect::collect(&cfg.query)?;
+    let snap = collect::collect_with(&cfg.query, cfg.scan)?;
+    super::tell_scan(err, cfg.scan, snap.scan.as_ref());
     let report = analyze::report(&cfg.query, &snap);
     match cfg.format {
         Format::Json => render::json::write(out, &report),

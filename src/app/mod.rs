@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::error::{exit, Result};
 use crate::lab::{LoadConfig, ServeConfig};
+use crate::model::scan::{ScanInfo, ScanOptions};
 use crate::target::Query;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +28,7 @@ pub struct InspectConfig {
     pub query: Query,
     pub format: Format,
     pub color: bool,
+    pub scan: ScanOptions,
 }
 
 #[derive(Debug, Clone)]
@@ -35,6 +37,7 @@ pub struct WatchConfig {
     pub interval: Duration,
     pub count: Option<u64>,
     pub json: bool,
+    pub scan: ScanOptions,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -42,6 +45,7 @@ pub struct CheckConfig {
     pub query: Query,
     pub assertions: crate::analyze::check::Assertions,
     pub json: bool,
+    pub scan: ScanOptions,
 }
 
 #[derive(Debug, Clone)]
@@ -91,5 +95,30 @@ pub(crate) fn stdout_err(source: std::io::Error) -> crate::error::Error {
     crate::error::Error::Write {
         what: "stdout",
         source,
+    }
+}
+
+/// `--verbose`: one stderr line on how the holders were found, and the
+/// verifier's log when the BPF program was refused.
+pub(crate) fn tell_scan(err: &mut impl std::io::Write, opts: ScanOptions, info: Option<&ScanInfo>) {
+    let Some(info) = info.filter(|_| opts.verbose) else {
+        return;
+    };
+    let mut line = format!(
+        "sockmap: holders: {}, scan {:.1} ms",
+        info.method, info.duration_ms
+    );
+    if let Some(load) = info.load_ms {
+        line.push_str(&format!(", load {load:.1} ms"));
+    }
+    if let Some(reason) = info.fallback_reason {
+        line.push_str(&format!(" (BPF not used: {reason})"));
+    }
+    if let Some(detail) = &info.detail {
+        line.push_str(&format!(": {detail}"));
+    }
+    let _ = writeln!(err, "{line}");
+    if let Some(log) = &info.verifier_log {
+        let _ = writeln!(err, "sockmap: verifier log:\n{log}");
     }
 }

@@ -1,8 +1,10 @@
 //! `sockmap watch`: sample the target's queues every interval. The first
-//! sample is a full pass; later ones ask netlink only (microseconds). The
-//! holders are kept current by scanning only new processes every
-//! `NEW_PIDS`, with a full /proc rescan when the socket set changes or
-//! every `RESCAN` — so a 10 Hz watch stays cheap on a crowded host.
+//! sample is a full pass. With the BPF holder scan (loaded once) every
+//! sample is a full pass too, so holders are always current. Otherwise
+//! later samples ask netlink only (microseconds) and the holders are kept
+//! current by scanning only new processes every `NEW_PIDS`, with a full
+//! /proc rescan when the socket set changes or every `RESCAN` — so a 10 Hz
+//! watch stays cheap on a crowded host.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -20,10 +22,12 @@ const NEW_PIDS: Duration = Duration::from_secs(2);
 pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
     interrupt::install();
     let json = cfg.json || !std::io::stdout().is_terminal();
-    let mut collector = Collector::new()?;
+    let mut collector = Collector::with_scan(cfg.scan)?;
     let proc_root = collector.proc_root().to_path_buf();
     let start = Instant::now();
     let mut snap = collector.snapshot(&cfg.query)?;
+    super::tell_scan(&mut std::io::stderr(), cfg.scan, snap.scan.as_ref());
+    let bpf = collector.holders_from_bpf();
     let mut last_scan = start;
     let mut last_new_pids = start;
     let mut prev_counters = host::read_counters(&proc_root).unwrap_or_default();
@@ -33,7 +37,7 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
     loop {
         seq += 1;
         if seq > 1 {
-            if last_scan.elapsed() >= RESCAN {
+            if bpf || last_scan.elapsed() >= RESCAN {
                 snap = collector.snapshot(&cfg.query)?;
                 last_scan = Instant::now();
                 last_new_pids = last_scan;

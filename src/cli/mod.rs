@@ -17,6 +17,7 @@ use crate::app::{
 };
 use crate::error::{Error, Result};
 use crate::lab::{LoadConfig, ServeConfig};
+use crate::model::scan::{ScanChoice, ScanOptions};
 use crate::target::{self, Query};
 
 pub use values::{parse_duration, parse_size};
@@ -87,6 +88,41 @@ pub struct OutputArgs {
     pub color: ColorChoice,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ScanArg {
+    /// The BPF iterator when it can be used (root, kernel BTF), else /proc.
+    Auto,
+    /// The BPF iterator, or exit 3 saying why it cannot be used.
+    Bpf,
+    /// Read /proc/*/fd of every process.
+    Proc,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// How to find the processes holding each socket (SOCKMAP_NO_BPF=1 in
+    /// the environment makes 'auto' mean 'proc').
+    #[arg(long, value_enum, default_value = "auto", value_name = "HOW")]
+    pub scan: ScanArg,
+    /// Say on stderr how the holders were found; if the BPF program was
+    /// refused, print the kernel verifier's log.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+}
+
+impl ScanArgs {
+    fn options(&self) -> ScanOptions {
+        ScanOptions {
+            choice: match self.scan {
+                ScanArg::Auto => ScanChoice::Auto,
+                ScanArg::Bpf => ScanChoice::Bpf,
+                ScanArg::Proc => ScanChoice::Proc,
+            },
+            verbose: self.verbose,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// What to inspect (see below); none means every listening TCP socket.
@@ -97,6 +133,8 @@ pub struct InspectArgs {
     pub all: bool,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub scan: ScanArgs,
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +151,8 @@ pub struct WatchArgs {
     /// One JSON object per sample per line (also the default when stdout is not a terminal).
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub scan: ScanArgs,
 }
 
 #[derive(Debug, Args)]
@@ -153,6 +193,8 @@ pub struct CheckArgs {
     /// Print a JSON result with each assertion's verdict, expected and actual.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub scan: ScanArgs,
 }
 
 #[derive(Debug, Args)]
@@ -283,6 +325,7 @@ impl Cli {
                     query: parse_targets(&a.targets)?.with_all_states(a.all),
                     format,
                     color: color_enabled(a.output.color),
+                    scan: a.scan.options(),
                 })
             }
             Sub::Watch(a) => {
@@ -297,11 +340,13 @@ impl Cli {
                     interval: a.interval,
                     count: a.count,
                     json: a.json,
+                    scan: a.scan.options(),
                 })
             }
             Sub::Check(a) => Command::Check(CheckConfig {
                 query: parse_targets(&a.targets)?,
                 json: a.json,
+                scan: a.scan.options(),
                 assertions: Assertions {
                     listening: a.listening,
                     holders: a.holders,

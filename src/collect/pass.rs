@@ -11,7 +11,7 @@ use super::diag::{STATE_ALL, STATE_LISTEN, STATE_SYN_RECV};
 use super::netlink::DiagSocket;
 use super::{fdscan, host, waiters};
 use crate::error::{Error, Result};
-use crate::model::scan::{ScanChoice, ScanMethod};
+use crate::model::scan::{ScanMethod, ScanOptions};
 use crate::model::{Family, Holder, Inode, RequestSock, Snapshot, Socket};
 use crate::target::Query;
 
@@ -33,23 +33,22 @@ pub fn collect(query: &Query) -> Result<Snapshot> {
     Collector::new()?.snapshot(query)
 }
 
-/// One pass, holders found the way `scan` says (`verbose`: keep the
-/// verifier log of a failed BPF load).
-pub fn collect_with(query: &Query, scan: ScanChoice, verbose: bool) -> Result<Snapshot> {
-    Collector::with_scan(scan, verbose)?.snapshot(query)
+/// One pass, holders found the way `scan` says.
+pub fn collect_with(query: &Query, scan: ScanOptions) -> Result<Snapshot> {
+    Collector::with_scan(scan)?.snapshot(query)
 }
 
 impl Collector {
     pub fn new() -> Result<Self> {
-        Self::with_scan(ScanChoice::Auto, false)
+        Self::with_scan(ScanOptions::default())
     }
 
-    pub fn with_scan(scan: ScanChoice, verbose: bool) -> Result<Self> {
+    pub fn with_scan(scan: ScanOptions) -> Result<Self> {
         Ok(Collector {
             diag: DiagSocket::open()?,
             proc_root: PathBuf::from("/proc"),
             known_pids: Vec::new(),
-            holders: HolderScanner::new(scan, verbose),
+            holders: HolderScanner::new(scan.choice, scan.verbose),
         })
     }
 

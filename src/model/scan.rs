@@ -15,6 +15,14 @@ pub enum ScanChoice {
     Bpf,
 }
 
+/// The holder scan a command asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanOptions {
+    pub choice: ScanChoice,
+    /// Say how holders were found, with the verifier log of a failed load.
+    pub verbose: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ScanMethod {
@@ -63,4 +71,27 @@ pub struct ScanInfo {
     /// The verifier's log of a failed load, only when asked for.
     #[serde(skip)]
     pub verifier_log: Option<String>,
+}
+
+impl std::fmt::Display for ScanMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ScanMethod::BpfTask => "bpf-task",
+            ScanMethod::BpfTaskFile => "bpf-task-file",
+            ScanMethod::Proc => "proc",
+        })
+    }
+}
+
+impl std::fmt::Display for FallbackReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FallbackReason::Disabled => "disabled",
+            FallbackReason::NotPermitted => "not-permitted",
+            FallbackReason::NoBtf => "no-btf",
+            FallbackReason::PidNamespace => "pid-namespace",
+            FallbackReason::LoadFailed => "load-failed",
+            FallbackReason::ScanFailed => "scan-failed",
+        })
+    }
 }

@@ -216,7 +216,7 @@ impl HolderScanner {
             }
         }
         let load_ms = Some(ms(start));
-        let log = self.want_log.then(|| verifier_logs()).flatten();
+        let log = self.want_log.then(verifier_logs).flatten();
         Err(Fallback {
             reason: FallbackReason::LoadFailed,
             detail: Some(failed.join("; ")),
