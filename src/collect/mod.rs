@@ -8,6 +8,7 @@ pub mod bpf;
 pub mod diag;
 pub mod fdscan;
 pub mod host;
+pub mod mountinfo;
 pub mod netlink;
 pub mod waiters;
 
