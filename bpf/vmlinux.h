@@ -47,7 +47,10 @@ struct inode {
 	unsigned long i_ino;
 };
 
+struct file_operations;
+
 struct file {
+	const struct file_operations *f_op;
 	struct inode *f_inode;
 	void *private_data;
 };
