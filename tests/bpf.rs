@@ -217,6 +217,47 @@ fn crowd_same_holders_both_ways() {
     assert_eq!(pids_of(&h), sorted(&all));
 }
 
+/// One process holding more sockets than one read of the task walk can
+/// carry (1,500 clients of `sockmap load` against a server that never
+/// accepts): that process is read again by the task_file program scoped
+/// to it, and both scans still agree on every (pid, fd).
+#[test]
+fn process_with_many_sockets_same_holders_both_ways() {
+    if !bpf_capable("process_with_many_sockets_same_holders_both_ways") {
+        return;
+    }
+    const CLIENTS: usize = 1500;
+    let serve = ServeProc::start(&["--workers", "1", "--stall", "--backlog", "4096"]);
+    let connect = format!("127.0.0.1:{}", serve.port);
+    let clients = CLIENTS.to_string();
+    let load = sockmap(&[
+        "load",
+        "--connect",
+        &connect,
+        "--clients",
+        &clients,
+        "--rounds",
+        "1",
+        "--size",
+        "1",
+        "--timeout",
+        "120s",
+    ])
+    .spawn()
+    .expect("spawn sockmap load");
+    let load = Group(load);
+    let pid = load.0.id();
+    let ready = common::wait_until(LIMIT, || common::socket_inodes(pid).len() >= CLIENTS);
+    assert!(ready, "load did not open {CLIENTS} sockets");
+    let h = agree(&["--all".to_string(), format!("pid:{pid}")]);
+    let held = h
+        .values()
+        .flatten()
+        .filter(|(p, _)| *p == u64::from(pid))
+        .count();
+    assert!(held >= CLIENTS, "{held} of the load's sockets found");
+}
+
 #[test]
 fn scan_proc_and_no_bpf_env_use_proc() {
     if !bpf_capable("scan_proc_and_no_bpf_env_use_proc") {

@@ -58,8 +58,13 @@ enum State {
 }
 
 struct Loaded {
-    iter: skel::Iterator,
+    /// Kept alive for `link` (and reused per pid when it is the task_file program).
+    _prog: skel::Program,
+    link: skel::Link,
     method: ScanMethod,
+    /// The task_file program for processes the task walk could not emit
+    /// in full (loaded on first need; `Some(None)`: refused).
+    per_pid: Option<Option<skel::Program>>,
     /// Reported once, by the scan that follows the load.
     load_ms: Option<f64>,
     /// Why the faster program was not used, if it was not.
@@ -115,9 +120,10 @@ impl HolderScanner {
         self.ensure_tried(proc_root);
         if let State::Ready(loaded) = &mut self.state {
             let start = Instant::now();
-            match loaded.iter.read_all(&mut self.buf) {
-                Ok(()) => {
-                    let (scan, reuseport) = confirm(proc_root, &self.buf, want);
+            self.buf.clear();
+            match loaded.read(&mut self.buf) {
+                Ok(proc_pids) => {
+                    let (scan, reuseport) = confirm(proc_root, &self.buf, &proc_pids, want);
                     let info = ScanInfo {
                         method: loaded.method,
                         duration_ms: ms(start),
@@ -203,11 +209,14 @@ impl HolderScanner {
             (&skel::TASK, ScanMethod::BpfTask),
             (&skel::TASK_FILE, ScanMethod::BpfTaskFile),
         ] {
-            match skel::load(skel, None).and_then(skel::Iterator::attach) {
-                Ok(iter) => {
+            let loaded = skel::Program::load(skel).and_then(|p| Ok((p.attach(None)?, p)));
+            match loaded {
+                Ok((link, prog)) => {
                     return Ok(Loaded {
-                        iter,
+                        _prog: prog,
+                        link,
                         method,
+                        per_pid: None,
                         load_ms: Some(ms(start)),
                         detail: (!failed.is_empty()).then(|| failed.join("; ")),
                     })
@@ -223,6 +232,47 @@ impl HolderScanner {
             log,
             load_ms,
         })
+    }
+}
+
+impl Loaded {
+    /// Run the iterator into `buf`. A process whose table the task walk
+    /// could not emit in full (more sockets than one read of the iterator
+    /// holds) is read again by the task_file program scoped to it; the
+    /// pids returned are those left for the /proc scan.
+    fn read(&mut self, buf: &mut Vec<u8>) -> std::io::Result<Vec<u32>> {
+        self.link.read_all(buf)?;
+        let mut truncated: Vec<u32> = records::parse(buf)
+            .filter(records::Record::is_truncated)
+            .map(|r| r.tgid)
+            .collect();
+        if truncated.is_empty() {
+            return Ok(truncated);
+        }
+        truncated.sort_unstable();
+        truncated.dedup();
+        let prog = self
+            .per_pid
+            .get_or_insert_with(|| skel::Program::load(&skel::TASK_FILE).ok());
+        let Some(prog) = prog else {
+            return Ok(truncated);
+        };
+        let mut left = Vec::new();
+        for pid in truncated {
+            let len = buf.len();
+            // Whole records only: the task walk's output is a multiple of
+            // the record size, and so is each per-pid read.
+            if prog
+                .attach(Some(pid))
+                .map_err(|e| e.source)
+                .and_then(|l| l.read_all(buf))
+                .is_err()
+            {
+                buf.truncate(len);
+                left.push(pid);
+            }
+        }
+        Ok(left)
     }
 }
 
@@ -284,26 +334,21 @@ fn initial_pid_namespace(proc_root: &Path) -> bool {
     })
 }
 
-/// Keep the records on wanted inodes that `/proc/PID/fd/FD` confirms.
-/// Tasks whose table the iterator could not emit in full are scanned the
-/// /proc way.
+/// Keep the records on wanted inodes that `/proc/PID/fd/FD` confirms;
+/// scan `proc_pids` the /proc way.
 fn confirm(
     proc_root: &Path,
     buf: &[u8],
+    proc_pids: &[u32],
     want: &(dyn Fn(u64) -> bool + Sync),
 ) -> (Scan, HashMap<Inode, bool>) {
     let mut scan = Scan::default();
     let mut reuseport = HashMap::new();
     let mut seen = HashSet::new();
     let mut denied = HashSet::new();
-    let mut truncated = Vec::new();
     for r in records::parse(buf) {
         seen.insert(r.tgid);
-        if r.is_truncated() {
-            truncated.push(r.tgid);
-            continue;
-        }
-        if !want(r.ino) {
+        if r.is_truncated() || !want(r.ino) {
             continue;
         }
         match holds(proc_root, &r) {
@@ -322,10 +367,8 @@ fn confirm(
             }
         }
     }
-    if !truncated.is_empty() {
-        truncated.sort_unstable();
-        truncated.dedup();
-        if let Ok(more) = fdscan::scan_holders(proc_root, Some(&truncated), want) {
+    if !proc_pids.is_empty() {
+        if let Ok(more) = fdscan::scan_holders(proc_root, Some(proc_pids), want) {
             scan.denied += more.denied;
             for (inode, mut list) in more.found {
                 scan.found.entry(inode).or_default().append(&mut list);

@@ -8,7 +8,7 @@
 //! by the verifier, and writes the new program's fd into the context we
 //! passed. No ELF parsing and no BTF parsing happen in user space.
 //!
-//! Must not: keep any fd but the program's and its iterator link.
+//! Must not: keep any fd but the programs' and their iterator links.
 
 use std::ffi::CStr;
 use std::io;
@@ -126,25 +126,40 @@ pub fn load(skel: &Skeleton, log: Option<&mut [u8]>) -> Result<OwnedFd, LoadErro
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// An iterator program attached as a link: each `read_all` runs it once
-/// over every task.
-pub struct Iterator {
-    _prog: OwnedFd,
-    link: OwnedFd,
-}
+/// A loaded iterator program.
+pub struct Program(OwnedFd);
 
-impl Iterator {
-    pub fn attach(prog: OwnedFd) -> Result<Self, LoadError> {
-        let link = sys::link_create(prog.as_raw_fd(), sys::BPF_TRACE_ITER)
-            .map_err(at("attach iterator"))?;
-        Ok(Iterator { _prog: prog, link })
+impl Program {
+    pub fn load(skel: &Skeleton) -> Result<Self, LoadError> {
+        load(skel, None).map(Program)
     }
 
-    /// Run the iterator and read everything it wrote into `buf` (cleared first).
+    /// Attach it: over every task, or only the tasks of process `pid`
+    /// (kernel >= 6.1).
+    pub fn attach(&self, pid: Option<u32>) -> Result<Link, LoadError> {
+        // union bpf_iter_link_info: .task = { u32 tid; u32 pid; u32 pid_fd; }
+        let mut info = [0u8; 16];
+        let info = match pid {
+            Some(pid) => {
+                info[4..8].copy_from_slice(&pid.to_ne_bytes());
+                Some(&info[..])
+            }
+            None => None,
+        };
+        sys::link_create(self.0.as_raw_fd(), sys::BPF_TRACE_ITER, info)
+            .map(Link)
+            .map_err(at("attach iterator"))
+    }
+}
+
+/// An attached iterator: each `read_all` runs the program once over its tasks.
+pub struct Link(OwnedFd);
+
+impl Link {
+    /// Run the iterator and append everything it wrote to `buf`.
     pub fn read_all(&self, buf: &mut Vec<u8>) -> io::Result<()> {
         const CHUNK: usize = 64 * 1024;
-        buf.clear();
-        let it = sys::iter_create(&self.link)?;
+        let it = sys::iter_create(&self.0)?;
         loop {
             buf.reserve(CHUNK);
             match rustix::io::read(&it, rustix::buffer::spare_capacity(buf)) {

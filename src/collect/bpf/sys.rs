@@ -236,10 +236,17 @@ pub fn prog_run(prog: &OwnedFd, ctx: &mut [u8]) -> io::Result<u32> {
     Ok(a.retval)
 }
 
-pub fn link_create(prog_fd: i32, attach_type: u32) -> io::Result<OwnedFd> {
+/// Attach `prog_fd`; `iter_info` is a `union bpf_iter_link_info`, if any.
+pub fn link_create(
+    prog_fd: i32,
+    attach_type: u32,
+    iter_info: Option<&[u8]>,
+) -> io::Result<OwnedFd> {
     let mut a = LinkCreate {
         prog_fd: prog_fd as u32,
         attach_type,
+        iter_info: iter_info.map_or(0, |i| i.as_ptr() as u64),
+        iter_info_len: iter_info.map_or(0, |i| i.len() as u32),
         ..Default::default()
     };
     bpf_fd(BPF_LINK_CREATE, &mut a)
