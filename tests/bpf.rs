@@ -411,10 +411,13 @@ fn other_pid_namespace_falls_back() {
     assert_eq!(v["scan"]["fallback_reason"], "pid-namespace");
 }
 
-/// `watch` loads once and rescans every tick: each sample has every holder.
+/// `watch` loads the program once and keeps holders current with BPF
+/// rescans: every sample has every holder, and a worker that dies
+/// disappears from later samples.
 #[test]
-fn watch_rescans_with_bpf_every_tick() {
-    if !bpf_capable("watch_rescans_with_bpf_every_tick") {
+fn watch_keeps_holders_current_with_bpf() {
+    use std::io::{BufRead, BufReader};
+    if !bpf_capable("watch_keeps_holders_current_with_bpf") {
         return;
     }
     let serve = ServeProc::start(&["--workers", "3"]);
@@ -443,6 +446,35 @@ fn watch_rescans_with_bpf_every_tick() {
     for l in &lines {
         assert_eq!(l["sockets"][0]["holders"], 3, "{l}");
     }
+
+    // 100 samples, 50 ms apart: one worker is killed after the first.
+    let mut cmd = sockmap(&[
+        "watch",
+        &target,
+        "--json",
+        "--count",
+        "100",
+        "--interval",
+        "50ms",
+    ]);
+    cmd.env_remove("SOCKMAP_NO_BPF");
+    let mut watch = Group(cmd.spawn().expect("spawn watch"));
+    let stdout = watch.0.stdout.take().expect("piped stdout");
+    let mut samples = BufReader::new(stdout).lines().map(|l| {
+        let l = l.expect("read watch");
+        serde_json::from_str::<Value>(&l).expect("JSON line")["sockets"][0]["holders"].clone()
+    });
+    assert_eq!(samples.next(), Some(Value::from(3)));
+    let victim = serve.children()[0];
+    // SAFETY: kill(2) on a worker of the server this test started.
+    unsafe { libc::kill(victim as i32, libc::SIGKILL) };
+    assert!(common::wait_until(LIMIT, || !common::pid_alive(victim)));
+    let later: Vec<Value> = samples.collect();
+    assert_eq!(
+        later.last(),
+        Some(&Value::from(2)),
+        "the dead worker is gone: {later:?}"
+    );
 }
 
 /// A process group of our own, SIGKILLed on drop.

@@ -1,10 +1,13 @@
 //! `sockmap watch`: sample the target's queues every interval. The first
-//! sample is a full pass. With the BPF holder scan (loaded once) every
-//! sample is a full pass too, so holders are always current. Otherwise
-//! later samples ask netlink only (microseconds) and the holders are kept
-//! current by scanning only new processes every `NEW_PIDS`, with a full
-//! /proc rescan when the socket set changes or every `RESCAN` — so a 10 Hz
-//! watch stays cheap on a crowded host.
+//! sample is a full pass. With the BPF holder scan (loaded once) later
+//! samples are full passes too — every tick, as long as the holder scans
+//! stay under `BPF_SCAN_SHARE` of a core; on a host where one scan costs
+//! more than that allows (a 100 ms tick over ~100k fds), every few ticks,
+//! the ticks between asking netlink only. Without BPF, later samples ask
+//! netlink only (microseconds) and the holders are kept current by scanning
+//! only new processes every `NEW_PIDS`, with a full /proc rescan when the
+//! socket set changes or every `RESCAN` — so a 10 Hz watch stays cheap on
+//! a crowded host.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -18,6 +21,14 @@ use crate::render::watch::{frame, json_line, History};
 
 const RESCAN: Duration = Duration::from_secs(30);
 const NEW_PIDS: Duration = Duration::from_secs(2);
+/// The share of one core the BPF holder rescans may use.
+const BPF_SCAN_SHARE: f64 = 0.015;
+
+/// How long to wait after a BPF holder scan that took `scan_ms` before the
+/// next one, to stay within `BPF_SCAN_SHARE`.
+fn bpf_rescan_gap(scan_ms: f64) -> Duration {
+    Duration::from_secs_f64((scan_ms / 1000.0 / BPF_SCAN_SHARE).clamp(0.0, RESCAN.as_secs_f64()))
+}
 
 pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
     interrupt::install();
@@ -28,6 +39,10 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
     let mut snap = collector.snapshot(&cfg.query)?;
     super::tell_scan(&mut std::io::stderr(), cfg.scan, snap.scan.as_ref());
     let bpf = collector.holders_from_bpf();
+    let scan_gap = |snap: &crate::model::Snapshot| {
+        bpf_rescan_gap(snap.scan.as_ref().map_or(0.0, |s| s.duration_ms))
+    };
+    let mut bpf_gap = scan_gap(&snap);
     let mut last_scan = start;
     let mut last_new_pids = start;
     let mut prev_counters = host::read_counters(&proc_root).unwrap_or_default();
@@ -37,7 +52,15 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
     loop {
         seq += 1;
         if seq > 1 {
-            if bpf || last_scan.elapsed() >= RESCAN {
+            if bpf {
+                if last_scan.elapsed() >= bpf_gap {
+                    last_scan = Instant::now();
+                    snap = collector.snapshot(&cfg.query)?;
+                    bpf_gap = scan_gap(&snap);
+                } else {
+                    snap = collector.refresh(&cfg.query, &snap)?;
+                }
+            } else if last_scan.elapsed() >= RESCAN {
                 snap = collector.snapshot(&cfg.query)?;
                 last_scan = Instant::now();
                 last_new_pids = last_scan;
@@ -118,4 +141,18 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
         }
     }
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rescan_gap_keeps_the_share() {
+        // 1.5 ms scans fit a 100 ms tick; 6 ms scans wait 400 ms.
+        assert_eq!(bpf_rescan_gap(1.5), Duration::from_millis(100));
+        assert_eq!(bpf_rescan_gap(6.0), Duration::from_millis(400));
+        assert_eq!(bpf_rescan_gap(0.0), Duration::ZERO);
+        assert_eq!(bpf_rescan_gap(1e9), RESCAN);
+    }
 }
