@@ -303,8 +303,9 @@ fn json_output(r: &mut Roff) {
             ),
             (
                 "reuseport",
-                "SO_REUSEPORT: true or false when read from the socket, true when inferred \
-                 from several listeners on one address:port, else null.",
+                "SO_REUSEPORT: true or false when read from the socket (the BPF holder scan, \
+                 root), true when inferred from several listeners on one address:port, else \
+                 null.",
             ),
             (
                 "backlog_clamped",
@@ -359,6 +360,17 @@ fn json_output(r: &mut Roff) {
              other_netns, ipv6_unavailable, syn_queue_unmeasured, waiters_unreadable), count, \
              pid and detail where they apply, message (a sentence) and hint (what to do). \
              Empty only when nothing was hidden.",
+        )],
+    );
+    item(
+        r,
+        "scan",
+        [roman(
+            "How the holders were found (absent when no socket matched): method \
+             (\"bpf-task\", \"bpf-task-file\" or \"proc\"), duration_ms (the holder scan), \
+             load_ms (loading the BPF program, when this run loaded it), fallback_reason \
+             (why BPF was not used: disabled, not-permitted, no-btf, pid-namespace, \
+             load-failed, scan-failed) and detail (what failed).",
         )],
     );
 }
@@ -475,6 +487,22 @@ fn environment(r: &mut Roff) {
              stdout there is no colour either.",
         )],
     );
+    item(
+        r,
+        "SOCKMAP_NO_BPF",
+        [roman(
+            "When set (not empty, not 0), --scan auto reads /proc instead of loading the BPF \
+             holder scan.",
+        )],
+    );
+    item(
+        r,
+        "SOCKMAP_BPF_LOG",
+        [roman(
+            "When set (not empty, not 0), print the kernel verifier's log when the BPF \
+             holder scan's program is refused (as --verbose does).",
+        )],
+    );
 }
 
 fn permissions(r: &mut Roff) {
@@ -483,8 +511,10 @@ fn permissions(r: &mut Roff) {
         "Sockets and their queues come from sock_diag netlink and need no privilege. Which \
          process holds a socket comes from /proc/PID/fd, which only root (or the process's \
          own user) may read: without root, holders may be missing, and a warning says how \
-         many processes could not be read. sock_diag sees the network namespace sockmap runs \
-         in.",
+         many processes could not be read. As root (CAP_BPF and CAP_PERFMON) on a kernel with \
+         BTF, a BPF iterator finds the holders in the kernel instead, and reads SO_REUSEPORT \
+         from each socket; it reads and changes nothing else. sock_diag sees the network \
+         namespace sockmap runs in.",
     )]);
 }
 

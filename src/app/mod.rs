@@ -100,27 +100,30 @@ pub(crate) fn stdout_err(source: std::io::Error) -> crate::error::Error {
     }
 }
 
-/// `--verbose`: one stderr line on how the holders were found, and the
-/// verifier's log when the BPF program was refused.
+/// `--verbose`: one stderr line on how the holders were found. The
+/// verifier's log of a refused BPF program is printed whenever it was
+/// kept, which happens only when asked (`--verbose` or `SOCKMAP_BPF_LOG`).
 pub(crate) fn tell_scan(err: &mut impl std::io::Write, opts: ScanOptions, info: Option<&ScanInfo>) {
-    let Some(info) = info.filter(|_| opts.verbose) else {
+    let Some(info) = info else {
         return;
     };
-    let mut line = format!(
-        "sockmap: holders: {}, scan {:.1} ms",
-        info.method, info.duration_ms
-    );
-    if let Some(load) = info.load_ms {
-        line.push_str(&format!(", load {load:.1} ms"));
+    if opts.verbose {
+        let mut line = format!(
+            "sockmap: holders: {}, scan {:.1} ms",
+            info.method, info.duration_ms
+        );
+        if let Some(load) = info.load_ms {
+            line.push_str(&format!(", load {load:.1} ms"));
+        }
+        if let Some(reason) = info.fallback_reason {
+            line.push_str(&format!(" (BPF not used: {reason})"));
+        }
+        if let Some(detail) = &info.detail {
+            line.push_str(&format!(": {detail}"));
+        }
+        let _ = writeln!(err, "{line}");
     }
-    if let Some(reason) = info.fallback_reason {
-        line.push_str(&format!(" (BPF not used: {reason})"));
-    }
-    if let Some(detail) = &info.detail {
-        line.push_str(&format!(": {detail}"));
-    }
-    let _ = writeln!(err, "{line}");
     if let Some(log) = &info.verifier_log {
-        let _ = writeln!(err, "sockmap: verifier log:\n{log}");
+        let _ = writeln!(err, "sockmap: BPF verifier log:\n{log}");
     }
 }
