@@ -329,7 +329,8 @@ fn not_root_falls_back_to_proc_and_scan_bpf_says_why() {
 
 /// A load the kernel refuses (here: a truncated program blob, the
 /// test-only SOCKMAP_BPF_FAULT=corrupt) falls back silently; `--scan bpf`
-/// fails with exit 3; `--verbose` says what happened.
+/// fails with exit 3; `--verbose` says what happened and prints the
+/// verifier's log, as `SOCKMAP_BPF_LOG=1` alone does.
 #[test]
 fn refused_load_falls_back_quietly_and_verbose_says_why() {
     if !bpf_capable("refused_load_falls_back_quietly_and_verbose_says_why") {
@@ -371,6 +372,13 @@ fn refused_load_falls_back_quietly_and_verbose_says_why() {
         err.contains("holders: proc") && err.contains("load-failed"),
         "{err}"
     );
+    assert!(err.contains("BPF verifier log"), "{err}");
+
+    let log = [("SOCKMAP_BPF_FAULT", "corrupt"), ("SOCKMAP_BPF_LOG", "1")];
+    let out = run(&["inspect", "--json", &target], &log);
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("sockmap: BPF verifier log:"), "{err}");
 }
 
 /// `task->tgid` is the initial namespace's pid: in another pid namespace
