@@ -208,10 +208,10 @@ fn act(cfg: &DemoConfig, reuseport: bool, out: &mut impl Write) -> Result<bool> 
     });
 
     // Inspect while the load runs; keep the report with the deepest queue.
-    let query = Query::new(vec![Target::Port {
-        addr: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+    let query = Query::new(vec![Target::port(
+        Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         port,
-    }]);
+    )]);
     let mut collector = Collector::new()?;
     let mut best: Option<(u32, Report)> = None;
     let started = Instant::now();

@@ -174,31 +174,65 @@ fn targets(r: &mut Roff, optional: bool) {
     }
     item(
         r,
-        ":PORT, PORT",
+        ":PORTS, PORTS",
         [roman(
-            "Sockets on PORT (1 to 65535) on any local address, e.g. :8000 or 8000.",
+            "Sockets on those ports (1 to 65535) on any local address: :8000 or 8000, a list \
+             :80,443, a range :8000-8010, or a service name from /etc/services (:http), mixed \
+             freely (:http,8000-8010).",
         )],
     );
     item(
         r,
-        "ADDR:PORT",
+        "ADDR:PORTS, ADDR",
         [roman(
             "Sockets bound to exactly that IPv4 address, e.g. 127.0.0.1:8000. 0.0.0.0:8000 is \
-             the IPv4 wildcard listener itself, not \"any address\".",
+             the IPv4 wildcard listener itself, not \"any address\". Without a port \
+             (127.0.0.1), every socket bound to the address.",
         )],
     );
     item(
         r,
-        "[IPV6]:PORT",
+        "[IPV6]:PORTS, IPV6",
         [roman(
-            "Sockets bound to exactly that IPv6 address, e.g. [::1]:8000 or [::]:8000. The \
-             brackets are required.",
+            "Sockets bound to exactly that IPv6 address, e.g. [::1]:8000 or [::]:8000; the \
+             brackets are required before a port. Without a port, ::1 or [::1].",
+        )],
+    );
+    item(
+        r,
+        "*:PORTS",
+        [roman(
+            "Sockets bound to the wildcard address of either family (0.0.0.0 or ::), as the \
+             table header prints them.",
+        )],
+    );
+    item(
+        r,
+        "tcp:..., udp:...",
+        [roman(
+            "Any of the forms above for that protocol: udp:53, udp:127.0.0.1:53, tcp:8000. \
+             Without a prefix, TCP; a service name is looked up for the prefix's protocol.",
+        )],
+    );
+    item(
+        r,
+        "unix:PATH, unix:@NAME",
+        [roman(
+            "A unix socket by the path it is bound to, or by its abstract name.",
         )],
     );
     item(
         r,
         "pid:PID",
-        [roman("Every TCP socket that process holds, in any state.")],
+        [roman("Every socket that process holds, in any state.")],
+    );
+    item(
+        r,
+        "comm:NAME",
+        [roman(
+            "Every socket held by processes whose command name (comm, at most 15 bytes) is \
+             NAME, e.g. comm:nginx.",
+        )],
     );
     item(
         r,
@@ -208,10 +242,18 @@ fn targets(r: &mut Roff, optional: bool) {
              to, or ino: in ss -e.",
         )],
     );
+    item(
+        r,
+        "netns:NAME, netns:INODE",
+        [roman(
+            "Look in that network namespace (a name under /run/netns, or the namespace's \
+             inode); alone, every listener there; with other targets, narrows them to it.",
+        )],
+    );
     para(
         r,
-        "Host names are not resolved. An invalid target (:99999, :0, :, foo, 1.2.3:80, [::1, \
-         pid:abc, inode:-1) is reported in one line that names the bad part, and the exit \
+        "Host names are not resolved. An invalid target (:99999, :0, :, :8010-8000, foo, \
+         1.2.3:80, [::1, pid:abc, inode:-1, unix:) is reported in one line that names the bad part, and the exit \
          status is 2.",
     );
 }

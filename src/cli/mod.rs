@@ -4,6 +4,8 @@
 
 #![allow(rustdoc::broken_intra_doc_links)] // help text like "[::1]:8000" is not a link
 
+mod assertions;
+mod services;
 mod values;
 
 use std::net::{IpAddr, SocketAddr};
@@ -22,11 +24,19 @@ use crate::target::{self, Query};
 pub use values::{parse_duration, parse_size};
 
 const TARGET_HELP: &str = "\
-TARGET selects sockets: ':8000' or '8000' (any local address on port 8000), \
-'127.0.0.1:8000' or '[::1]:8000' (exactly that local address), \
-'0.0.0.0:8000' (the IPv4 wildcard listener), 'pid:1234' (every socket that \
-process holds), 'inode:4322' (one socket). Several targets add up. With no \
-target, every listening TCP socket.";
+TARGET selects sockets. Ports: ':8000' or '8000' (any local address), \
+':80,443' (a list), ':8000-8010' (a range), ':http' (a name from \
+/etc/services). Addresses: '127.0.0.1:8000' or '[::1]:8000' (exactly that \
+local address), '0.0.0.0:8000' or '[::]:8000' (one family's wildcard), \
+'*:8000' (the wildcard of either family, as headers print it), '127.0.0.1' \
+or '::1' (every port on that address). 'tcp:' or 'udp:' before a port or \
+address picks the protocol ('udp:53', 'udp:127.0.0.1:53'); without one, \
+TCP. 'unix:/run/app.sock' or 'unix:@name' (a unix socket by path or \
+abstract name), 'pid:1234' (every socket that process holds), \
+'comm:nginx' (every socket held by processes with that command name), \
+'inode:4322' (one socket), 'netns:NAME' or 'netns:INODE' (look in that \
+network namespace; alone, every listener there). Several targets add up. \
+With no target (inspect), every listening TCP socket.";
 
 const EXIT_HELP: &str = "\
 EXIT STATUS: 0 ok; 1 nothing matched the target (inspect) or an assertion \
@@ -248,11 +258,20 @@ fn parse_ratio(s: &str) -> Result<f64, String> {
 }
 
 fn parse_targets(raw: &[String]) -> Result<Query> {
+    let services = services::EtcServices::new();
     let mut parsed = Vec::with_capacity(raw.len());
     for t in raw {
-        parsed.push(target::parse(t).map_err(|e| Error::Usage(e.to_string()))?);
+        parsed.push(target::parse_with(t, &services).map_err(|e| Error::Usage(e.to_string()))?);
     }
     Ok(Query::new(parsed))
+}
+
+/// The assertions, or a usage error when they contradict each other.
+fn checked(a: Assertions) -> Result<Assertions> {
+    match assertions::contradiction(&a) {
+        Some(why) => Err(Error::Usage(why)),
+        None => Ok(a),
+    }
 }
 
 fn color_enabled(choice: ColorChoice) -> bool {
@@ -302,7 +321,7 @@ impl Cli {
             Sub::Check(a) => Command::Check(CheckConfig {
                 query: parse_targets(&a.targets)?,
                 json: a.json,
-                assertions: Assertions {
+                assertions: checked(Assertions {
                     listening: a.listening,
                     holders: a.holders,
                     min_holders: a.min_holders,
@@ -313,7 +332,7 @@ impl Cli {
                     max_syn_queue: a.max_syn_queue,
                     min_backlog: a.min_backlog,
                     pid: a.pid,
-                },
+                })?,
             }),
             Sub::Serve(a) => Command::Serve(ServeConfig {
                 addr: a.addr,
