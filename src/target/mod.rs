@@ -171,18 +171,10 @@ pub struct TargetError {
     pub reason: String,
 }
 
-/// The text with control characters escaped (`\n`, `\u{1b}`), so an
-/// error stays one line and cannot drive the terminal.
-fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_debug().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+/// The text escaped for a terminal, so an error stays one line and
+/// cannot drive the terminal.
+fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    crate::escape::terminal(s)
 }
 
 const FORMS: &str = "expected a port (:8000, :80,443, :8000-8010, :http), an address \
