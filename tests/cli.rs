@@ -536,3 +536,46 @@ fn completions_for_each_shell() {
         );
     }
 }
+
+/// No output path may panic: with stderr (and stdout) on a full device the
+/// error cannot be shown, but the exit status still says what happened.
+#[test]
+fn a_full_stderr_never_panics() {
+    if !Path::new("/dev/full").exists() {
+        assert!(std::env::var_os("CI").is_none(), "no /dev/full");
+        eprintln!("SKIP a_full_stderr_never_panics: no /dev/full");
+        return;
+    }
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("open /dev/full")
+    };
+    let cases: &[(&[&str], i32)] = &[
+        (&["inspect", ":0"], 2),
+        (&["inspect", "--no-such-flag"], 2),
+        (&["check", ":80", "--shared", "--reuseport"], 2),
+        (&["serve", "--addr", "192.0.2.1", "--port", "0"], 2),
+    ];
+    let std_sockmap = || {
+        let mut c = Std::new(env!("CARGO_BIN_EXE_sockmap"));
+        c.env_remove("RUST_BACKTRACE").env("NO_COLOR", "1");
+        c
+    };
+    for (args, code) in cases {
+        let out = std_sockmap()
+            .args(*args)
+            .stderr(full())
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(*code), "{args:?} with stderr full");
+        let out = std_sockmap()
+            .args(*args)
+            .stderr(full())
+            .stdout(full())
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(*code), "{args:?} with both full");
+    }
+}

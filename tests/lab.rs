@@ -273,6 +273,41 @@ fn sigint_stops_it_like_sigterm() {
     );
 }
 
+/// A closed terminal (or `kill -HUP`) stops serve like SIGTERM: exit 0,
+/// the distribution printed, no worker left behind.
+#[test]
+fn sighup_stops_it_like_sigterm() {
+    let serve = ServeProc::start(&["--workers", "3"]);
+    let pids = serve.pids.clone();
+    echo_once(serve.port, b"hup");
+    serve.signal(libc::SIGHUP);
+    assert!(common::wait_exited(serve.pid(), common::STOP_LIMIT));
+    let done = Done::parse(&serve.terminate());
+    assert_eq!(done.total, 1);
+    let named: Vec<u32> = done.workers.iter().map(|w| w.pid).collect();
+    assert_eq!(named, pids);
+    assert!(
+        done.workers.iter().all(|w| w.accepted.is_some()),
+        "{done:?}"
+    );
+}
+
+/// A hangup reaches the whole foreground group, workers included.
+#[test]
+fn sighup_to_the_group_stops_it_too() {
+    let serve = ServeProc::start(&["--workers", "2", "--reuseport"]);
+    echo_once(serve.port, b"x");
+    // SAFETY: kill(2) on the process group this test created.
+    unsafe { libc::kill(-(serve.pid() as i32), libc::SIGHUP) };
+    assert!(common::wait_exited(serve.pid(), common::STOP_LIMIT));
+    let done = Done::parse(&serve.terminate());
+    assert_eq!(done.total, 1);
+    assert!(
+        done.workers.iter().all(|w| w.accepted.is_some()),
+        "{done:?}"
+    );
+}
+
 #[test]
 fn sigterm_abandons_a_connection_that_stays_open() {
     // One worker per idle client: every process ends up blocked in read().
@@ -436,18 +471,54 @@ fn load_catches_a_server_that_changes_a_byte() {
     assert!(msg.contains("round 1 byte 100 came back as"), "{msg}");
 }
 
+/// A TCP socket bound to a free loopback port but not listening: a
+/// connection to it is refused, and since it has no SO_REUSEADDR no other
+/// process can bind the port while we hold it (unlike a port freed a
+/// moment ago, which anyone may take).
+struct RefusingPort {
+    fd: std::os::fd::OwnedFd,
+    port: u16,
+}
+
+impl RefusingPort {
+    fn new() -> RefusingPort {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain socket(2); the fd is owned at once.
+        let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        assert!(raw >= 0, "socket: {}", std::io::Error::last_os_error());
+        // SAFETY: raw is a fresh fd we own.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+        let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        sa.sin_family = libc::AF_INET as libc::sa_family_t;
+        sa.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        use std::os::fd::AsRawFd;
+        // SAFETY: sa is a valid sockaddr_in of `len` bytes.
+        let rc = unsafe { libc::bind(fd.as_raw_fd(), (&raw const sa).cast(), len) };
+        assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
+        let mut got: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        let mut got_len = len;
+        // SAFETY: got is a writable sockaddr_in of got_len bytes.
+        let rc = unsafe { libc::getsockname(fd.as_raw_fd(), (&raw mut got).cast(), &mut got_len) };
+        assert_eq!(rc, 0, "getsockname: {}", std::io::Error::last_os_error());
+        RefusingPort {
+            fd,
+            port: u16::from_be(got.sin_port),
+        }
+    }
+}
+
 #[test]
 fn load_counts_refused_connections() {
-    // A port that was free a moment ago: nothing listens there.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let (code, r, _) = load(port, &["--clients", "5", "--rounds", "1", "--size", "1KiB"]);
+    let nobody = RefusingPort::new();
+    let (code, r, _) = load(
+        nobody.port,
+        &["--clients", "5", "--rounds", "1", "--size", "1KiB"],
+    );
     assert_eq!(code, 1);
     assert_eq!(r.failures.connect, 5, "{r:?}");
     assert_eq!(r.failed, 5);
+    drop(nobody.fd);
 }
 
 #[test]
@@ -598,6 +669,8 @@ impl Drop for GroupGuard {
     }
 }
 
+/// An address or port that cannot be had is bad input (exit 2), said in
+/// one line with the errno; it is not a failed kernel query.
 #[test]
 fn a_port_in_use_is_a_clear_error() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -606,15 +679,39 @@ fn a_port_in_use_is_a_clear_error() {
         let mut args = vec!["serve", "--port", &port];
         args.extend_from_slice(extra);
         let out = run_bounded(sockmap(&args), Duration::from_secs(30));
-        assert_eq!(out.status.code(), Some(3), "{extra:?}");
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            err.contains(&format!("cannot bind 127.0.0.1:{port}")),
+            err.starts_with(&format!("sockmap: cannot bind 127.0.0.1:{port}: ")),
             "{err}"
         );
-        assert!(err.contains("in use"), "{err}");
+        assert!(
+            err.contains("in use") && err.contains("os error 98"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(!err.contains("kernel query"), "{err}");
         assert!(out.stdout.is_empty());
     }
+}
+
+/// An address this host does not have (TEST-NET-1, never routed; bind
+/// fails before any packet could be sent).
+#[test]
+fn an_address_not_on_this_host_is_a_clear_error() {
+    let out = run_bounded(
+        sockmap(&["serve", "--addr", "192.0.2.1", "--port", "0"]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("sockmap: cannot bind 192.0.2.1:0: "),
+        "{err}"
+    );
+    assert!(err.contains("os error 99"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(out.stdout.is_empty());
 }
 
 #[test]
@@ -639,4 +736,27 @@ fn ipv6_loopback() {
     assert_eq!(code, 0);
     assert_eq!(r.failed, 0);
     assert_eq!(Done::parse(&serve.terminate()).total, 21);
+}
+
+/// `comm:NAME` selects the sockets of every process with that command
+/// name: the serve workers are all named `sockmap`.
+#[test]
+fn comm_target_finds_every_worker() {
+    let serve = ServeProc::start(&["--workers", "3"]);
+    let v = common::inspect_json("comm:sockmap");
+    let socks = v["sockets"].as_array().expect("sockets");
+    let ours: Vec<&serde_json::Value> = socks
+        .iter()
+        .filter(|s| s["local_port"] == serve.port && s["state"] == "LISTEN")
+        .collect();
+    assert_eq!(ours.len(), 1, "the one shared listener: {v}");
+    let mut holders: Vec<u32> = ours[0]["holders"]
+        .as_array()
+        .expect("holders")
+        .iter()
+        .map(|h| h["pid"].as_u64().expect("pid") as u32)
+        .collect();
+    holders.sort_unstable();
+    assert_eq!(holders, sorted(&serve.pids));
+    drop(serve);
 }

@@ -44,6 +44,12 @@ failed (check); 2 bad usage or bad input; 3 the kernel query failed; 4 (check) \
 no assertion failed but some could not be decided (part of the picture \
 could not be seen).";
 
+const DEMO_EXIT_HELP: &str = "\
+EXIT STATUS: 0 the demo ran and showed both cases; 1 the load saw failures \
+or the proof did not hold; 2 bad usage; 3 something it needs failed at run \
+time (sockmap serve did not start, the kernel query failed); 130 \
+interrupted (Ctrl-C or SIGTERM), as shells report it.";
+
 /// Who holds a socket and what its queues are doing right now.
 ///
 /// sockmap follows the chain fd → file → socket inode → listening sock →
@@ -73,6 +79,7 @@ pub enum Sub {
     /// The bundled load client: concurrent echo clients that verify bytes.
     Load(LoadArgs),
     /// Run the experiment end to end: serve + load + inspect, then reuseport.
+    #[command(after_help = DEMO_EXIT_HELP)]
     Demo(DemoArgs),
     /// Write the man page or shell completions (for packagers).
     #[command(hide = true)]

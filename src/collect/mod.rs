@@ -3,6 +3,7 @@
 //! host settings and counters (`host`), waiting threads (`waiters`).
 //! `collect()` runs one pass for a query and returns a `model::Snapshot`.
 
+mod comm;
 pub mod diag;
 pub mod fdscan;
 pub mod host;

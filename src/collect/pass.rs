@@ -47,6 +47,9 @@ impl Collector {
 
     /// Everything for `query`: sockets, holders, queues, waiters, warnings.
     pub fn snapshot(&mut self, query: &Query) -> Result<Snapshot> {
+        // comm: targets become pid: targets for the processes so named.
+        let resolved = super::comm::with_comm_pids(&self.proc_root, query);
+        let query = resolved.as_ref().unwrap_or(query);
         let mut warnings = Vec::new();
         let hidden = hidden_processes(&self.proc_root);
         if let Some(opts) = &hidden {
@@ -250,7 +253,8 @@ impl Collector {
     pub fn refresh(&mut self, query: &Query, prev: &Snapshot) -> Result<Snapshot> {
         let mut warnings = Vec::new();
         // pid: targets select sockets by inode: keep the ones already known.
-        let extra: HashSet<u64> = if query.pids().next().is_some() {
+        let by_process = query.pids().next().is_some() || query.comms().next().is_some();
+        let extra: HashSet<u64> = if by_process {
             prev.sockets.iter().map(|s| s.inode.0).collect()
         } else {
             HashSet::new()
