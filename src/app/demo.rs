@@ -215,6 +215,7 @@ fn act(cfg: &DemoConfig, reuseport: bool, out: &mut impl Write) -> Result<bool> 
         size: cfg.size,
         timeout: Duration::from_secs(20),
         json: false,
+        mode: lab::LoadMode::Echo,
     };
     let load = std::thread::spawn(move || {
         let mut buf = Vec::new();

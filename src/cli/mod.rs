@@ -18,7 +18,7 @@ use crate::app::{
     CheckConfig, Command, DemoConfig, Format, GenerateWhat, InspectConfig, WatchConfig,
 };
 use crate::error::{Error, Result};
-use crate::lab::{LoadConfig, ServeConfig};
+use crate::lab::{LoadConfig, LoadMode, ServeConfig};
 use crate::target::{self, Query};
 
 pub use values::{parse_duration, parse_size};
@@ -76,7 +76,7 @@ pub enum Sub {
     Check(CheckArgs),
     /// The bundled fork server: listen, fork workers that accept on one socket.
     Serve(ServeArgs),
-    /// The bundled load client: concurrent echo clients that verify bytes.
+    /// The bundled load client: concurrent echo, hold or HTTP clients.
     Load(LoadArgs),
     /// Run the experiment end to end: serve + load + inspect, then reuseport.
     #[command(after_help = DEMO_EXIT_HELP)]
@@ -201,7 +201,7 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// The echo server to load: ADDR:PORT, e.g. 127.0.0.1:8000 or [::1]:8000.
+    /// The server to load: ADDR:PORT, e.g. 127.0.0.1:8000 or [::1]:8000.
     #[arg(long, short = 'c')]
     pub connect: SocketAddr,
     /// Concurrent client connections.
@@ -219,6 +219,23 @@ pub struct LoadArgs {
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// What each client does: echo (send --size bytes per round and verify
+    /// the echo), hold (connect and keep the connection open for --hold,
+    /// e.g. to fill a server's accept queue) or http (GET / per round,
+    /// one response read; a status other than 2xx/3xx counts as failed).
+    #[arg(long, value_enum, default_value = "echo")]
+    pub mode: LoadModeArg,
+    /// How long each client holds its connection in --mode hold: '10s' (the
+    /// default), '500ms', '1m'.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub hold: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LoadModeArg {
+    Echo,
+    Hold,
+    Http,
 }
 
 #[derive(Debug, Args)]
@@ -368,6 +385,16 @@ impl Cli {
                         "invalid size '0': must be at least 1 byte".into(),
                     ));
                 }
+                let mode = match (a.mode, a.hold) {
+                    (LoadModeArg::Hold, hold) => {
+                        LoadMode::Hold(hold.unwrap_or(Duration::from_secs(10)))
+                    }
+                    (_, Some(_)) => {
+                        return Err(Error::Usage("--hold applies to --mode hold only".into()))
+                    }
+                    (LoadModeArg::Echo, None) => LoadMode::Echo,
+                    (LoadModeArg::Http, None) => LoadMode::Http,
+                };
                 Command::Load(LoadConfig {
                     connect: a.connect,
                     clients: a.clients,
@@ -375,6 +402,7 @@ impl Cli {
                     size: a.size,
                     timeout: a.timeout,
                     json: a.json,
+                    mode,
                 })
             }
             Sub::Demo(a) => Command::Demo(DemoConfig {
