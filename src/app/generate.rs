@@ -21,6 +21,11 @@ pub fn run(what: &GenerateWhat, out: &mut impl Write) -> Result<i32> {
                 writeln!(out, "{}", path.display()).map_err(super::stdout_err)?;
             }
         }
+        GenerateWhat::Schema(dir) => {
+            for path in write_schemas(dir)? {
+                writeln!(out, "{}", path.display()).map_err(super::stdout_err)?;
+            }
+        }
         GenerateWhat::Completions(shell) => {
             // clap_complete panics on a failed write: render into memory
             // first so a closed pipe is an ordinary error.
@@ -31,6 +36,41 @@ pub fn run(what: &GenerateWhat, out: &mut impl Write) -> Result<i32> {
     }
     out.flush().map_err(super::stdout_err)?;
     Ok(exit::OK)
+}
+
+/// The JSON documents sockmap prints, by file name: the schemas come from
+/// the serde types themselves, their descriptions from the doc comments.
+fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    use schemars::schema_for;
+    vec![
+        ("inspect.json", schema_for!(crate::model::report::Report)),
+        (
+            "watch-sample.json",
+            schema_for!(crate::model::watch::Sample),
+        ),
+        (
+            "check.json",
+            schema_for!(crate::analyze::check::CheckOutcome),
+        ),
+    ]
+}
+
+/// Write one JSON Schema per document into `dir` (created if missing);
+/// returns the paths written.
+pub fn write_schemas(dir: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::os(format!("cannot create {}", dir.display()), e))?;
+    let mut written = Vec::new();
+    for (name, schema) in schemas() {
+        let mut text = serde_json::to_vec_pretty(&schema)
+            .map_err(|e| Error::os(format!("cannot encode the schema {name}"), e.into()))?;
+        text.push(b'\n');
+        let path = dir.join(name);
+        std::fs::write(&path, text)
+            .map_err(|e| Error::os(format!("cannot write {}", path.display()), e))?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 /// Write `sockmap.1` and one page per visible subcommand into `dir`

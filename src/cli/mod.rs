@@ -232,6 +232,11 @@ pub enum GenerateSub {
     },
     /// Print a completion script for SHELL to stdout.
     Completions { shell: clap_complete::Shell },
+    /// Write the JSON Schema of every JSON document into DIR (default: schema/).
+    Schema {
+        #[arg(default_value = "schema")]
+        dir: std::path::PathBuf,
+    },
 }
 
 fn parse_ratio(s: &str) -> Result<f64, String> {
@@ -359,6 +364,7 @@ impl Cli {
             Sub::Generate(g) => Command::Generate(match g.what {
                 GenerateSub::Man { dir } => GenerateWhat::Man(dir),
                 GenerateSub::Completions { shell } => GenerateWhat::Completions(shell),
+                GenerateSub::Schema { dir } => GenerateWhat::Schema(dir),
             }),
         })
     }
