@@ -127,7 +127,25 @@ impl Page {
     fn clap_sections(&mut self, man: &Man, cmd: &clap::Command) {
         self.add(|w| man.render_title(w));
         self.add(|w| man.render_name_section(w));
-        self.add(|w| man.render_synopsis_section(w));
+        self.add(|w| {
+            // clap_mangen shows a repeatable positional as `[TARGET]`: add
+            // the `...` that says it takes several.
+            let mut synopsis = Vec::new();
+            man.render_synopsis_section(&mut synopsis)?;
+            let mut text = String::from_utf8_lossy(&synopsis).into_owned();
+            for arg in cmd.get_positionals().filter(|a| {
+                matches!(a.get_action(), clap::ArgAction::Append)
+                    && a.get_num_args().is_some_and(|n| n.max_values() > 1)
+            }) {
+                for name in arg.get_value_names().into_iter().flatten() {
+                    for close in ["]", ">"] {
+                        let shown = format!("\\fI{name}\\fR{close}");
+                        text = text.replace(&shown, &format!("{shown}..."));
+                    }
+                }
+            }
+            w.write_all(text.as_bytes())
+        });
         self.add(|w| man.render_description_section(w));
         if cmd.get_arguments().any(|a| !a.is_hide_set()) {
             self.add(|w| man.render_options_section(w));
@@ -180,7 +198,7 @@ fn sub_page(man: &Man, sub: &clap::Command) -> Vec<u8> {
         "check" => check_output(&mut r),
         _ => {}
     }
-    if matches!(name, "inspect" | "check") {
+    if matches!(name, "inspect" | "check" | "watch") {
         exit_status(&mut r);
     }
     see_also(&mut r, sub, Some(name));

@@ -26,7 +26,7 @@ TARGET selects sockets: ':8000' or '8000' (any local address on port 8000), \
 '127.0.0.1:8000' or '[::1]:8000' (exactly that local address), \
 '0.0.0.0:8000' (the IPv4 wildcard listener), 'pid:1234' (every socket that \
 process holds), 'inode:4322' (one socket). Several targets add up. With no \
-target, every listening TCP socket.";
+target, inspect shows every listening socket.";
 
 const EXIT_HELP: &str = "\
 EXIT STATUS: 0 ok; 1 nothing matched the target (inspect) or an assertion \
@@ -53,7 +53,7 @@ pub enum Sub {
     #[command(after_help = format!("{TARGET_HELP}\n\n{EXIT_HELP}"))]
     Inspect(InspectArgs),
     /// Sample the target's queues repeatedly (a live view, or JSON lines).
-    #[command(after_help = TARGET_HELP)]
+    #[command(after_help = format!("{TARGET_HELP}\n\n{EXIT_HELP}"))]
     Watch(WatchArgs),
     /// Exit 0 if every assertion about the target holds, 1 if not.
     #[command(after_help = format!("{TARGET_HELP}\n\n{EXIT_HELP}"))]

@@ -1,4 +1,4 @@
-//! The report: the JSON contract (`schema: 1`, DESIGN.md §1) and what the
+//! The report: the JSON contract (`schema`, see schema/inspect.json) and what the
 //! table and plain renderers print. Dedicated serde types; a field change
 //! here is a schema change.
 
