@@ -162,7 +162,7 @@ fn failed(what: &str) -> Error {
 }
 
 pub fn run(cfg: &DemoConfig, out: &mut impl Write) -> Result<i32> {
-    interrupt::install();
+    interrupt::install()?;
     let mut ok = true;
     writeln!(
         out,

@@ -36,7 +36,7 @@ abstract name), 'pid:1234' (every socket that process holds), \
 'comm:nginx' (every socket held by processes with that command name), \
 'inode:4322' (one socket), 'netns:NAME' or 'netns:INODE' (look in that \
 network namespace; alone, every listener there). Several targets add up. \
-With no target (inspect), every listening TCP socket.";
+With no target, inspect shows every listening socket.";
 
 const EXIT_HELP: &str = "\
 EXIT STATUS: 0 ok; 1 nothing matched the target (inspect) or an assertion \
@@ -69,7 +69,7 @@ pub enum Sub {
     #[command(after_help = format!("{TARGET_HELP}\n\n{EXIT_HELP}"))]
     Inspect(InspectArgs),
     /// Sample the target's queues repeatedly (a live view, or JSON lines).
-    #[command(after_help = TARGET_HELP)]
+    #[command(after_help = format!("{TARGET_HELP}\n\n{EXIT_HELP}"))]
     Watch(WatchArgs),
     /// Exit 0 if every assertion about the target holds, 1 if not.
     #[command(after_help = format!("{TARGET_HELP}\n\n{EXIT_HELP}"))]
@@ -266,6 +266,11 @@ pub enum GenerateSub {
     },
     /// Print a completion script for SHELL to stdout.
     Completions { shell: clap_complete::Shell },
+    /// Write the JSON Schema of every JSON document into DIR (default: schema/).
+    Schema {
+        #[arg(default_value = "schema")]
+        dir: std::path::PathBuf,
+    },
 }
 
 fn parse_ratio(s: &str) -> Result<f64, String> {
@@ -413,6 +418,7 @@ impl Cli {
             Sub::Generate(g) => Command::Generate(match g.what {
                 GenerateSub::Man { dir } => GenerateWhat::Man(dir),
                 GenerateSub::Completions { shell } => GenerateWhat::Completions(shell),
+                GenerateSub::Schema { dir } => GenerateWhat::Schema(dir),
             }),
         })
     }

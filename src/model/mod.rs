@@ -2,6 +2,7 @@
 //! (`report::Report`, the JSON contract). No I/O, no formatting beyond
 //! `Display` of enums.
 
+pub mod check;
 pub mod report;
 pub mod warning;
 pub mod watch;
@@ -12,10 +13,29 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 
+use schemars::JsonSchema;
 use serde::{Serialize, Serializer};
 
+/// An address and port as sockmap prints them everywhere (headers,
+/// verdicts, check lines, targets): `127.0.0.1:8000`, `[::1]:8000`, and the
+/// wildcards as `*:8000` (IPv4) and `[::]:8000` (IPv6), both of which are
+/// also accepted as targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint(pub IpAddr, pub u16);
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Endpoint(addr, port) = *self;
+        match addr {
+            IpAddr::V4(a) if a.is_unspecified() => write!(f, "*:{port}"),
+            IpAddr::V4(a) => write!(f, "{a}:{port}"),
+            IpAddr::V6(a) => write!(f, "[{a}]:{port}"),
+        }
+    }
+}
+
 /// A socket inode: `socket:[INODE]` in /proc/PID/fd, `idiag_inode` in sock_diag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
 #[serde(transparent)]
 pub struct Inode(pub u64);
 
@@ -25,7 +45,7 @@ impl fmt::Display for Inode {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
     Inet,
@@ -115,6 +135,22 @@ impl fmt::Display for TcpState {
     }
 }
 
+/// In JSON a state is its name; a state this build does not know is
+/// `UNKNOWN(n)` with the kernel's number.
+impl JsonSchema for TcpState {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "TcpState".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "The TCP state as ss names it (SYN_RECV covers NEW_SYN_RECV); UNKNOWN(n) for a state this build does not know.",
+            "type": "string",
+            "pattern": "^(ESTABLISHED|SYN_SENT|SYN_RECV|FIN_WAIT1|FIN_WAIT2|TIME_WAIT|CLOSE|CLOSE_WAIT|LAST_ACK|LISTEN|CLOSING|UNKNOWN\\([0-9]+\\))$"
+        })
+    }
+}
+
 impl Serialize for TcpState {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
@@ -158,7 +194,7 @@ pub struct RequestSock {
 }
 
 /// One (process, fd) that holds a socket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Holder {
     pub pid: u32,
     pub ppid: Option<u32>,
@@ -169,7 +205,7 @@ pub struct Holder {
 }
 
 /// How a thread waits for a socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum WaitHow {
     Accept,
@@ -190,7 +226,7 @@ impl fmt::Display for WaitHow {
 }
 
 /// A thread blocked right now waiting for a socket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Waiter {
     pub pid: u32,
     pub tid: u32,
@@ -200,7 +236,7 @@ pub struct Waiter {
 }
 
 /// Host-wide settings that shape every listener.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct HostInfo {
     pub somaxconn: Option<u32>,
     pub tcp_max_syn_backlog: Option<u32>,
@@ -227,7 +263,7 @@ pub struct Snapshot {
 
 /// Host-wide listen-queue counters (TcpExt in /proc/net/netstat). `None`
 /// when this kernel does not have the counter.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct ListenCounters {
     /// Connections that found the accept queue full (ListenOverflows).
     pub listen_overflows: Option<u64>,
