@@ -4,6 +4,8 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use crate::model::{Proto, UnixName, Vfs};
+
 /// One thing the user asked about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -13,6 +15,10 @@ pub enum Target {
     Pid(u32),
     /// One socket, by inode.
     Inode(u64),
+    /// `tcp:PORT` / `udp:ADDR:PORT`: a port target for one protocol only.
+    Proto(Proto, Box<Target>),
+    /// `unix:PATH` or `unix:@NAME`: a unix socket by its name.
+    Unix(UnixName),
 }
 
 impl fmt::Display for Target {
@@ -29,6 +35,8 @@ impl fmt::Display for Target {
             } => write!(f, "{a}:{port}"),
             Target::Pid(p) => write!(f, "pid:{p}"),
             Target::Inode(i) => write!(f, "inode:{i}"),
+            Target::Proto(p, t) => write!(f, "{p}:{t}"),
+            Target::Unix(n) => write!(f, "unix:{}", printable(&n.to_string_lossy())),
         }
     }
 }
@@ -55,7 +63,7 @@ fn printable(s: &str) -> String {
         .collect()
 }
 
-const FORMS: &str = "expected :PORT, PORT, ADDR:PORT, [IPV6]:PORT, pid:PID or inode:INODE";
+const FORMS: &str = "expected :PORT, PORT, ADDR:PORT, [IPV6]:PORT, tcp:PORT, udp:PORT, unix:PATH, unix:@NAME, pid:PID or inode:INODE";
 
 fn err(input: &str, reason: impl Into<String>) -> TargetError {
     TargetError {
@@ -111,6 +119,28 @@ pub fn parse(input: &str) -> Result<Target, TargetError> {
             .filter(|p| *p <= 4_194_304)
             .ok_or_else(|| err(input, format!("invalid pid '{rest}': larger than any pid")))?;
         return Ok(Target::Pid(pid));
+    }
+    if let Some(rest) = s.strip_prefix("unix:") {
+        if rest.is_empty() || rest == "@" {
+            return Err(err(input, "missing path after 'unix:'"));
+        }
+        let name = match rest.strip_prefix('@') {
+            Some(abs) => UnixName::Abstract(abs.as_bytes().to_vec()),
+            None => UnixName::Path(rest.as_bytes().to_vec()),
+        };
+        return Ok(Target::Unix(name));
+    }
+    for (prefix, proto) in [("tcp:", Proto::Tcp), ("udp:", Proto::Udp)] {
+        if let Some(rest) = s.strip_prefix(prefix) {
+            return match parse(rest) {
+                Ok(t @ Target::Port { .. }) => Ok(Target::Proto(proto, Box::new(t))),
+                Ok(_) => Err(err(
+                    input,
+                    format!("'{prefix}' takes a port: {prefix}PORT or {prefix}ADDR:PORT"),
+                )),
+                Err(e) => Err(err(input, e.reason)),
+            };
+        }
     }
     if let Some(rest) = s.strip_prefix("inode:") {
         let ino = parse_id(input, "inode", rest)?;
@@ -177,6 +207,8 @@ pub struct Query {
     pub targets: Vec<Target>,
     /// Every TCP state, not only LISTEN (`inspect --all`). Implied by pid:/inode: targets.
     pub all_states: bool,
+    /// The kinds asked for with `-t`/`-u`/`-x`; empty: no narrowing.
+    pub protos: Vec<Proto>,
 }
 
 impl Query {
@@ -184,7 +216,92 @@ impl Query {
         Query {
             targets,
             all_states: false,
+            protos: Vec::new(),
         }
+    }
+
+    /// Narrow to these kinds of socket (`-t`, `-u`, `-x`); empty: all.
+    pub fn with_protos(mut self, protos: &[Proto]) -> Self {
+        self.protos = protos.to_vec();
+        self
+    }
+
+    fn proto_allowed(&self, p: Proto) -> bool {
+        self.protos.is_empty() || self.protos.contains(&p)
+    }
+
+    /// The protocols a bare port target (`:8000`) means: those of `-t`/`-u`
+    /// when given, else TCP.
+    fn bare_port_protos(&self, p: Proto) -> bool {
+        if self.protos.iter().any(|q| *q != Proto::Unix) {
+            p != Proto::Unix && self.protos.contains(&p)
+        } else {
+            p == Proto::Tcp
+        }
+    }
+
+    /// Could any socket of protocol `p` match? (So the collector skips the
+    /// dumps of protocols nobody asked for.)
+    pub fn wants_proto(&self, p: Proto) -> bool {
+        if !self.proto_allowed(p) {
+            return false;
+        }
+        self.targets.is_empty()
+            || self.targets.iter().any(|t| match t {
+                Target::Port { .. } => self.bare_port_protos(p),
+                Target::Proto(q, _) => *q == p,
+                Target::Unix(_) => p == Proto::Unix,
+                Target::Pid(_) | Target::Inode(_) => true,
+            })
+    }
+
+    /// Does a TCP or UDP socket with this local address/port/inode match a
+    /// port or inode target? (`pid:` targets match through holders.)
+    pub fn matches_inet(&self, proto: Proto, addr: IpAddr, port: u16, inode: u64) -> bool {
+        let port_match = |t: &Target| match t {
+            Target::Port {
+                addr: None,
+                port: p,
+            } => *p == port,
+            Target::Port {
+                addr: Some(a),
+                port: p,
+            } => *p == port && *a == addr,
+            _ => false,
+        };
+        self.proto_allowed(proto)
+            && self.targets.iter().any(|t| match t {
+                Target::Port { .. } => self.bare_port_protos(proto) && port_match(t),
+                Target::Proto(q, inner) => *q == proto && port_match(inner),
+                Target::Inode(i) => *i == inode,
+                Target::Pid(_) | Target::Unix(_) => false,
+            })
+    }
+
+    /// The names of the `unix:` targets (the collector `stat`s the paths so
+    /// a socket still matches through a symlink or a renamed path).
+    pub fn unix_names(&self) -> impl Iterator<Item = &UnixName> + '_ {
+        self.targets.iter().filter_map(|t| match t {
+            Target::Unix(n) => Some(n),
+            _ => None,
+        })
+    }
+
+    /// Does a unix socket match a `unix:` or `inode:` target? `resolved`:
+    /// the socket files the `unix:` paths lead to now (from `stat`).
+    pub fn matches_unix(
+        &self,
+        name: Option<&UnixName>,
+        vfs: Option<Vfs>,
+        inode: u64,
+        resolved: &[Vfs],
+    ) -> bool {
+        let by_target = self.targets.iter().any(|t| match t {
+            Target::Unix(n) => name == Some(n),
+            Target::Inode(i) => *i == inode,
+            _ => false,
+        });
+        self.proto_allowed(Proto::Unix) && (by_target || vfs.is_some_and(|v| resolved.contains(&v)))
     }
 
     pub fn with_all_states(mut self, all: bool) -> Self {
@@ -199,6 +316,12 @@ impl Query {
         for t in &self.targets {
             match t {
                 Target::Port { port, .. } => ports.push(*port),
+                Target::Proto(_, inner) => match inner.as_ref() {
+                    Target::Port { port, .. } => ports.push(*port),
+                    _ => return None,
+                },
+                // unix_diag has no port filter; these select no inet socket.
+                Target::Unix(_) => {}
                 _ => return None,
             }
         }
@@ -235,25 +358,27 @@ impl Query {
     /// port or inode target? (`pid:` targets match through holders, which
     /// the caller checks.)
     pub fn matches_local(&self, addr: IpAddr, port: u16, inode: u64) -> bool {
-        self.targets.iter().any(|t| match t {
-            Target::Port {
-                addr: None,
-                port: p,
-            } => *p == port,
-            Target::Port {
-                addr: Some(a),
-                port: p,
-            } => *p == port && *a == addr,
-            Target::Inode(i) => *i == inode,
-            Target::Pid(_) => false,
-        })
+        self.matches_inet(Proto::Tcp, addr, port, inode)
     }
 }
 
 impl fmt::Display for Query {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.targets.is_empty() {
-            return f.write_str("every listening TCP socket");
+            let kinds: Vec<&str> = Proto::ALL
+                .iter()
+                .filter(|p| self.proto_allowed(**p))
+                .map(|p| match p {
+                    Proto::Tcp => "TCP",
+                    Proto::Udp => "UDP",
+                    Proto::Unix => "unix",
+                })
+                .collect();
+            return if kinds.len() == Proto::ALL.len() {
+                f.write_str("every listening socket")
+            } else {
+                write!(f, "every listening {} socket", kinds.join("/"))
+            };
         }
         for (i, t) in self.targets.iter().enumerate() {
             if i > 0 {

@@ -68,11 +68,16 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
                 .iter()
                 .map(|s| SampleSocket {
                     inode: s.inode,
+                    proto: s.proto,
                     state: s.state,
                     local_addr: s.local_addr,
                     local_port: s.local_port,
+                    path: s.path.clone(),
+                    unix_name: s.unix_name.clone(),
                     accept_queue: s.accept_queue,
                     syn_queue: s.syn_queue,
+                    recv_q: s.recv_q,
+                    rcvbuf: s.rcvbuf,
                     drops: s.drops,
                     holders: s
                         .holders

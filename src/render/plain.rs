@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use super::{addr_port, Row, COLUMNS};
+use super::{local_label, state_label, Row, COLUMNS};
 use crate::model::report::Report;
 
 const SOCKET_HEADERS: [&str; 6] = ["LOCAL", "STATE", "INODE", "ACCEPTQ", "BACKLOG", "SYNQ"];
@@ -16,8 +16,9 @@ pub fn write(out: &mut impl Write, report: &Report) -> io::Result<()> {
     for s in &report.sockets {
         let dash = || "-".to_string();
         let sock = vec![
-            addr_port(s.local_addr, s.local_port),
-            s.state.to_string(),
+            // Spaces in a unix path would split awk fields.
+            local_label(s).replace(' ', "\\x20"),
+            state_label(s),
             s.inode.to_string(),
             s.accept_queue.map_or_else(dash, |q| q.depth.to_string()),
             s.accept_queue.map_or_else(dash, |q| q.backlog.to_string()),

@@ -5,7 +5,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use crate::analyze;
 use crate::model::{
-    Family, Holder, HostInfo, Inode, RequestSock, Snapshot, Socket, TcpState, WaitHow, Waiter,
+    Family, Holder, HostInfo, Inode, Proto, RequestSock, Snapshot, Socket, TcpState, WaitHow,
+    Waiter,
 };
 use crate::target::{self, Query};
 
@@ -14,6 +15,7 @@ fn forked_snapshot() -> Snapshot {
     let sock = Socket {
         inode: Inode(7288),
         cookie: 2,
+        proto: Proto::Tcp,
         family: Family::Inet,
         state: TcpState::Listen,
         local_addr: lo,
@@ -21,10 +23,12 @@ fn forked_snapshot() -> Snapshot {
         remote_addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         remote_port: 0,
         ifindex: 0,
-        uid: 0,
+        uid: Some(0),
         rqueue: 7,
         wqueue: 50,
         drops: Some(0),
+        rcvbuf: None,
+        unix: None,
     };
     let h = |pid, ppid| Holder {
         pid,

@@ -6,8 +6,8 @@ use std::io::{self, Write};
 
 use super::addr_port;
 use crate::model::report::SynScope;
-use crate::model::watch::Sample;
-use crate::model::{Inode, ListenCounters};
+use crate::model::watch::{Sample, SampleSocket};
+use crate::model::{Inode, ListenCounters, Proto};
 
 pub fn json_line(out: &mut impl Write, s: &Sample) -> io::Result<()> {
     let mut line = serde_json::to_vec(s).map_err(io::Error::other)?;
@@ -52,6 +52,16 @@ impl History {
         t.req_q_full_drop = add(t.req_q_full_drop, c.req_q_full_drop);
         t.req_q_full_do_cookies = add(t.req_q_full_do_cookies, c.req_q_full_do_cookies);
         t.syncookies_sent = add(t.syncookies_sent, c.syncookies_sent);
+    }
+}
+
+/// `127.0.0.1:8000`, `udp 127.0.0.1:53`, or the unix path (escaped).
+fn sample_label(s: &SampleSocket) -> String {
+    match (s.local_addr, s.local_port, &s.unix_name) {
+        (Some(a), Some(p), _) if s.proto == Proto::Udp => format!("udp {}", addr_port(a, p)),
+        (Some(a), Some(p), _) => addr_port(a, p),
+        (_, _, Some(n)) => n.to_string(),
+        _ => "(unnamed)".to_string(),
     }
 }
 
@@ -122,7 +132,7 @@ pub fn frame(
             .unwrap_or_default();
         f.push_str(&format!(
             "{:<24} {:>9} {:>13} {:>9} {:>9} {:>6} {:>7}  {}\n",
-            addr_port(sock.local_addr, sock.local_port),
+            sample_label(sock),
             sock.inode.to_string(),
             acc,
             mm,
