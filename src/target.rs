@@ -36,7 +36,8 @@ impl fmt::Display for Target {
             Target::Pid(p) => write!(f, "pid:{p}"),
             Target::Inode(i) => write!(f, "inode:{i}"),
             Target::Proto(p, t) => write!(f, "{p}:{t}"),
-            Target::Unix(n) => write!(f, "unix:{}", printable(&n.to_string_lossy())),
+            // UnixName's Display escapes it.
+            Target::Unix(n) => write!(f, "unix:{n}"),
         }
     }
 }
@@ -49,18 +50,10 @@ pub struct TargetError {
     pub reason: String,
 }
 
-/// The text with control characters escaped (`\n`, `\u{1b}`), so an
-/// error stays one line and cannot drive the terminal.
-fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_debug().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+/// The text escaped for a terminal, so an error stays one line and
+/// cannot drive the terminal.
+fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    crate::escape::terminal(s)
 }
 
 const FORMS: &str = "expected :PORT, PORT, ADDR:PORT, [IPV6]:PORT, tcp:PORT, udp:PORT, unix:PATH, unix:@NAME, pid:PID or inode:INODE";

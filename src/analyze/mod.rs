@@ -165,10 +165,7 @@ pub fn report(query: &Query, snap: &Snapshot) -> Report {
         .collect();
 
     let by_inode: HashMap<Inode, &SocketReport> = sockets.iter().map(|s| (s.inode, s)).collect();
-    let denied = snap
-        .warnings
-        .iter()
-        .any(|w| w.contains("permission denied"));
+    let unseen = crate::model::warning::unreadable_processes(&snap.warnings);
     let groups = members
         .values()
         .filter_map(|inodes| {
@@ -176,7 +173,7 @@ pub fn report(query: &Query, snap: &Snapshot) -> Report {
                 .iter()
                 .filter_map(|i| by_inode.get(i).copied())
                 .collect();
-            (!socks.is_empty()).then(|| group(&socks, denied))
+            (!socks.is_empty()).then(|| group(&socks, unseen))
         })
         .collect();
 
@@ -202,18 +199,37 @@ fn show_addr(addr: Option<IpAddr>, port: Option<u16>) -> String {
     }
 }
 
-/// Who holds the group's socket(s), as the verdict opens.
-fn who(pids: usize, denied: bool) -> String {
-    match pids {
-        0 if denied => "one socket, no holder visible (permission denied: run as root)".to_string(),
-        0 => "one socket, no holding process found (held outside this PID namespace, or closing)"
-            .to_string(),
-        1 => "one socket held by 1 process".to_string(),
-        n => format!("one socket shared by {n} processes (fork)"),
+/// What could not be seen, as the verdict's caveat: `None` when every
+/// process was read.
+fn caveat(unseen: Option<u64>) -> Option<String> {
+    match unseen? {
+        0 => Some("some processes are hidden by /proc's hidepid".into()),
+        n => Some(format!(
+            "{} could not be read",
+            plural(n as usize, "process", "processes")
+        )),
     }
 }
 
-fn group(socks: &[&SocketReport], denied: bool) -> Group {
+/// Who holds the group's one socket, as the verdict opens ("at least"
+/// when some processes could not be read).
+fn who(pids: usize, unseen: Option<u64>) -> String {
+    match (pids, caveat(unseen)) {
+        (0, Some(c)) => format!("one socket, no holder visible ({c})"),
+        (0, None) => {
+            "one socket, no holding process found (held outside this PID namespace, or closing)"
+                .to_string()
+        }
+        (1, Some(c)) => format!("one socket held by at least 1 process ({c})"),
+        (1, None) => "one socket held by 1 process".to_string(),
+        (n, Some(c)) => format!("one socket shared by at least {n} processes (fork; {c})"),
+        (n, None) => format!("one socket shared by {n} processes (fork)"),
+    }
+}
+
+/// `unseen`: how many processes could not be read (`Some(0)`: an unknown
+/// number hidden by hidepid), `None` when the holder scan saw everything.
+fn group(socks: &[&SocketReport], unseen: Option<u64>) -> Group {
     let first = socks[0];
     let proto = first.proto;
     let pids: HashSet<u32> = socks
@@ -228,8 +244,8 @@ fn group(socks: &[&SocketReport], denied: bool) -> Group {
         GroupKind::Single
     };
     let mut verdict = match proto {
-        Proto::Tcp | Proto::Unix => queue_verdict(socks, kind, pids.len(), denied),
-        Proto::Udp => datagram_verdict(socks, kind, pids.len(), denied),
+        Proto::Tcp | Proto::Unix => queue_verdict(socks, kind, pids.len(), unseen),
+        Proto::Udp => datagram_verdict(socks, kind, pids.len(), unseen),
     };
     let accepting: HashSet<(u32, u32)> = socks
         .iter()
@@ -276,19 +292,25 @@ fn group(socks: &[&SocketReport], denied: bool) -> Group {
         kind,
         inodes: socks.iter().map(|s| s.inode).collect(),
         holders: pids.len(),
+        holders_complete: unseen.is_none(),
         verdict,
     }
 }
 
 /// TCP and unix listeners: accept queues.
-fn queue_verdict(socks: &[&SocketReport], kind: GroupKind, pids: usize, denied: bool) -> String {
+fn queue_verdict(
+    socks: &[&SocketReport],
+    kind: GroupKind,
+    pids: usize,
+    unseen: Option<u64>,
+) -> String {
     let queue = |s: &SocketReport| s.accept_queue.map_or((0, 0), |q| (q.depth, q.backlog));
     match kind {
         GroupKind::Single | GroupKind::Shared => {
             let (depth, backlog) = queue(socks[0]);
             format!(
                 "{}: one accept queue, {depth} waiting of {backlog}",
-                who(pids, denied)
+                who(pids, unseen)
             )
         }
         GroupKind::Reuseport => {
@@ -309,13 +331,18 @@ fn opt_num(v: Option<u32>) -> String {
 }
 
 /// UDP: receive queues (bytes) and drops.
-fn datagram_verdict(socks: &[&SocketReport], kind: GroupKind, pids: usize, denied: bool) -> String {
+fn datagram_verdict(
+    socks: &[&SocketReport],
+    kind: GroupKind,
+    pids: usize,
+    unseen: Option<u64>,
+) -> String {
     match kind {
         GroupKind::Single | GroupKind::Shared => {
             let s = socks[0];
             let mut v = format!(
                 "{}: one receive queue, {} bytes of {}",
-                who(pids, denied),
+                who(pids, unseen),
                 opt_num(s.recv_q),
                 opt_num(s.rcvbuf)
             );

@@ -23,11 +23,10 @@ pub fn run(cfg: &InspectConfig, out: &mut impl Write, err: &mut impl Write) -> R
     .map_err(super::stdout_err)?;
     out.flush().map_err(super::stdout_err)?;
     if cfg.format != Format::Json {
-        for w in &report.warnings {
-            let _ = writeln!(err, "sockmap: warning: {w}");
-        }
+        render::warnings(err, &report.warnings);
     }
     if report.sockets.is_empty() {
+        // A unix path in the query is escaped by its Display.
         let _ = writeln!(err, "sockmap: {}", nothing_matches(&cfg.query));
         return Ok(exit::NOT_FOUND);
     }

@@ -3,7 +3,10 @@
 //! `Display` of enums.
 
 pub mod report;
+pub mod warning;
 pub mod watch;
+
+pub use warning::{Warning, WarningKind};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -107,28 +110,12 @@ impl UnixName {
     }
 }
 
-/// Shown escaped: control bytes and invalid UTF-8 as `\xNN`, so a name
-/// another process chose cannot drive the terminal.
+/// Shown escaped (`escape::bytes`): control bytes, bidi overrides and
+/// invalid UTF-8 made visible, so a name another process chose cannot
+/// drive the terminal.
 impl fmt::Display for UnixName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let bytes = self.to_bytes();
-        for chunk in bytes.utf8_chunks() {
-            for c in chunk.valid().chars() {
-                if c.is_control() {
-                    for b in c.to_string().bytes() {
-                        write!(f, "\\x{b:02x}")?;
-                    }
-                } else if c == '\\' {
-                    f.write_str("\\\\")?;
-                } else {
-                    write!(f, "{c}")?;
-                }
-            }
-            for b in chunk.invalid() {
-                write!(f, "\\x{b:02x}")?;
-            }
-        }
-        Ok(())
+        f.write_str(&crate::escape::bytes(&self.to_bytes()))
     }
 }
 
@@ -357,11 +344,12 @@ pub struct Snapshot {
     /// Request sockets on the listeners' ports (`None`: SYN queue not measured).
     pub request_socks: Option<Vec<RequestSock>>,
     pub waiters: HashMap<Inode, Vec<Waiter>>,
-    /// SO_REUSEPORT read exactly from the socket, where we could.
+    /// SO_REUSEPORT read passively (never by touching the socket), where
+    /// a source could; `analyze` infers it for groups otherwise.
     pub reuseport: HashMap<Inode, bool>,
     pub host: HostInfo,
-    /// What could not be seen, in words ("N processes could not be read...").
-    pub warnings: Vec<String>,
+    /// What could not be seen.
+    pub warnings: Vec<Warning>,
 }
 
 /// Host-wide listen-queue counters (TcpExt in /proc/net/netstat). `None`

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 
 use super::{local_label, state_label};
+use crate::escape;
 use crate::model::report::{Group, GroupKind, Report, SocketReport};
 use crate::model::{PathStatus, Proto};
 
@@ -25,27 +26,12 @@ const HEADERS: [&str; 7] = [
     "HOLDERS",
 ];
 
-/// Control characters in a command name shown as `\xNN`.
-fn escape_comm(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control() {
-            for b in c.to_string().bytes() {
-                out.push_str(&format!("\\x{b:02x}"));
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// `nginx[812,813,814] +2 php-fpm[900]`: distinct pids folded by command,
 /// in the order first seen; `-` when no holder was found.
 pub fn holders_cell(s: &SocketReport) -> String {
     let mut by_comm: Vec<(String, Vec<u32>)> = Vec::new();
     for h in &s.holders {
-        let comm = escape_comm(&h.comm);
+        let comm = escape::terminal(&h.comm).into_owned();
         match by_comm.iter_mut().find(|(c, _)| *c == comm) {
             Some((_, pids)) if !pids.contains(&h.pid) => pids.push(h.pid),
             Some(_) => {}

@@ -8,6 +8,20 @@ use crate::model::report::Report;
 
 const SOCKET_HEADERS: [&str; 6] = ["LOCAL", "STATE", "INODE", "ACCEPTQ", "BACKLOG", "SYNQ"];
 
+/// An already escaped label as one awk word: whitespace (a unix path may
+/// hold any) made visible too.
+fn one_word(label: &str) -> String {
+    let mut out = String::with_capacity(label.len());
+    for c in label.chars() {
+        match c {
+            ' ' => out.push_str("\\x20"),
+            c if c.is_whitespace() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 pub fn write(out: &mut impl Write, report: &Report) -> io::Result<()> {
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut header: Vec<String> = SOCKET_HEADERS.iter().map(|s| s.to_string()).collect();
@@ -16,8 +30,7 @@ pub fn write(out: &mut impl Write, report: &Report) -> io::Result<()> {
     for s in &report.sockets {
         let dash = || "-".to_string();
         let sock = vec![
-            // Spaces in a unix path would split awk fields.
-            local_label(s).replace(' ', "\\x20"),
+            one_word(&local_label(s)),
             state_label(s),
             s.inode.to_string(),
             s.accept_queue.map_or_else(dash, |q| q.depth.to_string()),
@@ -35,8 +48,9 @@ pub fn write(out: &mut impl Write, report: &Report) -> io::Result<()> {
                 holder: h,
             };
             let mut r = sock.clone();
-            // Spaces would split awk fields: keep each cell one word.
-            r.extend(COLUMNS.iter().map(|c| (c.cell)(&row).replace(' ', "_")));
+            // Escaped so that each cell is one awk word, whatever a
+            // process named itself.
+            r.extend(COLUMNS.iter().map(|c| c.plain_cell(&row)));
             rows.push(r);
         }
     }
