@@ -277,3 +277,63 @@ pub fn ss_rows(args: &[&str]) -> Vec<SsRow> {
         })
         .collect()
 }
+
+/// A UDP socket bound to 127.0.0.1:`port` (0: any free port), with
+/// SO_REUSEPORT if asked and SO_RCVBUF set to `rcvbuf` (the kernel doubles
+/// it) when given.
+pub fn udp_bound(port: u16, reuseport: bool, rcvbuf: Option<i32>) -> Fd {
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket");
+        let fd = Fd(fd);
+        let one: libc::c_int = 1;
+        let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        if reuseport {
+            let r = libc::setsockopt(
+                fd.0,
+                libc::SOL_SOCKET,
+                libc::SO_REUSEPORT,
+                (&one as *const i32).cast(),
+                len,
+            );
+            assert_eq!(r, 0, "SO_REUSEPORT");
+        }
+        if let Some(b) = rcvbuf {
+            let r = libc::setsockopt(
+                fd.0,
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&b as *const i32).cast(),
+                len,
+            );
+            assert_eq!(r, 0, "SO_RCVBUF");
+        }
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_port = port.to_be();
+        addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let r = libc::bind(
+            fd.0,
+            (&addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        assert_eq!(r, 0, "bind: {}", std::io::Error::last_os_error());
+        fd
+    }
+}
+
+/// The local port of a bound inet socket.
+pub fn local_port(fd: RawFd) -> u16 {
+    unsafe {
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let r = libc::getsockname(fd, (&mut addr as *mut libc::sockaddr_in).cast(), &mut len);
+        assert_eq!(r, 0, "getsockname");
+        u16::from_be(addr.sin_port)
+    }
+}
+
+/// A TCP listener on 127.0.0.1, any free port.
+pub fn tcp_listener() -> std::net::TcpListener {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind tcp")
+}
