@@ -264,3 +264,45 @@ fn overview_lists_every_kind() {
     assert!(x[6].ends_with(&me), "{x:?}");
     drop((tcp, udp, unix));
 }
+
+/// `watch` on a UDP port: per-socket queue bytes, rcvbuf and drops in each
+/// sample, and the host's UDP counters (deltas) beside them.
+#[test]
+fn watch_udp_samples() {
+    let s = udp_bound(0, false, Some(1024));
+    let port = local_port(s.0);
+    let c = UdpSocket::bind("127.0.0.1:0").expect("client");
+    for _ in 0..50 {
+        c.send_to(&[1u8; 300], ("127.0.0.1", port)).expect("send");
+    }
+    let (code, out, err) = run(&[
+        "watch",
+        &format!("udp:{port}"),
+        "--json",
+        "-n",
+        "2",
+        "-i",
+        "50ms",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    for l in &lines {
+        let sock = &l["sockets"][0];
+        assert_eq!(sock["proto"], "udp");
+        assert_eq!(sock["inode"], inode_of(s.0));
+        assert!(sock["recv_q"].as_u64().unwrap() > 0, "{sock}");
+        assert!(sock["drops"].as_u64().unwrap() > 0, "{sock}");
+        assert!(sock["rcvbuf"].as_u64().unwrap() > 0, "{sock}");
+        let u = &l["udp_counters"];
+        assert!(
+            u["in_errors"].is_u64() && u["rcvbuf_errors"].is_u64(),
+            "{u}"
+        );
+    }
+    // The first sample has no interval behind it.
+    assert_eq!(lines[0]["udp_counters"]["rcvbuf_errors"], 0);
+}

@@ -194,3 +194,32 @@ fn no_such_unix_socket() {
         "{err}"
     );
 }
+
+/// A path another process chose is escaped in text output, exact in JSON.
+#[test]
+fn hostile_path_is_escaped() {
+    let dir = TempDir::new("unix");
+    let path = dir.path("evil\x1b[2J\n.sock");
+    let l = unix_listener(libc::SOCK_STREAM, &path_bytes(&path), 1);
+    let inode = inode_of(l.0);
+    let target = format!("inode:{inode}");
+    let (code, out, err) = run(&["inspect", &target, "--color", "never"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !out.contains('\x1b'),
+        "raw ESC reached the terminal: {out:?}"
+    );
+    assert!(out.contains("evil\\x1b[2J\\n.sock  LISTEN"), "{out}");
+    let (code, out, _) = run(&["inspect", &target, "--plain"]);
+    assert_eq!(code, 0);
+    let row = out.lines().nth(1).expect("a row");
+    assert!(
+        row.split_whitespace()
+            .next()
+            .unwrap()
+            .ends_with("evil\\x1b[2J\\n.sock"),
+        "{row}"
+    );
+    let v = inspect_json(&[&target]);
+    assert_eq!(socket(&v, inode)["path"], path.to_str().unwrap());
+}

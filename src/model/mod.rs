@@ -381,3 +381,30 @@ impl ListenCounters {
         }
     }
 }
+
+/// Host-wide UDP receive counters (`Udp:` in /proc/net/snmp, `Udp6*` in
+/// /proc/net/snmp6). `None` when this kernel does not have the counter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct UdpCounters {
+    /// Datagrams that could not be delivered, every reason (Udp InErrors).
+    pub in_errors: Option<u64>,
+    /// Of those, dropped because a socket's receive buffer was full
+    /// (Udp RcvbufErrors).
+    pub rcvbuf_errors: Option<u64>,
+    /// The same two for IPv6 (Udp6InErrors, Udp6RcvbufErrors).
+    pub in6_errors: Option<u64>,
+    pub rcvbuf6_errors: Option<u64>,
+}
+
+impl UdpCounters {
+    /// `self - earlier`, per counter (a counter that went backwards gives 0).
+    pub fn delta(&self, earlier: &UdpCounters) -> UdpCounters {
+        let d = |a: Option<u64>, b: Option<u64>| Some(a?.saturating_sub(b?));
+        UdpCounters {
+            in_errors: d(self.in_errors, earlier.in_errors),
+            rcvbuf_errors: d(self.rcvbuf_errors, earlier.rcvbuf_errors),
+            in6_errors: d(self.in6_errors, earlier.in6_errors),
+            rcvbuf6_errors: d(self.rcvbuf6_errors, earlier.rcvbuf6_errors),
+        }
+    }
+}

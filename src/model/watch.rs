@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use super::report::{AcceptQueue, SynQueue};
-use super::{Inode, ListenCounters, Proto, TcpState, UnixName, Warning};
+use super::{Inode, ListenCounters, Proto, TcpState, UdpCounters, UnixName, Warning};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Sample {
@@ -24,6 +24,9 @@ pub struct Sample {
     /// Change of the TcpExt listen counters since the previous sample
     /// (all zero in the first sample).
     pub counters: ListenCounters,
+    /// Change of the host's UDP receive counters since the previous sample
+    /// (all zero in the first sample).
+    pub udp_counters: UdpCounters,
     pub warnings: Vec<Warning>,
 }
 

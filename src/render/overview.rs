@@ -139,3 +139,135 @@ pub fn write(out: &mut impl Write, report: &Report) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::analyze;
+    use crate::model::{
+        Family, Holder, HostInfo, Inode, Snapshot, SockType, Socket, TcpState, UnixInfo, UnixName,
+        Vfs,
+    };
+    use crate::target::Query;
+
+    const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    const ANY: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+
+    fn inet(inode: u64, proto: Proto, state: TcpState, port: u16, rq: u32, wq: u32) -> Socket {
+        Socket {
+            inode: Inode(inode),
+            cookie: inode,
+            proto,
+            family: Family::Inet,
+            state,
+            local_addr: LO,
+            local_port: port,
+            remote_addr: ANY,
+            remote_port: 0,
+            ifindex: 0,
+            uid: Some(0),
+            rqueue: rq,
+            wqueue: wq,
+            drops: Some(if proto == Proto::Udp {
+                inode as u32 * 10
+            } else {
+                0
+            }),
+            rcvbuf: (proto == Proto::Udp).then_some(212_992),
+            unix: None,
+        }
+    }
+
+    fn unix(inode: u64, path: &[u8], depth: u32, backlog: u32) -> Socket {
+        Socket {
+            proto: Proto::Unix,
+            family: Family::Unix,
+            local_port: 0,
+            drops: None,
+            rcvbuf: None,
+            unix: Some(UnixInfo {
+                sock_type: SockType::Stream,
+                name: Some(UnixName::Path(path.to_vec())),
+                vfs: Some(Vfs { ino: 9, dev: 26 }),
+                peer: None,
+                pending: None,
+                path_status: Some(crate::model::PathStatus::Bound),
+            }),
+            ..inet(inode, Proto::Tcp, TcpState::Listen, 0, depth, backlog)
+        }
+    }
+
+    fn h(pid: u32, comm: &str) -> Holder {
+        Holder {
+            pid,
+            ppid: Some(1),
+            comm: comm.into(),
+            uid: Some(0),
+            user: Some("root".into()),
+            fd: 3,
+        }
+    }
+
+    /// nginx (one socket, 5 workers), a DNS server's reuseport trio, a
+    /// php-fpm pool over a full unix socket, and a lone listener.
+    fn snapshot() -> Snapshot {
+        let mut holders = HashMap::new();
+        holders.insert(
+            Inode(100),
+            [812, 813, 814, 815, 816].map(|p| h(p, "nginx")).to_vec(),
+        );
+        holders.insert(Inode(1), vec![h(901, "dnsd")]);
+        holders.insert(Inode(2), vec![h(902, "dnsd")]);
+        holders.insert(Inode(3), vec![h(903, "dnsd")]);
+        holders.insert(
+            Inode(300),
+            vec![
+                h(700, "php-fpm"),
+                h(701, "php-fpm"),
+                h(702, "php\x1b[2Jfpm"),
+            ],
+        );
+        holders.insert(Inode(400), vec![h(1000, "sshd")]);
+        Snapshot {
+            sockets: vec![
+                inet(100, Proto::Tcp, TcpState::Listen, 80, 3, 511),
+                inet(400, Proto::Tcp, TcpState::Listen, 22, 0, 128),
+                inet(1, Proto::Udp, TcpState::Close, 5353, 2304, 0),
+                inet(2, Proto::Udp, TcpState::Close, 5353, 0, 0),
+                inet(3, Proto::Udp, TcpState::Close, 5353, 768, 0),
+                unix(300, b"/run/php/fpm.sock", 6, 5),
+            ],
+            holders,
+            request_socks: Some(vec![]),
+            host: HostInfo {
+                somaxconn: Some(4096),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn overview_pinned() {
+        let report = analyze::report(&Query::default(), &snapshot());
+        let mut out = Vec::new();
+        write(&mut out, &report).unwrap();
+        let got = String::from_utf8(out).unwrap();
+        let want = "\
+PROTO        LOCAL              ACCEPT/RECV-Q  BACKLOG/RCVBUF  DROPS  KIND       HOLDERS
+tcp          127.0.0.1:80       3              511             0      shared     nginx[812,813,814] +2
+  → one socket shared by 5 processes (fork): one accept queue, 3 waiting of 511
+tcp          127.0.0.1:22       0              128             0      single     sshd[1000]
+udp          127.0.0.1:5353     2304           212992          10     reuseport  dnsd[901]
+udp          127.0.0.1:5353     0              212992          20     reuseport  dnsd[902]
+udp          127.0.0.1:5353     768            212992          30     reuseport  dnsd[903]
+  → 3 sockets on 127.0.0.1:5353 (SO_REUSEPORT group): 3 receive queues, drops 10/20/30; the kernel hashes each datagram's addresses and ports to one of them
+unix/stream  /run/php/fpm.sock  6              5               -      shared     php-fpm[700,701] php\\x1b[2Jfpm[702]
+  → one socket shared by 3 processes (fork): one accept queue, 6 waiting of 5; accept queue FULL: new connections fail with EAGAIN (non-blocking) or wait
+";
+        assert_eq!(got, want, "\n{got}");
+    }
+}
