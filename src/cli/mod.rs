@@ -29,7 +29,7 @@ TARGET selects sockets: ':8000' or '8000' (TCP, any local address on port 8000),
 (one protocol), 'unix:/run/app.sock' or 'unix:@name' (a unix socket by path \
 or abstract name), 'pid:1234' (every TCP, UDP and unix socket that process \
 holds), 'inode:4322' (one socket). Several targets add up. With no target, \
-every listening socket: TCP LISTEN, UDP unconnected, unix LISTEN.";
+inspect shows every listening socket: TCP LISTEN, UDP unconnected, unix LISTEN.";
 
 const EXIT_HELP: &str = "\
 EXIT STATUS: 0 ok; 1 nothing matched the target (inspect) or an assertion \
@@ -56,7 +56,7 @@ pub enum Sub {
     #[command(after_help = format!("{TARGET_HELP}\n\n{EXIT_HELP}"))]
     Inspect(InspectArgs),
     /// Sample the target's queues repeatedly (a live view, or JSON lines).
-    #[command(after_help = TARGET_HELP)]
+    #[command(after_help = format!("{TARGET_HELP}\n\n{EXIT_HELP}"))]
     Watch(WatchArgs),
     /// Exit 0 if every assertion about the target holds, 1 if not.
     #[command(after_help = format!("{TARGET_HELP}\n\n{EXIT_HELP}"))]
@@ -294,6 +294,11 @@ pub enum GenerateSub {
     },
     /// Print a completion script for SHELL to stdout.
     Completions { shell: clap_complete::Shell },
+    /// Write the JSON Schema of every JSON document into DIR (default: schema/).
+    Schema {
+        #[arg(default_value = "schema")]
+        dir: std::path::PathBuf,
+    },
 }
 
 fn parse_ratio(s: &str) -> Result<f64, String> {
@@ -430,6 +435,7 @@ impl Cli {
             Sub::Generate(g) => Command::Generate(match g.what {
                 GenerateSub::Man { dir } => GenerateWhat::Man(dir),
                 GenerateSub::Completions { shell } => GenerateWhat::Completions(shell),
+                GenerateSub::Schema { dir } => GenerateWhat::Schema(dir),
             }),
         })
     }

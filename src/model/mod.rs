@@ -12,10 +12,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 
+use schemars::JsonSchema;
 use serde::{Serialize, Serializer};
 
 /// A socket inode: `socket:[INODE]` in /proc/PID/fd, `idiag_inode` in sock_diag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
 #[serde(transparent)]
 pub struct Inode(pub u64);
 
@@ -25,7 +26,7 @@ impl fmt::Display for Inode {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
     Inet,
@@ -34,7 +35,7 @@ pub enum Family {
 }
 
 /// The transport a socket speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
     Tcp,
@@ -58,7 +59,7 @@ impl fmt::Display for Proto {
 
 /// The socket type (`SOCK_STREAM`, ...): TCP is a stream, UDP datagrams;
 /// a unix socket can be any of the three.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SockType {
     Stream,
@@ -122,14 +123,14 @@ impl fmt::Display for UnixName {
 /// The file a unix socket was bound to (`UNIX_DIAG_VFS`): the inode and
 /// device of the socket file as `stat(2)` reports them (`dev` in the
 /// userspace `st_dev` encoding).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
 pub struct Vfs {
     pub ino: u64,
     pub dev: u64,
 }
 
 /// Whether a unix listener's path still leads to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PathStatus {
     /// `stat(path)` gives the socket's own inode and device.
@@ -220,6 +221,22 @@ impl fmt::Display for TcpState {
     }
 }
 
+/// In JSON a state is its name; a state this build does not know is
+/// `UNKNOWN(n)` with the kernel's number.
+impl JsonSchema for TcpState {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "TcpState".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "The TCP state as ss names it (SYN_RECV covers NEW_SYN_RECV); UNKNOWN(n) for a state this build does not know.",
+            "type": "string",
+            "pattern": "^(ESTABLISHED|SYN_SENT|SYN_RECV|FIN_WAIT1|FIN_WAIT2|TIME_WAIT|CLOSE|CLOSE_WAIT|LAST_ACK|LISTEN|CLOSING|UNKNOWN\\([0-9]+\\))$"
+        })
+    }
+}
+
 impl Serialize for TcpState {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
@@ -285,7 +302,7 @@ pub struct RequestSock {
 }
 
 /// One (process, fd) that holds a socket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Holder {
     pub pid: u32,
     pub ppid: Option<u32>,
@@ -296,7 +313,7 @@ pub struct Holder {
 }
 
 /// How a thread waits for a socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum WaitHow {
     Accept,
@@ -317,7 +334,7 @@ impl fmt::Display for WaitHow {
 }
 
 /// A thread blocked right now waiting for a socket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Waiter {
     pub pid: u32,
     pub tid: u32,
@@ -327,7 +344,7 @@ pub struct Waiter {
 }
 
 /// Host-wide settings that shape every listener.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct HostInfo {
     pub somaxconn: Option<u32>,
     pub tcp_max_syn_backlog: Option<u32>,
@@ -354,7 +371,7 @@ pub struct Snapshot {
 
 /// Host-wide listen-queue counters (TcpExt in /proc/net/netstat). `None`
 /// when this kernel does not have the counter.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct ListenCounters {
     /// Connections that found the accept queue full (ListenOverflows).
     pub listen_overflows: Option<u64>,
@@ -384,7 +401,7 @@ impl ListenCounters {
 
 /// Host-wide UDP receive counters (`Udp:` in /proc/net/snmp, `Udp6*` in
 /// /proc/net/snmp6). `None` when this kernel does not have the counter.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct UdpCounters {
     /// Datagrams that could not be delivered, every reason (Udp InErrors).
     pub in_errors: Option<u64>,

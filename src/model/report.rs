@@ -1,9 +1,10 @@
-//! The report: the JSON contract (`schema: 1`, DESIGN.md §1) and what the
+//! The report: the JSON contract (`schema`, see schema/inspect.json) and what the
 //! table and plain renderers print. Dedicated serde types; a field change
 //! here is a schema change.
 
 use std::net::IpAddr;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::{
@@ -14,7 +15,7 @@ use super::{
 /// 2: `warnings[]` became objects (`kind`, `count`, `message`, ...).
 pub const SCHEMA: u32 = 2;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Report {
     pub schema: u32,
     /// What was asked, e.g. ":8000" or "every listening socket".
@@ -25,7 +26,7 @@ pub struct Report {
     pub warnings: Vec<Warning>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct AcceptQueue {
     /// Connections waiting to be accepted (`sk_ack_backlog`).
     pub depth: u32,
@@ -33,7 +34,7 @@ pub struct AcceptQueue {
     pub backlog: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct SynQueue {
     /// Request sockets (SYN_RECV) whose local address/port this listener covers.
     pub depth: u32,
@@ -44,14 +45,14 @@ pub struct SynQueue {
     pub scope: SynScope,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SynScope {
     Socket,
     Group,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct SocketReport {
     pub inode: Inode,
     pub cookie: u64,
@@ -108,7 +109,7 @@ pub struct SocketReport {
     pub waiters: Vec<Waiter>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GroupKind {
     /// One socket, at most one holding process.
@@ -131,7 +132,7 @@ impl SocketReport {
 
 /// The listening sockets on one local (protocol, address, port), or one
 /// unix listener, and what they mean.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Group {
     pub proto: Proto,
     /// TCP and UDP; null for unix.

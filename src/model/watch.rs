@@ -4,12 +4,13 @@
 
 use std::net::IpAddr;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::report::{AcceptQueue, SynQueue};
 use super::{Inode, ListenCounters, Proto, TcpState, UdpCounters, UnixName, Warning};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Sample {
     pub schema: u32,
     #[serde(rename = "type")]
@@ -30,7 +31,7 @@ pub struct Sample {
     pub warnings: Vec<Warning>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct SampleSocket {
     pub inode: Inode,
     pub proto: Proto,
