@@ -35,7 +35,11 @@ impl fmt::Display for Target {
             } => write!(f, "{a}:{port}"),
             Target::Pid(p) => write!(f, "pid:{p}"),
             Target::Inode(i) => write!(f, "inode:{i}"),
-            Target::Proto(p, t) => write!(f, "{p}:{t}"),
+            // `udp:53`, `udp:127.0.0.1:53`: the bare port's ':' is not repeated.
+            Target::Proto(p, t) => {
+                let inner = t.to_string();
+                write!(f, "{p}:{}", inner.strip_prefix(':').unwrap_or(&inner))
+            }
             // UnixName's Display escapes it.
             Target::Unix(n) => write!(f, "unix:{n}"),
         }
@@ -461,6 +465,34 @@ mod tests {
         assert_eq!(q.kernel_ports(), None);
         assert!(q.wants_all_states());
         assert_eq!(Query::default().kernel_ports(), None);
+    }
+
+    #[test]
+    fn protocol_and_unix_targets() {
+        for t in [
+            "udp:53",
+            "tcp:127.0.0.1:80",
+            "udp:[::1]:53",
+            "unix:/run/a.sock",
+            "unix:@x",
+        ] {
+            assert_eq!(parse(t).unwrap().to_string(), t);
+        }
+        let q = Query::new(vec![parse("udp:53").unwrap()]);
+        assert!(q.wants_proto(Proto::Udp) && !q.wants_proto(Proto::Tcp));
+        assert!(q.matches_inet(Proto::Udp, IpAddr::V4(Ipv4Addr::LOCALHOST), 53, 1));
+        assert!(!q.matches_inet(Proto::Tcp, IpAddr::V4(Ipv4Addr::LOCALHOST), 53, 1));
+        // A bare port is TCP, unless -u says otherwise.
+        let q = Query::new(vec![parse(":53").unwrap()]);
+        assert!(q.wants_proto(Proto::Tcp) && !q.wants_proto(Proto::Udp));
+        let q = q.with_protos(&[Proto::Udp]);
+        assert!(!q.wants_proto(Proto::Tcp) && q.wants_proto(Proto::Udp));
+        assert!(parse("udp:pid:1").is_err());
+        assert!(parse("unix:").is_err());
+        // No target: every kind, narrowed by -x.
+        assert!(Proto::ALL.iter().all(|p| Query::default().wants_proto(*p)));
+        let q = Query::default().with_protos(&[Proto::Unix]);
+        assert!(!q.wants_proto(Proto::Tcp) && q.wants_proto(Proto::Unix));
     }
 
     #[test]

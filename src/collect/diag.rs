@@ -387,6 +387,59 @@ mod tests {
         assert_eq!(s.drops, None);
     }
 
+    /// An unconnected UDP socket 127.0.0.1:5353, inode 9, 7680 bytes queued,
+    /// with INET_DIAG_SKMEMINFO: rcvbuf 8192, 174 drops.
+    #[rustfmt::skip]
+    fn udp_message() -> Vec<u8> {
+        vec![
+            128, 0, 0, 0,      // nlmsg_len: 16 + 72 + 40
+            20, 0, 2, 0,       // SOCK_DIAG_BY_FAMILY, NLM_F_MULTI
+            1, 0, 0, 0,  0, 0, 0, 0, // seq, pid
+            2,                 // family AF_INET
+            7,                 // state CLOSE: unconnected
+            0, 0,              // timer, retrans
+            0x14, 0xe9,        // sport 5353 (big endian)
+            0, 0,              // dport 0
+            127, 0, 0, 1,  0, 0, 0, 0,  0, 0, 0, 0,  0, 0, 0, 0, // src
+            0, 0, 0, 0,  0, 0, 0, 0,  0, 0, 0, 0,  0, 0, 0, 0,   // dst
+            0, 0, 0, 0,        // ifindex
+            3, 0, 0, 0, 0, 0, 0, 0, // cookie
+            0, 0, 0, 0,        // expires
+            0, 30, 0, 0,       // rqueue: 7680 bytes (sk_rmem_alloc)
+            0, 0, 0, 0,        // wqueue
+            0, 0, 0, 0,        // uid
+            9, 0, 0, 0,        // inode
+            // INET_DIAG_SKMEMINFO (7): len 4 + 9 × 4
+            40, 0, 7, 0,
+            0, 30, 0, 0,       // SK_MEMINFO_RMEM_ALLOC 7680
+            0, 32, 0, 0,       // SK_MEMINFO_RCVBUF 8192
+            0, 0, 0, 0,        // WMEM_ALLOC
+            0, 64, 3, 0,       // SNDBUF 212992
+            0, 2, 0, 0,        // FWD_ALLOC 512
+            0, 0, 0, 0,        // WMEM_QUEUED
+            0, 0, 0, 0,        // OPTMEM
+            0, 0, 0, 0,        // BACKLOG
+            174, 0, 0, 0,      // SK_MEMINFO_DROPS 174
+        ]
+    }
+
+    #[test]
+    fn parses_a_udp_socket_with_meminfo() {
+        let mut got = Vec::new();
+        let status = parse_dump(Proto::Udp, &udp_message(), |e| got.push(e.into_socket())).unwrap();
+        assert_eq!(status, DumpStatus::More);
+        let s = &got[0];
+        assert_eq!((s.proto, s.state), (Proto::Udp, TcpState::Close));
+        assert!(s.is_listener(), "bound and unconnected: it takes datagrams");
+        assert!(!s.is_tcp_listener());
+        assert_eq!((s.local_port, s.inode), (5353, Inode(9)));
+        assert_eq!(s.rqueue, 7680);
+        assert_eq!((s.rcvbuf, s.drops), (Some(8192), Some(174)));
+        let udp = build_request(Proto::Udp, Family::Inet6, STATE_CLOSE, None, 1);
+        // AF_INET6, IPPROTO_UDP (17), SKMEMINFO, states CLOSE (1 << 7)
+        assert_eq!(&udp[16..24], &[10, 17, 64, 0, 0x80, 0, 0, 0]);
+    }
+
     #[test]
     fn error_and_truncation() {
         #[rustfmt::skip]

@@ -105,10 +105,10 @@ fn plain_is_one_row_per_holder() {
     let mut out = Vec::new();
     super::plain::write(&mut out, &report()).unwrap();
     let want = "\
-LOCAL          STATE  INODE ACCEPTQ BACKLOG SYNQ COMMAND   PID  PPID USER FD WAITING
-127.0.0.1:8000 LISTEN 7288  7       50      1    refserver 3556 1    root 5  -
-127.0.0.1:8000 LISTEN 7288  7       50      1    refserver 3558 3556 root 5  accept
-127.0.0.1:8000 LISTEN 7288  7       50      1    refserver 3559 3556 root 5  accept
+LOCAL          STATE  INODE ACCEPTQ BACKLOG SYNQ COMMAND   PID  PPID USER FD WAITING PROTO RECVQ RCVBUF DROPS
+127.0.0.1:8000 LISTEN 7288  7       50      1    refserver 3556 1    root 5  -       tcp   -     -      0
+127.0.0.1:8000 LISTEN 7288  7       50      1    refserver 3558 3556 root 5  accept  tcp   -     -      0
+127.0.0.1:8000 LISTEN 7288  7       50      1    refserver 3559 3556 root 5  accept  tcp   -     -      0
 ";
     assert_eq!(String::from_utf8(out).unwrap(), want);
 }
