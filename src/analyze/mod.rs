@@ -191,10 +191,10 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// `127.0.0.1:8000`, `*:8000`, `[::1]:8000`; `?` without an address (unix).
 fn show_addr(addr: Option<IpAddr>, port: Option<u16>) -> String {
     match (addr, port) {
-        (Some(IpAddr::V6(a)), Some(p)) => format!("[{a}]:{p}"),
-        (Some(a), Some(p)) => format!("{a}:{p}"),
+        (Some(a), Some(p)) => crate::model::Endpoint(a, p).to_string(),
         _ => "?".to_string(),
     }
 }

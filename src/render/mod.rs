@@ -30,16 +30,7 @@ pub fn warnings(err: &mut impl std::io::Write, warnings: &[Warning]) {
 
 /// `127.0.0.1:8000`, `[::1]:8000`, `*:8000` for the wildcard.
 pub fn addr_port(addr: IpAddr, port: u16) -> String {
-    if addr.is_unspecified() {
-        return match addr {
-            IpAddr::V4(_) => format!("*:{port}"),
-            IpAddr::V6(_) => format!("[::]:{port}"),
-        };
-    }
-    match addr {
-        IpAddr::V6(a) => format!("[{a}]:{port}"),
-        IpAddr::V4(a) => format!("{a}:{port}"),
-    }
+    crate::model::Endpoint(addr, port).to_string()
 }
 
 /// Where a socket is: `127.0.0.1:8000` for TCP/UDP, the escaped path or
@@ -94,9 +85,8 @@ impl Row<'_> {
 }
 
 /// A column of the holder table: the one list that drives the table, the
-/// plain output and the docs.
+/// plain output and the man page's COLUMNS section.
 pub struct Column {
-    pub id: &'static str,
     pub header: &'static str,
     pub doc: &'static str,
     /// The raw cell text; renderers escape it (`escape::terminal` in the
@@ -129,42 +119,36 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 
 pub const COLUMNS: &[Column] = &[
     Column {
-        id: "command",
         header: "COMMAND",
         doc: "process name (comm)",
         cell: |r| r.holder.comm.clone(),
         external: true,
     },
     Column {
-        id: "pid",
         header: "PID",
         doc: "process id",
         cell: |r| r.holder.pid.to_string(),
         external: false,
     },
     Column {
-        id: "ppid",
         header: "PPID",
         doc: "parent process id (a forked worker points at its parent)",
         cell: |r| opt(r.holder.ppid),
         external: false,
     },
     Column {
-        id: "user",
         header: "USER",
         doc: "effective user of the process",
         cell: |r| r.holder.user.clone().unwrap_or_else(|| opt(r.holder.uid)),
         external: true,
     },
     Column {
-        id: "fd",
         header: "FD",
         doc: "file descriptor number in that process",
         cell: |r| r.holder.fd.to_string(),
         external: false,
     },
     Column {
-        id: "waiting",
         header: "WAITING",
         doc: "threads blocked on this socket right now: accept, epoll, poll or select",
         cell: |r| r.waiting(),
