@@ -378,18 +378,54 @@ fn json_output(r: &mut Roff) {
                 "The socket inode, as in socket:[INODE] under /proc/PID/fd.",
             ),
             ("cookie", "The kernel's socket cookie."),
-            ("proto", "\"tcp\"."),
-            ("family", "\"inet\" (IPv4) or \"inet6\" (IPv6)."),
+            ("proto", "\"tcp\", \"udp\" or \"unix\"."),
+            (
+                "sock_type",
+                "\"stream\" (TCP, unix), \"dgram\" (UDP, unix) or \"seqpacket\" (unix).",
+            ),
+            (
+                "family",
+                "\"inet\" (IPv4), \"inet6\" (IPv6) or \"unix\".",
+            ),
             (
                 "state",
-                "TCP state: \"LISTEN\", \"ESTABLISHED\", \"SYN_RECV\", \"TIME_WAIT\", ...",
+                "TCP state numbering, also for unix and UDP: \"LISTEN\", \"ESTABLISHED\", \
+                 \"SYN_RECV\", \"TIME_WAIT\", ...; an unconnected UDP socket is \"CLOSE\" \
+                 (text output says UNCONN, as ss does).",
             ),
-            ("local_addr, local_port", "The local address and port."),
-            ("remote_addr, remote_port", "The peer; null for a listener."),
-            ("uid", "The user that owns the socket."),
+            (
+                "local_addr, local_port",
+                "The local address and port (TCP and UDP); null for unix sockets.",
+            ),
+            (
+                "remote_addr, remote_port",
+                "The peer; null for a listener and an unconnected UDP socket.",
+            ),
+            (
+                "path",
+                "Unix sockets: the bound path, or \"@name\" for an abstract name; null for \
+                 an unnamed socket. Invalid UTF-8 is replaced here; text output escapes it.",
+            ),
+            (
+                "path_status",
+                "Unix sockets bound to a path: \"bound\" (the path leads to this socket), \
+                 \"unlinked\" (nothing there: new clients get ENOENT), \"replaced\" (the path \
+                 now names another file) or \"unknown\" (could not be checked). The path is \
+                 looked up from a holder's root directory.",
+            ),
+            (
+                "vfs {ino, dev}",
+                "Unix sockets bound to a path: the socket file's inode and device (st_dev \
+                 encoding), as stat(2) would report them.",
+            ),
+            ("peer", "Connected unix sockets: the peer socket's inode."),
+            (
+                "uid",
+                "The user that owns the socket (null if the kernel did not report it).",
+            ),
             (
                 "accept_queue {depth, backlog}",
-                "Listeners only. depth: connections waiting for accept() (sk_ack_backlog); \
+                "TCP and unix listeners only. depth: connections waiting for accept() (sk_ack_backlog); \
                  backlog: the listen() backlog after the somaxconn clamp (sk_max_ack_backlog). \
                  The queue is full when depth exceeds backlog.",
             ),
@@ -403,18 +439,27 @@ fn json_output(r: &mut Roff) {
             ),
             (
                 "recv_q, send_q",
-                "Other states only: bytes not yet read by the application, and bytes not yet \
-                 acknowledged by the peer.",
+                "Not for TCP/unix listeners. TCP: bytes not yet read by the application, and \
+                 bytes not yet acknowledged by the peer. UDP: memory held by datagrams waiting \
+                 to be read and being sent, in bytes (what ss shows as Recv-Q/Send-Q). Unix: \
+                 bytes waiting to be read, and sent but not yet read by the peer.",
+            ),
+            (
+                "rcvbuf",
+                "TCP and UDP: sk_rcvbuf, the receive buffer limit in bytes (SO_RCVBUF \
+                 doubled); a UDP socket drops datagrams when its receive queue reaches it.",
             ),
             (
                 "drops",
-                "sk_drops: for a listener, mostly connections dropped on a full queue (the \
-                 kernel counts some other failures there too).",
+                "sk_drops: for a TCP listener, mostly connections dropped on a full queue (the \
+                 kernel counts some other failures there too); for UDP, datagrams dropped \
+                 (receive buffer full, bad checksum, socket filter). Null for unix.",
             ),
             (
                 "reuseport",
                 "SO_REUSEPORT: true or false when read from the socket, true when inferred \
-                 from several listeners on one address:port, else null.",
+                 from several TCP listeners on one address:port, else null (several UDP \
+                 sockets on one address:port may also share it through SO_REUSEADDR).",
             ),
             (
                 "backlog_clamped",
@@ -437,13 +482,22 @@ fn json_output(r: &mut Roff) {
         r,
         "groups[]",
         [roman(
-            "The listening sockets on one local address:port, and what they mean:",
+            "The listening sockets (TCP LISTEN, UDP unconnected, unix LISTEN) on one \
+             protocol and local address:port, or one unix listener, and what they mean:",
         )],
     );
     fields(
         r,
         &[
-            ("local_addr, local_port", "The address:port."),
+            ("proto", "\"tcp\", \"udp\" or \"unix\"."),
+            (
+                "local_addr, local_port",
+                "The address:port (TCP, UDP); null for unix.",
+            ),
+            (
+                "path",
+                "Unix: the listener's path or @name; a unix group is one socket.",
+            ),
             (
                 "kind",
                 "\"single\" (one socket, at most one process), \"shared\" (one socket held by \

@@ -19,6 +19,7 @@ use crate::app::{
 };
 use crate::error::{Error, Result};
 use crate::lab::{LoadConfig, LoadMode, ServeConfig};
+use crate::model::Proto;
 use crate::target::{self, Query};
 
 pub use values::{parse_duration, parse_size};
@@ -36,7 +37,8 @@ abstract name), 'pid:1234' (every socket that process holds), \
 'comm:nginx' (every socket held by processes with that command name), \
 'inode:4322' (one socket), 'netns:NAME' or 'netns:INODE' (look in that \
 network namespace; alone, every listener there). Several targets add up. \
-With no target, inspect shows every listening socket.";
+With no target, inspect shows every listening socket: TCP LISTEN, UDP \
+unconnected, unix LISTEN.";
 
 const EXIT_HELP: &str = "\
 EXIT STATUS: 0 ok; 1 nothing matched the target (inspect) or an assertion \
@@ -106,14 +108,43 @@ pub struct OutputArgs {
     pub color: ColorChoice,
 }
 
+/// Narrow to kinds of socket, as in `ss`.
+#[derive(Debug, Args)]
+pub struct KindArgs {
+    /// TCP sockets (a bare port target means TCP unless -u is given).
+    #[arg(long, short = 't')]
+    pub tcp: bool,
+    /// UDP sockets.
+    #[arg(long, short = 'u')]
+    pub udp: bool,
+    /// Unix stream and seqpacket sockets.
+    #[arg(long = "unix", short = 'x')]
+    pub unix: bool,
+}
+
+impl KindArgs {
+    fn protos(&self) -> Vec<Proto> {
+        [
+            (self.tcp, Proto::Tcp),
+            (self.udp, Proto::Udp),
+            (self.unix, Proto::Unix),
+        ]
+        .into_iter()
+        .filter_map(|(on, p)| on.then_some(p))
+        .collect()
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// What to inspect (see below); none means every listening TCP socket.
+    /// What to inspect (see below); none means every listening socket, as an overview.
     #[arg(value_name = "TARGET")]
     pub targets: Vec<String>,
-    /// Include sockets in every TCP state on the port, not just listeners.
+    /// Include sockets in every state, not just listeners (and unconnected UDP).
     #[arg(long, short = 'a')]
     pub all: bool,
+    #[command(flatten)]
+    pub kinds: KindArgs,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -132,6 +163,8 @@ pub struct WatchArgs {
     /// One JSON object per sample per line (also the default when stdout is not a terminal).
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub kinds: KindArgs,
 }
 
 #[derive(Debug, Args)]
@@ -169,9 +202,37 @@ pub struct CheckArgs {
     /// This process holds the socket(s).
     #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..))]
     pub pid: Option<u32>,
+    /// Check only sockets of this protocol (as -t/-u/-x); a bare port then means it.
+    #[arg(long, value_enum, value_name = "PROTO", conflicts_with_all = ["tcp", "udp", "unix"])]
+    pub proto: Option<ProtoArg>,
+    /// Every UDP receive queue holds at most this many bytes: '64KiB', '1000'.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub max_recv_queue: Option<u64>,
+    /// Every listening socket has dropped at most N packets or connections (sk_drops).
+    #[arg(long, value_name = "N")]
+    pub max_drops: Option<u64>,
     /// Print a JSON result with each assertion's verdict, expected and actual.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub kinds: KindArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ProtoArg {
+    Tcp,
+    Udp,
+    Unix,
+}
+
+impl From<ProtoArg> for Proto {
+    fn from(p: ProtoArg) -> Proto {
+        match p {
+            ProtoArg::Tcp => Proto::Tcp,
+            ProtoArg::Udp => Proto::Udp,
+            ProtoArg::Unix => Proto::Unix,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -339,7 +400,9 @@ impl Cli {
                     Format::Table
                 };
                 Command::Inspect(InspectConfig {
-                    query: parse_targets(&a.targets)?.with_all_states(a.all),
+                    query: parse_targets(&a.targets)?
+                        .with_all_states(a.all)
+                        .with_only_protos(&a.kinds.protos()),
                     format,
                     color: color_enabled(a.output.color),
                 })
@@ -352,7 +415,7 @@ impl Cli {
                     )));
                 }
                 Command::Watch(WatchConfig {
-                    query: parse_targets(&a.targets)?,
+                    query: parse_targets(&a.targets)?.with_only_protos(&a.kinds.protos()),
                     interval: a.interval,
                     count: a.count,
                     json: a.json,
@@ -360,7 +423,11 @@ impl Cli {
                 })
             }
             Sub::Check(a) => Command::Check(CheckConfig {
-                query: parse_targets(&a.targets)?,
+                // --proto narrows like -t/-u/-x, and names the protocol in the verdicts.
+                query: parse_targets(&a.targets)?.with_only_protos(&match a.proto {
+                    Some(p) => vec![Proto::from(p)],
+                    None => a.kinds.protos(),
+                }),
                 json: a.json,
                 assertions: checked(Assertions {
                     listening: a.listening,
@@ -373,6 +440,9 @@ impl Cli {
                     max_syn_queue: a.max_syn_queue,
                     min_backlog: a.min_backlog,
                     pid: a.pid,
+                    proto: a.proto.map(Proto::from),
+                    max_recv_queue: a.max_recv_queue,
+                    max_drops: a.max_drops,
                 })?,
             }),
             Sub::Serve(a) => Command::Serve(ServeConfig {

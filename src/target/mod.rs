@@ -20,7 +20,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub use ports::PortSet;
-pub use query::Query;
+pub use query::{PortFilter, Query, MAX_KERNEL_PORTS};
 pub use services::{NoServices, ServiceTable, Services};
 
 use crate::model::Proto;
