@@ -1,6 +1,7 @@
 //! How the holders were found: the method, its cost, and why a faster
 //! method was not used. Part of the JSON report (`scan`).
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// Which holder scan to use (`--scan`, `SOCKMAP_NO_BPF`).
@@ -23,7 +24,7 @@ pub struct ScanOptions {
     pub verbose: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ScanMethod {
     /// An `iter/task` program walked every fd table in the kernel.
@@ -35,7 +36,7 @@ pub enum ScanMethod {
 }
 
 /// Why the BPF scan was not used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum FallbackReason {
     /// `--scan proc` or `SOCKMAP_NO_BPF=1`.
@@ -53,7 +54,7 @@ pub enum FallbackReason {
     ScanFailed,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct ScanInfo {
     pub method: ScanMethod,
     /// The holder scan itself (iterator run, parse, per-hit confirmation;

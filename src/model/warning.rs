@@ -2,10 +2,11 @@
 //! where they help. `analyze` and `check` decide by the kind (never by the
 //! English text); renderers print `message()` and `hint()`.
 
+use schemars::JsonSchema;
 use serde::{Serialize, Serializer};
 
 /// Why part of the picture may be missing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WarningKind {
     /// `/proc/PID/fd` could not be opened (EACCES): the processes' holders
@@ -28,6 +29,10 @@ pub enum WarningKind {
     Ipv6Unavailable,
     /// The SYN-queue dump failed, so SYN queues are not measured.
     SynQueueUnmeasured,
+    /// The UDP dump failed (no udp_diag module). `detail`: the error.
+    UdpUnavailable,
+    /// The unix socket dump failed (no unix_diag module). `detail`: the error.
+    UnixUnavailable,
     /// Threads whose state could not be read: waiters may be missing.
     /// `count`: processes.
     WaitersUnreadable,
@@ -106,6 +111,8 @@ impl Warning {
             ),
             WarningKind::Ipv6Unavailable => format!("IPv6 sockets not listed: {detail}"),
             WarningKind::SynQueueUnmeasured => format!("SYN queue not measured: {detail}"),
+            WarningKind::UdpUnavailable => format!("UDP sockets not listed: {detail}"),
+            WarningKind::UnixUnavailable => format!("unix sockets not listed: {detail}"),
             WarningKind::WaitersUnreadable => format!(
                 "the threads of {n} {procs} could not be read: waiting threads may be missing"
             ),
@@ -134,22 +141,41 @@ impl Warning {
                 format!("run sockmap inside it: nsenter -t {p} -n sockmap inspect pid:{p}")
             }),
             WarningKind::Ipv6Unavailable | WarningKind::SynQueueUnmeasured => None,
+            WarningKind::UdpUnavailable => Some("load the udp_diag kernel module".into()),
+            WarningKind::UnixUnavailable => Some("load the unix_diag kernel module".into()),
         }
     }
 }
 
-/// The JSON form: the data, plus the sentence and hint for people.
-#[derive(Serialize)]
+/// Something that could not be seen: the data, plus a sentence and a hint
+/// for people. Decide by `kind`, never by the text.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Warning")]
 struct WarningJson<'a> {
     kind: WarningKind,
+    /// How many things (processes, ...) it is about; 1 when it is one fact.
     count: u64,
+    /// The process it is about, for per-process warnings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pid: Option<u32>,
+    /// The OS's words (an errno text, mount options), where they help.
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'a str>,
+    /// One plain sentence.
     message: String,
+    /// What the user can do about it.
     #[serde(skip_serializing_if = "Option::is_none")]
     hint: Option<String>,
+}
+
+impl JsonSchema for Warning {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Warning".into()
+    }
+
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        WarningJson::<'static>::json_schema(g)
+    }
 }
 
 impl Serialize for Warning {
