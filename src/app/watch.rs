@@ -3,7 +3,7 @@
 //! samples are full passes too — every tick, as long as the holder scans
 //! stay under `BPF_SCAN_SHARE` of a core; on a host where one scan costs
 //! more than that allows (a 100 ms tick over ~100k fds), every few ticks,
-//! the ticks between asking netlink only. Without BPF, later samples ask
+//! the ticks between asking netlink only and dropping holders that exited. Without BPF, later samples ask
 //! netlink only (microseconds) and the holders are kept current by scanning
 //! only new processes every `NEW_PIDS`, with a full /proc rescan when the
 //! socket set changes or every `RESCAN` — so a 10 Hz watch stays cheap on
@@ -61,6 +61,7 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
                     bpf_gap = scan_gap(&snap);
                 } else {
                     snap = collector.refresh(&cfg.query, &snap)?;
+                    collector.forget_exited_holders(&mut snap);
                 }
             } else if last_scan.elapsed() >= RESCAN {
                 snap = collector.snapshot(&cfg.query)?;

@@ -304,6 +304,19 @@ impl Collector {
         Some(out)
     }
 
+    /// Drop holders whose process is gone (one stat of /proc/PID per
+    /// holding process): between full scans, a departure shows at once.
+    pub fn forget_exited_holders(&self, snap: &mut Snapshot) {
+        let mut alive: HashMap<u32, bool> = HashMap::new();
+        for list in snap.holders.values_mut() {
+            list.retain(|h| {
+                *alive
+                    .entry(h.pid)
+                    .or_insert_with(|| self.proc_root.join(h.pid.to_string()).exists())
+            });
+        }
+    }
+
     /// Bring `snap`'s holders up to date cheaply: scan only the processes
     /// that appeared since the last scan (a holder's fork shows up here)
     /// and drop holders whose process is gone. A socket passed to an
