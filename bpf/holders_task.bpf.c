@@ -5,7 +5,9 @@
  * at a time and empty words are skipped; a non-empty word's slots are read
  * 16 at a time with one probe read. Open-coded loops (bpf_iter_num_*,
  * kernel >= 6.4) keep verification cheap: the verifier checks each loop
- * body once instead of an unrolled copy per slot.
+ * body until its state converges instead of an unrolled copy per slot
+ * (measured: the same walk with bpf_loop for the words and bounded loops
+ * for the slots took 185-330 ms to verify, against 4-9 ms).
  *
  * The fd table is read under RCU without the files lock, so a table being
  * resized or a process exiting can yield stale entries: user space
@@ -27,7 +29,8 @@ extern void bpf_iter_num_destroy(struct bpf_iter_num *it) __ksym;
 /* Bytes of records per task. All of one task's output must fit the
  * iterator's 32 KiB seq buffer or the read fails (E2BIG); a task with more
  * socket fds ends with a HOLDER_FD_TRUNCATED record after this much and
- * user space reads that one process's table from /proc instead. Measured
+ * user space reads that one process again with the task_file program
+ * scoped to its pid (or from /proc). Measured
  * on the seq_file's own count rather than with a counter: a counter
  * compared against a constant is tracked exactly by the verifier, which
  * then walks the loop once per value and gives up. */

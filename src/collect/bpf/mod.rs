@@ -69,6 +69,8 @@ struct Loaded {
     load_ms: Option<f64>,
     /// Why the faster program was not used, if it was not.
     detail: Option<String>,
+    /// Its verifier log, when asked for; reported once.
+    log: Option<String>,
 }
 
 #[derive(Clone)]
@@ -130,7 +132,7 @@ impl HolderScanner {
                         load_ms: loaded.load_ms.take(),
                         fallback_reason: None,
                         detail: loaded.detail.clone(),
-                        verifier_log: None,
+                        verifier_log: loaded.log.take(),
                     };
                     return Ok(HolderScan {
                         scan,
@@ -212,14 +214,17 @@ impl HolderScanner {
             let loaded = skel::Program::load(skel).and_then(|p| Ok((p.attach(None)?, p)));
             match loaded {
                 Ok((link, prog)) => {
+                    let load_ms = Some(ms(start));
+                    let some_failed = !failed.is_empty();
                     return Ok(Loaded {
                         _prog: prog,
                         link,
                         method,
                         per_pid: None,
-                        load_ms: Some(ms(start)),
-                        detail: (!failed.is_empty()).then(|| failed.join("; ")),
-                    })
+                        load_ms,
+                        detail: some_failed.then(|| failed.join("; ")),
+                        log: (some_failed && self.want_log).then(verifier_logs).flatten(),
+                    });
                 }
                 Err(e) => failed.push(format!("{}: {e}", skel.name)),
             }
