@@ -81,7 +81,16 @@ struct sock {
 	struct sock_common __sk_common;
 };
 
+typedef enum {
+	SS_FREE = 0,
+	SS_UNCONNECTED,
+	SS_CONNECTING,
+	SS_CONNECTED,
+	SS_DISCONNECTING,
+} socket_state;
+
 struct socket {
+	socket_state state;
 	struct sock *sk;
 };
 
