@@ -13,7 +13,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::analyze::check::Assertions;
 use crate::app::{
-    CheckConfig, Command, DemoConfig, Format, GenerateWhat, InspectConfig, WatchConfig,
+    CheckConfig, Command, DemoConfig, ExportConfig, Format, GenerateWhat, InspectConfig,
+    WatchConfig,
 };
 use crate::error::{Error, Result};
 use crate::lab::{LoadConfig, ServeConfig};
@@ -56,6 +57,9 @@ pub enum Sub {
     /// Exit 0 if every assertion about the target holds, 1 if not.
     #[command(after_help = format!("{TARGET_HELP}\n\n{EXIT_HELP}"))]
     Check(CheckArgs),
+    /// Serve the sockets' queues, drops and holders as Prometheus metrics over HTTP.
+    #[command(after_help = format!("{TARGET_HELP}\n\n{EXPORT_HELP}"))]
+    Export(ExportArgs),
     /// The bundled fork server: listen, fork workers that accept on one socket.
     Serve(ServeArgs),
     /// The bundled load client: concurrent echo clients that verify bytes.
@@ -153,6 +157,25 @@ pub struct CheckArgs {
     /// Print a JSON result with each assertion's verdict, expected and actual.
     #[arg(long)]
     pub json: bool,
+}
+
+const EXPORT_HELP: &str = "\
+GET /metrics answers in the Prometheus text format, or OpenMetrics 1.0 when \
+the Accept header asks for application/openmetrics-text. The metrics name \
+processes: the default address is loopback; serving on another address is \
+your choice to make.";
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// What to export (see below); none means every listening TCP socket.
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Address and port to serve HTTP on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:9477")]
+    pub listen: SocketAddr,
+    /// Cut off a client after this long without progress on one read or write.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -315,6 +338,19 @@ impl Cli {
                     pid: a.pid,
                 },
             }),
+            Sub::Export(a) => {
+                if a.timeout < Duration::from_millis(100) {
+                    return Err(Error::Usage(format!(
+                        "invalid timeout '{:?}': must be at least 100ms",
+                        a.timeout
+                    )));
+                }
+                Command::Export(ExportConfig {
+                    query: parse_targets(&a.targets)?,
+                    listen: a.listen,
+                    timeout: a.timeout,
+                })
+            }
             Sub::Serve(a) => Command::Serve(ServeConfig {
                 addr: a.addr,
                 port: a.port,

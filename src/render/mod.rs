@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod json;
+pub mod openmetrics;
 pub mod plain;
 pub mod table;
 pub mod watch;
