@@ -5,6 +5,7 @@ mod check;
 mod demo;
 mod export;
 pub mod generate;
+mod http;
 mod inspect;
 mod interrupt;
 mod sampler;
