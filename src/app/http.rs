@@ -23,6 +23,10 @@ use std::time::{Duration, Instant};
 /// Headers plus request line; a scraper sends a few hundred bytes.
 const MAX_REQUEST: usize = 8 * 1024;
 const MAX_HEADERS: usize = 32;
+/// Kernel send buffer per connection (the kernel doubles it): bounds the
+/// memory a client that never reads can pin, instead of autotuning up to
+/// net.ipv4.tcp_wmem's maximum (4 MiB by default).
+const SNDBUF: usize = 256 * 1024;
 /// Accepted connections waiting for a worker before new ones get 503.
 const QUEUE: usize = 64;
 const POLL_MS: u16 = 200;
@@ -125,6 +129,7 @@ fn worker(rx: &Mutex<Receiver<TcpStream>>, timeout: Duration, handler: &Handler)
         };
         let Ok(stream) = next else { return };
         let _ = stream.set_nonblocking(false);
+        let _ = rustix::net::sockopt::set_socket_send_buffer_size(&stream, SNDBUF);
         // A client that left or misbehaved costs its own connection only.
         let _ = connection(&stream, timeout, handler);
     }
