@@ -38,6 +38,8 @@ pub struct WatchConfig {
     pub interval: Duration,
     pub count: Option<u64>,
     pub json: bool,
+    /// Redraw the live view in place (a capable terminal).
+    pub redraw: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -67,6 +69,7 @@ pub struct DemoConfig {
 pub enum GenerateWhat {
     Man(PathBuf),
     Completions(clap_complete::Shell),
+    Schema(PathBuf),
 }
 
 #[derive(Debug, Clone)]

@@ -6,6 +6,7 @@
 pub mod diag;
 pub mod fdscan;
 pub mod host;
+pub mod mountinfo;
 pub mod netlink;
 pub mod waiters;
 

@@ -21,6 +21,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::model::report::{GroupKind, Report, SocketReport, SynScope};
+use crate::model::warning::Warning;
 use crate::model::{Inode, ListenCounters, TcpState};
 
 /// Everything one scrape shows.
@@ -322,7 +323,7 @@ fn families(x: &Exposition<'_>) -> Vec<Family> {
     );
     let mut warnings = Family::gauge(
         "sockmap_warnings",
-        "Things this scrape could not see, by kind (e.g. processes not readable: holders may be missing).",
+        "What this scrape could not see, by kind, as the count the warnings give (e.g. processes_unreadable: processes whose fds could not be read, so holders may be missing).",
     );
 
     if let Some(r) = x.report {
@@ -337,12 +338,12 @@ fn families(x: &Exposition<'_>) -> Vec<Family> {
                 &mut info,
             ],
         );
-        let mut by_kind: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
         for w in &r.warnings {
-            *by_kind.entry(warning_kind(w)).or_default() += 1;
+            *by_kind.entry(warning_kind(w)).or_default() += w.count;
         }
         for (kind, n) in by_kind {
-            warnings.push(vec![("kind", kind.to_string())], n);
+            warnings.push(vec![("kind", kind)], n);
         }
     }
     for h in &x.counters {
@@ -384,11 +385,12 @@ fn families(x: &Exposition<'_>) -> Vec<Family> {
     ]
 }
 
-/// The warning's kind, for the `kind` label. Warnings are still sentences
-/// in this model: every one counts as `unclassified` rather than guessing
-/// a kind from its English text.
-fn warning_kind(_w: &str) -> &'static str {
-    "unclassified"
+/// The warning's kind as the JSON document names it (`processes_unreadable`).
+fn warning_kind(w: &Warning) -> String {
+    serde_json::to_value(w.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{:?}", w.kind))
 }
 
 /// Per-socket families, in this order: depth, backlog, syn, drops, holders, info.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::model::report::{AcceptQueue, Group, SynQueue, SCHEMA};
-use crate::model::{Family as AddrFamily, Holder, HostInfo};
+use crate::model::{Family as AddrFamily, Holder, HostInfo, WarningKind};
 
 fn holder(pid: u32, comm: &str) -> Holder {
     Holder {
@@ -54,6 +54,7 @@ fn group(addr: IpAddr, port: u16, kind: GroupKind, inodes: &[u64], holders: usiz
         kind,
         inodes: inodes.iter().map(|i| Inode(*i)).collect(),
         holders,
+        holders_complete: true,
         verdict: String::new(),
     }
 }
@@ -94,7 +95,11 @@ fn report() -> Report {
             group(lo, 8000, GroupKind::Shared, &[7288], 3),
             group(any6, 9000, GroupKind::Reuseport, &[9001, 9002], 1),
         ],
-        warnings: vec!["2 processes could not be read (permission denied)".into()],
+        warnings: vec![
+            Warning::new(WarningKind::ProcessesUnreadable, 2),
+            Warning::new(WarningKind::ProcessesUnreadable, 1),
+            Warning::new(WarningKind::SynQueueUnmeasured, 1),
+        ],
     }
 }
 
@@ -154,9 +159,10 @@ sockmap_tcp_listen_drops_total 121
 # HELP sockmap_tcp_syn_queue_full_drops SYNs dropped because a SYN queue was full and syncookies were off, whole namespace (TcpExt TCPReqQFullDrop).
 # TYPE sockmap_tcp_syn_queue_full_drops counter
 sockmap_tcp_syn_queue_full_drops_total 5
-# HELP sockmap_warnings Things this scrape could not see, by kind (e.g. processes not readable: holders may be missing).
+# HELP sockmap_warnings What this scrape could not see, by kind, as the count the warnings give (e.g. processes_unreadable: processes whose fds could not be read, so holders may be missing).
 # TYPE sockmap_warnings gauge
-sockmap_warnings{kind="unclassified"} 1
+sockmap_warnings{kind="processes_unreadable"} 3
+sockmap_warnings{kind="syn_queue_unmeasured"} 1
 # HELP sockmap_scrape_duration_seconds Time this scrape spent collecting sockets, holders and counters.
 # TYPE sockmap_scrape_duration_seconds gauge
 # UNIT sockmap_scrape_duration_seconds seconds
