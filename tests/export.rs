@@ -579,7 +579,8 @@ fn a_client_that_never_reads_is_cut_off() {
         "exporter fds: {base} before, {} with never-reading clients",
         exp.fds()
     );
-    // What they can read now is cut short: the server stopped writing.
+    // What they can read now is cut short: the server stopped writing
+    // and reset the connection.
     for mut s in stuck {
         let mut buf = Vec::new();
         let _ = s.read_to_end(&mut buf);

@@ -131,7 +131,12 @@ fn worker(rx: &Mutex<Receiver<TcpStream>>, timeout: Duration, handler: &Handler)
         let _ = stream.set_nonblocking(false);
         let _ = rustix::net::sockopt::set_socket_send_buffer_size(&stream, SNDBUF);
         // A client that left or misbehaved costs its own connection only.
-        let _ = connection(&stream, timeout, handler);
+        // Given up on (timeout, reset): close with a reset, so the kernel
+        // drops what is still queued for it instead of retrying it for
+        // minutes against a zero window.
+        if connection(&stream, timeout, handler).is_err() {
+            let _ = rustix::net::sockopt::set_socket_linger(&stream, Some(Duration::ZERO));
+        }
     }
 }
 
