@@ -593,3 +593,60 @@ fn a_client_that_never_reads_is_cut_off() {
     assert_eq!(exp.get("/metrics", None).status, 200);
     drop(listeners);
 }
+
+fn contrib(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("contrib")
+        .join(path)
+}
+
+#[test]
+fn alert_rules_pass_promtool_and_their_unit_tests() {
+    if !need("promtool", "prometheus") {
+        return;
+    }
+    for args in [
+        vec!["check", "rules", "alerts.yml"],
+        vec!["test", "rules", "alerts_test.yml"],
+    ] {
+        let out = Command::new("promtool")
+            .args(&args)
+            .current_dir(contrib("prometheus"))
+            .output()
+            .expect("run promtool");
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn systemd_unit_verifies() {
+    if !need("systemd-analyze", "systemd") {
+        return;
+    }
+    // verify wants ExecStart to exist: point it at the binary under test.
+    let dir = TempDir::new("unit");
+    let unit = std::fs::read_to_string(contrib("systemd/sockmap-export.service")).unwrap();
+    assert!(unit.contains("ExecStart=/usr/local/bin/sockmap export"));
+    let file = dir.0.join("sockmap-export.service");
+    std::fs::write(&file, unit.replace("/usr/local/bin/sockmap", common::BIN)).unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&file)
+        .output()
+        .expect("run systemd-analyze");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // verify exits 0 on unknown keys and bad values, but names the file.
+    let about_unit: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("sockmap-export.service"))
+        .collect();
+    assert!(
+        out.status.success() && about_unit.is_empty(),
+        "systemd-analyze verify: {stderr}"
+    );
+}
