@@ -650,3 +650,79 @@ fn systemd_unit_verifies() {
         "systemd-analyze verify: {stderr}"
     );
 }
+
+/// A listener on 127.0.0.1:0 with `backlog`, never accepting, closed on exec.
+fn listener(backlog: i32) -> TcpListener {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let fd = rustix::net::socket_with(
+        AddressFamily::INET,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
+    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    rustix::net::bind(&fd, &addr).unwrap();
+    rustix::net::listen(&fd, backlog).unwrap();
+    TcpListener::from(fd)
+}
+
+#[test]
+fn watch_overview_puts_the_filling_listener_first() {
+    let stalled = listener(20);
+    let idle = [listener(20), listener(20)];
+    let port = |l: &TcpListener| l.local_addr().unwrap().port();
+    let (p_stalled, p_idle) = (port(&stalled), [port(&idle[0]), port(&idle[1])]);
+    let mut waiting = vec![TcpStream::connect(("127.0.0.1", p_stalled)).unwrap()];
+
+    let mut cmd = Command::new(common::BIN);
+    cmd.args(["watch", "--json", "--interval", "100ms", "--count", "12"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut watch = Owned::spawn(&mut cmd);
+    let lines = BufReader::new(watch.0.stdout.take().unwrap()).lines();
+    let mut samples = Vec::new();
+    for line in lines {
+        let line = line.expect("read watch's output");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+        // One more waiting connection per sample: the queue fills.
+        if waiting.len() < 10 {
+            waiting.push(TcpStream::connect(("127.0.0.1", p_stalled)).unwrap());
+        }
+        samples.push(v);
+    }
+    assert!(
+        wait_exited(watch.0.id(), LIMIT),
+        "watch did not stop after --count"
+    );
+    assert_eq!(samples.len(), 12);
+
+    let mut depths = Vec::new();
+    for s in &samples {
+        let socks = s["sockets"].as_array().expect("sockets");
+        let at = |p: u16| {
+            socks
+                .iter()
+                .position(|x| x["local_port"] == p)
+                .unwrap_or_else(|| panic!("port {p} missing from {s}"))
+        };
+        let (i_stalled, i_idle) = (at(p_stalled), [at(p_idle[0]), at(p_idle[1])]);
+        assert!(
+            i_idle.iter().all(|&i| i_stalled < i),
+            "the filling listener is not ranked above the idle ones: {s}"
+        );
+        for i in i_idle {
+            assert_eq!(socks[i]["accept_queue"]["depth"], 0);
+            if s["seq"] != 1 {
+                assert_eq!(socks[i]["drops_delta"], 0, "{s}");
+            }
+        }
+        assert_eq!(socks[i_stalled]["holders"], 1);
+        depths.push(socks[i_stalled]["accept_queue"]["depth"].as_u64().unwrap());
+    }
+    assert!(
+        depths.windows(2).all(|w| w[0] <= w[1]) && depths.last() > depths.first(),
+        "the stalled listener's depth did not grow: {depths:?}"
+    );
+    watch.stop();
+}

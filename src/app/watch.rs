@@ -1,50 +1,37 @@
-//! `sockmap watch`: sample the target's queues every interval. The first
-//! sample is a full pass; later ones ask netlink only (microseconds). The
-//! holders are kept current by scanning only new processes every
-//! `NEW_PIDS`, with a full /proc rescan when the socket set changes or
-//! every `RESCAN` — so a 10 Hz watch stays cheap on a crowded host.
+//! `sockmap watch`: sample the target's queues every interval, with the
+//! rescan policy of `sampler` (netlink every tick, holders carried over).
+//! With no target it is an overview of every listener, the ones in
+//! trouble first: sorted by drops in the last interval, then by how full
+//! the accept queue is.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use super::sampler::Sampler;
 use super::{interrupt, stdout_err, WatchConfig};
 use crate::analyze;
-use crate::collect::{host, Collector};
+use crate::collect::host;
 use crate::error::{exit, Result};
 use crate::model::watch::{Sample, SampleSocket};
-use crate::render::watch::{frame, json_line, History};
-
-const RESCAN: Duration = Duration::from_secs(30);
-const NEW_PIDS: Duration = Duration::from_secs(2);
+use crate::model::Inode;
+use crate::render::watch::{frame, json_line, overview, rank, History};
 
 pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
     interrupt::install();
     let json = cfg.json || !std::io::stdout().is_terminal();
-    let mut collector = Collector::new()?;
-    let proc_root = collector.proc_root().to_path_buf();
+    let every_listener = cfg.query.is_empty();
+    let mut sampler = Sampler::new(&cfg.query)?;
+    let proc_root = sampler.proc_root();
     let start = Instant::now();
-    let mut snap = collector.snapshot(&cfg.query)?;
-    let mut last_scan = start;
-    let mut last_new_pids = start;
     let mut prev_counters = host::read_counters(&proc_root).unwrap_or_default();
+    let mut prev_drops: HashMap<Inode, u32> = HashMap::new();
     let mut history = History::default();
     let mut seq = 0u64;
     let mut next = start;
     loop {
         seq += 1;
-        if seq > 1 {
-            if last_scan.elapsed() >= RESCAN {
-                snap = collector.snapshot(&cfg.query)?;
-                last_scan = Instant::now();
-                last_new_pids = last_scan;
-            } else {
-                snap = collector.refresh(&cfg.query, &snap)?;
-                if last_new_pids.elapsed() >= NEW_PIDS {
-                    collector.update_holders(&mut snap)?;
-                    last_new_pids = Instant::now();
-                }
-            }
-        }
+        let snap = sampler.sample()?;
         let counters = host::read_counters(&proc_root).unwrap_or_default();
         // The first sample has no interval behind it: all-zero deltas (a
         // counter this kernel lacks stays null).
@@ -54,7 +41,7 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
             counters.delta(&prev_counters)
         };
         prev_counters = counters;
-        let report = analyze::report(&cfg.query, &snap);
+        let report = analyze::report(&cfg.query, snap);
         let sample = Sample {
             schema: crate::model::report::SCHEMA,
             kind: "sample",
@@ -67,6 +54,19 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
                 .sockets
                 .iter()
                 .map(|s| SampleSocket {
+                    // Unknown in the first sample and for a socket new since
+                    // the last; 0 when the kernel reports no drop counter.
+                    drops_delta: match (s.drops, prev_drops.get(&s.inode)) {
+                        (Some(now), Some(&before)) if seq > 1 => Some(now.saturating_sub(before)),
+                        _ => None,
+                    },
+                    commands: s
+                        .holders
+                        .iter()
+                        .map(|h| h.comm.clone())
+                        .collect::<BTreeSet<_>>()
+                        .into_iter()
+                        .collect(),
                     inode: s.inode,
                     state: s.state,
                     local_addr: s.local_addr,
@@ -78,7 +78,7 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
                         .holders
                         .iter()
                         .map(|h| h.pid)
-                        .collect::<std::collections::HashSet<_>>()
+                        .collect::<HashSet<_>>()
                         .len(),
                     waiters: s.waiters.len(),
                 })
@@ -86,9 +86,21 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
             counters: delta,
             warnings: report.warnings.clone(),
         };
+        let mut sample = sample;
+        if every_listener {
+            sample.sockets.sort_by(rank);
+        }
+        prev_drops = sample
+            .sockets
+            .iter()
+            .filter_map(|s| Some((s.inode, s.drops?)))
+            .collect();
         history.push(&sample);
         if json {
             json_line(out, &sample).map_err(stdout_err)?;
+        } else if every_listener {
+            overview(out, &sample, &history, cfg.interval.as_millis(), cfg.redraw)
+                .map_err(stdout_err)?;
         } else {
             frame(
                 out,

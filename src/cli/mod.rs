@@ -107,8 +107,8 @@ pub struct InspectArgs {
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// What to watch (see below).
-    #[arg(value_name = "TARGET", required = true)]
+    /// What to watch (see below); none: every listener, the ones in trouble first.
+    #[arg(value_name = "TARGET")]
     pub targets: Vec<String>,
     /// Time between samples: '500ms', '1s', '2.5s' (at least 10ms).
     #[arg(long, short = 'i', default_value = "1s", value_parser = parse_duration)]

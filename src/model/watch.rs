@@ -38,8 +38,13 @@ pub struct SampleSocket {
     pub syn_queue: Option<SynQueue>,
     /// `sk_drops` so far (cumulative, from the socket).
     pub drops: Option<u32>,
+    /// Change of `drops` since the previous sample (null in the first
+    /// sample and for a socket that was not in the previous one).
+    pub drops_delta: Option<u32>,
     /// Distinct processes holding the socket (as of the last /proc scan).
     pub holders: usize,
+    /// The holding processes' names (comm), distinct, sorted.
+    pub commands: Vec<String>,
     /// Threads blocked on it right now.
     pub waiters: usize,
 }
