@@ -328,13 +328,7 @@ mod tests {
         let half = sock(3, 7000, 10, 20, 0);
         let idle_a = sock(4, 81, 0, 20, 0);
         let idle_b = sock(5, 80, 0, 20, 0);
-        let mut v = vec![
-            idle_a.clone(),
-            half.clone(),
-            idle_b.clone(),
-            full.clone(),
-            dropping.clone(),
-        ];
+        let mut v = [idle_a, half, idle_b, full, dropping];
         v.sort_by(rank);
         let order: Vec<u64> = v.iter().map(|s| s.inode.0).collect();
         assert_eq!(order, [1, 2, 3, 5, 4]);
