@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::http::{self, Request, Response};
-use super::sampler::Sampler;
+use super::sampler::{Policy, Sampler};
 use super::{interrupt, stdout_err, ExportConfig};
 use crate::analyze;
 use crate::collect::host;
@@ -126,7 +126,9 @@ impl Scraper {
     fn collect(&mut self) -> Result<(crate::model::report::Report, Vec<HostCounters>)> {
         let sampler = match &mut self.sampler {
             Some(s) => s,
-            None => self.sampler.insert(Sampler::new(&self.query)?),
+            None => self
+                .sampler
+                .insert(Sampler::new(&self.query, Policy::Export)?),
         };
         let proc_root = sampler.proc_root();
         let report = analyze::report(&self.query, sampler.sample()?);

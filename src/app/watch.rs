@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use super::sampler::Sampler;
+use super::sampler::{Policy, Sampler};
 use super::{interrupt, stdout_err, WatchConfig};
 use crate::analyze;
 use crate::collect::host;
@@ -21,7 +21,7 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
     interrupt::install();
     let json = cfg.json || !std::io::stdout().is_terminal();
     let every_listener = cfg.query.is_empty();
-    let mut sampler = Sampler::new(&cfg.query)?;
+    let mut sampler = Sampler::new(&cfg.query, Policy::Watch)?;
     let proc_root = sampler.proc_root();
     let start = Instant::now();
     let mut prev_counters = host::read_counters(&proc_root).unwrap_or_default();

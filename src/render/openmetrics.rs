@@ -290,7 +290,7 @@ fn families(x: &Exposition<'_>) -> Vec<Family> {
     );
     let mut holders = Family::gauge(
         "sockmap_socket_holders",
-        "Processes holding an fd of this socket (as of the last /proc scan).",
+        "Processes holding an fd of this socket: new processes are scanned every scrape, all of /proc every 5 minutes (a socket opened by a process already running shows its holders then).",
     );
     let mut info = Family::gauge(
         "sockmap_socket_info",

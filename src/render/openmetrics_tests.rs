@@ -140,7 +140,7 @@ sockmap_syn_queue_depth{proto="tcp",local_address="::",local_port="9000"} 4
 sockmap_socket_drops_total{proto="tcp",local_address="127.0.0.1",local_port="8000"} 3
 sockmap_socket_drops_total{proto="tcp",local_address="::",local_port="9000",inode="9001"} 0
 sockmap_socket_drops_total{proto="tcp",local_address="::",local_port="9000",inode="9002"} 0
-# HELP sockmap_socket_holders Processes holding an fd of this socket (as of the last /proc scan).
+# HELP sockmap_socket_holders Processes holding an fd of this socket: new processes are scanned every scrape, all of /proc every 5 minutes (a socket opened by a process already running shows its holders then).
 # TYPE sockmap_socket_holders gauge
 sockmap_socket_holders{proto="tcp",local_address="127.0.0.1",local_port="8000"} 3
 sockmap_socket_holders{proto="tcp",local_address="::",local_port="9000",inode="9001"} 1
@@ -209,7 +209,7 @@ sockmap_syn_queue_depth{proto="tcp",local_address="127.0.0.1",local_port="8000"}
 # HELP sockmap_socket_drops_total Packets or connections the kernel dropped at this socket (sk_drops); for a listener mostly connections refused by a full accept queue.
 # TYPE sockmap_socket_drops_total counter
 sockmap_socket_drops_total{proto="tcp",local_address="127.0.0.1",local_port="8000"} 3
-# HELP sockmap_socket_holders Processes holding an fd of this socket (as of the last /proc scan).
+# HELP sockmap_socket_holders Processes holding an fd of this socket: new processes are scanned every scrape, all of /proc every 5 minutes (a socket opened by a process already running shows its holders then).
 # TYPE sockmap_socket_holders gauge
 sockmap_socket_holders{proto="tcp",local_address="127.0.0.1",local_port="8000"} 3
 # HELP sockmap_socket_info Always 1: the socket's inode, its group kind (single, shared by fork, reuseport) and its holders' process names.
