@@ -27,7 +27,7 @@ use crate::target::Query;
 const WORKERS: usize = 4;
 
 pub fn run(cfg: &ExportConfig, out: &mut impl Write) -> Result<i32> {
-    interrupt::install();
+    interrupt::install()?;
     let listener = TcpListener::bind(cfg.listen)
         .map_err(|e| Error::os(format!("cannot listen on {}", cfg.listen), e))?;
     let addr = listener.local_addr().unwrap_or(cfg.listen);
@@ -132,14 +132,12 @@ impl Scraper {
         };
         let proc_root = sampler.proc_root();
         let report = analyze::report(&self.query, sampler.sample()?);
-        let counters = host::read_counters(&proc_root)
-            .map(|counters| {
-                vec![HostCounters {
-                    netns: None,
-                    counters,
-                }]
-            })
-            .unwrap_or_default();
+        // A counter file that cannot be read leaves its series out.
+        let counters = vec![HostCounters {
+            netns: None,
+            counters: host::read_counters(&proc_root).unwrap_or_default(),
+            udp: host::read_udp_counters(&proc_root).unwrap_or_default(),
+        }];
         Ok((report, counters))
     }
 }

@@ -15,10 +15,11 @@ use crate::collect::host;
 use crate::error::{exit, Result};
 use crate::model::watch::{Sample, SampleSocket};
 use crate::model::Inode;
-use crate::render::watch::{frame, json_line, overview, rank, History};
+use crate::render::json;
+use crate::render::watch::{frame, overview, rank, History};
 
 pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
-    interrupt::install();
+    interrupt::install()?;
     let json = cfg.json || !std::io::stdout().is_terminal();
     let every_listener = cfg.query.is_empty();
     let mut sampler = Sampler::new(&cfg.query, Policy::Watch)?;
@@ -26,6 +27,7 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
     let start = Instant::now();
     let mut prev_counters = host::read_counters(&proc_root).unwrap_or_default();
     let mut prev_drops: HashMap<Inode, u32> = HashMap::new();
+    let mut prev_udp = host::read_udp_counters(&proc_root).unwrap_or_default();
     let mut history = History::default();
     let mut seq = 0u64;
     let mut next = start;
@@ -41,6 +43,9 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
             counters.delta(&prev_counters)
         };
         prev_counters = counters;
+        let udp = host::read_udp_counters(&proc_root).unwrap_or_default();
+        let udp_delta = udp.delta(if seq == 1 { &udp } else { &prev_udp });
+        prev_udp = udp;
         let report = analyze::report(&cfg.query, snap);
         let sample = Sample {
             schema: crate::model::report::SCHEMA,
@@ -68,11 +73,16 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
                         .into_iter()
                         .collect(),
                     inode: s.inode,
+                    proto: s.proto,
                     state: s.state,
                     local_addr: s.local_addr,
                     local_port: s.local_port,
+                    path: s.path.clone(),
+                    unix_name: s.unix_name.clone(),
                     accept_queue: s.accept_queue,
                     syn_queue: s.syn_queue,
+                    recv_q: s.recv_q,
+                    rcvbuf: s.rcvbuf,
                     drops: s.drops,
                     holders: s
                         .holders
@@ -84,6 +94,7 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
                 })
                 .collect(),
             counters: delta,
+            udp_counters: udp_delta,
             warnings: report.warnings.clone(),
         };
         let mut sample = sample;
@@ -97,7 +108,7 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
             .collect();
         history.push(&sample);
         if json {
-            json_line(out, &sample).map_err(stdout_err)?;
+            json::line(out, &sample).map_err(stdout_err)?;
         } else if every_listener {
             overview(out, &sample, &history, cfg.interval.as_millis(), cfg.redraw)
                 .map_err(stdout_err)?;

@@ -22,7 +22,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::model::report::{GroupKind, Report, SocketReport, SynScope};
 use crate::model::warning::Warning;
-use crate::model::{Inode, ListenCounters, TcpState};
+use crate::model::{Inode, ListenCounters, Proto, TcpState, UdpCounters};
 
 /// Everything one scrape shows.
 #[derive(Debug, Clone)]
@@ -41,6 +41,7 @@ pub struct HostCounters {
     /// The namespace's name or id; `None` for the exporter's own.
     pub netns: Option<String>,
     pub counters: ListenCounters,
+    pub udp: UdpCounters,
 }
 
 /// The two exposition formats a scraper may ask for.
@@ -257,18 +258,29 @@ fn value(e: MetricEncoder<'_>, v: Value, counter: bool) -> Result<(), std::fmt::
     }
 }
 
-/// The sockets exported: listeners (one series each).
+/// The sockets exported, one series each: listeners (TCP, unix) and
+/// unconnected UDP sockets — a connected socket shares its local port
+/// with its listener and would only add churn.
 fn exported(s: &SocketReport) -> bool {
-    s.state == TcpState::Listen
+    match s.proto {
+        Proto::Udp => s.state == TcpState::Close && s.remote_port.is_none_or(|p| p == 0),
+        Proto::Tcp | Proto::Unix => s.state == TcpState::Listen,
+    }
 }
 
-/// What identifies a socket across restarts of its server.
+/// What identifies a socket across restarts of its server. A unix path
+/// is another process's bytes: label values carry it exactly (the
+/// encoder escapes quotes, backslashes and newlines).
 fn base_labels(s: &SocketReport) -> Labels {
-    vec![
-        ("proto", s.proto.to_string()),
-        ("local_address", s.local_addr.to_string()),
-        ("local_port", s.local_port.to_string()),
-    ]
+    let mut l = vec![("proto", s.proto.to_string())];
+    if let (Some(a), Some(p)) = (s.local_addr, s.local_port) {
+        l.push(("local_address", a.to_string()));
+        l.push(("local_port", p.to_string()));
+    }
+    if let Some(path) = &s.path {
+        l.push(("path", path.clone()));
+    }
+    l
 }
 
 fn families(x: &Exposition<'_>) -> Vec<Family> {
@@ -288,6 +300,16 @@ fn families(x: &Exposition<'_>) -> Vec<Family> {
         "sockmap_socket_drops",
         "Packets or connections the kernel dropped at this socket (sk_drops); for a listener mostly connections refused by a full accept queue.",
     );
+    let mut recv_q = Family::gauge(
+        "sockmap_receive_queue",
+        "UDP: memory held by datagrams waiting to be read (skb truesize; ss Recv-Q).",
+    )
+    .unit(Unit::Bytes);
+    let mut rcvbuf = Family::gauge(
+        "sockmap_receive_buffer",
+        "UDP: the receive queue's limit (sk_rcvbuf, SO_RCVBUF as the kernel holds it); datagrams are dropped when the queue reaches it.",
+    )
+    .unit(Unit::Bytes);
     let mut holders = Family::gauge(
         "sockmap_socket_holders",
         "Processes holding an fd of this socket: new processes are scanned every scrape, all of /proc every 5 minutes (a socket opened by a process already running shows its holders then).",
@@ -312,6 +334,14 @@ fn families(x: &Exposition<'_>) -> Vec<Family> {
         "sockmap_tcp_syncookies_sent",
         "SYN cookies sent because a SYN queue was full, whole namespace (TcpExt SyncookiesSent).",
     );
+    let mut udp_errors = Family::counter(
+        "sockmap_udp_receive_errors",
+        "Datagrams that could not be delivered, any reason, whole namespace (Udp InErrors, Udp6 InErrors).",
+    );
+    let mut udp_rcvbuf = Family::counter(
+        "sockmap_udp_receive_buffer_errors",
+        "Datagrams dropped because a socket's receive buffer was full, whole namespace (Udp RcvbufErrors, Udp6 RcvbufErrors).",
+    );
     let mut duration = Family::gauge(
         "sockmap_scrape_duration",
         "Time this scrape spent collecting sockets, holders and counters.",
@@ -334,6 +364,8 @@ fn families(x: &Exposition<'_>) -> Vec<Family> {
                 &mut backlog,
                 &mut syn,
                 &mut drops,
+                &mut recv_q,
+                &mut rcvbuf,
                 &mut holders,
                 &mut info,
             ],
@@ -363,6 +395,19 @@ fn families(x: &Exposition<'_>) -> Vec<Family> {
                 fam.push(labels.clone(), v);
             }
         }
+        let u = &h.udp;
+        for (v4, v6, fam) in [
+            (u.in_errors, u.in6_errors, &mut udp_errors),
+            (u.rcvbuf_errors, u.rcvbuf6_errors, &mut udp_rcvbuf),
+        ] {
+            for (v, family) in [(v4, "inet"), (v6, "inet6")] {
+                if let Some(v) = v {
+                    let mut l = labels.clone();
+                    l.push(("family", family.to_string()));
+                    fam.push(l, v);
+                }
+            }
+        }
     }
     duration
         .series
@@ -373,12 +418,16 @@ fn families(x: &Exposition<'_>) -> Vec<Family> {
         backlog,
         syn,
         drops,
+        recv_q,
+        rcvbuf,
         holders,
         info,
         overflows,
         listen_drops,
         syn_full,
         cookies,
+        udp_errors,
+        udp_rcvbuf,
         warnings,
         duration,
         errors,
@@ -393,8 +442,9 @@ fn warning_kind(w: &Warning) -> String {
         .unwrap_or_else(|| format!("{:?}", w.kind))
 }
 
-/// Per-socket families, in this order: depth, backlog, syn, drops, holders, info.
-fn socket_series(r: &Report, f: &mut [&mut Family; 6]) {
+/// Per-socket families, in this order: depth, backlog, syn, drops,
+/// receive queue, receive buffer, holders, info.
+fn socket_series(r: &Report, f: &mut [&mut Family; 8]) {
     let socks: Vec<&SocketReport> = r.sockets.iter().filter(|s| exported(s)).collect();
     // Labels shared by two sockets (a reuseport group) get an inode label.
     let mut seen: HashMap<Labels, usize> = HashMap::new();
@@ -426,8 +476,16 @@ fn socket_series(r: &Report, f: &mut [&mut Family; 6]) {
         if let Some(d) = s.drops {
             f[3].push(labels.clone(), d.into());
         }
+        if s.proto == Proto::Udp {
+            if let Some(q) = s.recv_q {
+                f[4].push(labels.clone(), q.into());
+            }
+            if let Some(b) = s.rcvbuf {
+                f[5].push(labels.clone(), b.into());
+            }
+        }
         let pids: HashSet<u32> = s.holders.iter().map(|h| h.pid).collect();
-        f[4].push(labels.clone(), pids.len() as u64);
+        f[6].push(labels.clone(), pids.len() as u64);
         let comms: std::collections::BTreeSet<&str> =
             s.holders.iter().map(|h| h.comm.as_str()).collect();
         let kind = match kind.get(&s.inode) {
@@ -441,7 +499,7 @@ fn socket_series(r: &Report, f: &mut [&mut Family; 6]) {
         }
         labels.push(("kind", kind.to_string()));
         labels.push(("comm", comms.into_iter().collect::<Vec<_>>().join(",")));
-        f[5].push(labels, 1);
+        f[7].push(labels, 1);
     }
 }
 

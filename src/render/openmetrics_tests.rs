@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::model::report::{AcceptQueue, Group, SynQueue, SCHEMA};
-use crate::model::{Family as AddrFamily, Holder, HostInfo, WarningKind};
+use crate::model::{Family as AddrFamily, Holder, HostInfo, SockType, WarningKind};
 
 fn holder(pid: u32, comm: &str) -> Holder {
     Holder {
@@ -23,23 +23,30 @@ fn listener(inode: u64, addr: IpAddr, port: u16, depth: u32, backlog: u32) -> So
     SocketReport {
         inode: Inode(inode),
         cookie: inode,
-        proto: "tcp",
+        proto: Proto::Tcp,
+        sock_type: SockType::Stream,
         family: if addr.is_ipv4() {
             AddrFamily::Inet
         } else {
             AddrFamily::Inet6
         },
         state: TcpState::Listen,
-        local_addr: addr,
-        local_port: port,
+        local_addr: Some(addr),
+        local_port: Some(port),
         remote_addr: None,
         remote_port: None,
-        uid: 0,
+        path: None,
+        unix_name: None,
+        path_status: None,
+        vfs: None,
+        peer: None,
+        uid: Some(0),
         accept_queue: Some(AcceptQueue { depth, backlog }),
         syn_queue: None,
         recv_q: None,
         send_q: None,
         drops: None,
+        rcvbuf: None,
         reuseport: None,
         backlog_clamped: Some(false),
         holders: Vec::new(),
@@ -49,8 +56,10 @@ fn listener(inode: u64, addr: IpAddr, port: u16, depth: u32, backlog: u32) -> So
 
 fn group(addr: IpAddr, port: u16, kind: GroupKind, inodes: &[u64], holders: usize) -> Group {
     Group {
-        local_addr: addr,
-        local_port: port,
+        proto: Proto::Tcp,
+        local_addr: Some(addr),
+        local_port: Some(port),
+        path: None,
         kind,
         inodes: inodes.iter().map(|i| Inode(*i)).collect(),
         holders,
@@ -115,6 +124,7 @@ fn exposition(report: Option<&Report>) -> Exposition<'_> {
                 req_q_full_do_cookies: Some(2),
                 syncookies_sent: None,
             },
+            udp: UdpCounters::default(),
         }],
         scrape_duration: Duration::from_micros(1500),
         scrape_errors: 0,
@@ -335,4 +345,53 @@ fn pretty_diff(got: &str, want: &str) {
             want.lines().count()
         );
     }
+}
+
+/// A UDP socket (receive queue, buffer, drops; no accept queue) and a
+/// unix listener (path label instead of address and port).
+#[test]
+fn udp_and_unix_sockets() {
+    let mut udp = listener(51, IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5353, 0, 0);
+    udp.proto = Proto::Udp;
+    udp.sock_type = SockType::Dgram;
+    udp.state = TcpState::Close;
+    udp.accept_queue = None;
+    udp.recv_q = Some(768);
+    udp.rcvbuf = Some(212992);
+    udp.drops = Some(4);
+    let mut unix = listener(52, IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0, 1, 128);
+    unix.proto = Proto::Unix;
+    unix.family = AddrFamily::Unix;
+    unix.local_addr = None;
+    unix.local_port = None;
+    unix.path = Some("/run/x \"y\".sock".into());
+    let r = Report {
+        sockets: vec![udp, unix],
+        groups: Vec::new(),
+        warnings: Vec::new(),
+        ..report()
+    };
+    let mut x = exposition(Some(&r));
+    x.counters[0].udp = UdpCounters {
+        in_errors: Some(9),
+        rcvbuf_errors: Some(7),
+        in6_errors: None,
+        rcvbuf6_errors: Some(0),
+    };
+    let got = String::from_utf8(encode(&x, Format::OpenMetrics)).unwrap();
+    for line in [
+        r#"sockmap_receive_queue_bytes{proto="udp",local_address="0.0.0.0",local_port="5353"} 768"#,
+        r#"sockmap_receive_buffer_bytes{proto="udp",local_address="0.0.0.0",local_port="5353"} 212992"#,
+        r#"sockmap_socket_drops_total{proto="udp",local_address="0.0.0.0",local_port="5353"} 4"#,
+        r#"sockmap_accept_queue_depth{proto="unix",path="/run/x \"y\".sock"} 1"#,
+        r#"sockmap_accept_queue_backlog{proto="unix",path="/run/x \"y\".sock"} 128"#,
+        r#"sockmap_socket_info{proto="unix",path="/run/x \"y\".sock",inode="52",kind="",comm=""} 1"#,
+        r#"sockmap_udp_receive_errors_total{family="inet"} 9"#,
+        r#"sockmap_udp_receive_buffer_errors_total{family="inet"} 7"#,
+        r#"sockmap_udp_receive_buffer_errors_total{family="inet6"} 0"#,
+    ] {
+        assert!(got.lines().any(|l| l == line), "missing {line}\n{got}");
+    }
+    assert!(!got.contains(r#"sockmap_accept_queue_depth{proto="udp""#));
+    assert!(!got.contains(r#"sockmap_udp_receive_errors_total{family="inet6"}"#));
 }
