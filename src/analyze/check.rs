@@ -464,6 +464,8 @@ mod tests {
                     uid: Some(0),
                     user: Some("root".into()),
                     fd: 3,
+                    state: None,
+                    cmdline: None,
                 })
                 .collect(),
             waiters: vec![],

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::*;
-use crate::model::{Family, Holder, HostInfo, TcpState, Waiter};
+use crate::model::{Family, Holder, HostInfo, ProcessState, TcpState, Waiter};
 use crate::target;
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -43,6 +43,8 @@ fn holder(pid: u32, ppid: u32, fd: u32) -> Holder {
         uid: Some(0),
         user: Some("root".into()),
         fd,
+        state: Some(ProcessState::Sleeping),
+        cmdline: None,
     }
 }
 

@@ -1,12 +1,14 @@
 //! The only code that talks to the kernel: sock_diag netlink (`netlink`,
 //! with pure encoding/decoding in `diag`), the /proc fd scan (`fdscan`),
-//! host settings and counters (`host`), waiting threads (`waiters`).
+//! the holders' process details (`process`, procfs crate), host
+//! settings and counters (`host`), waiting threads (`waiters`).
 //! `collect()` runs one pass for a query and returns a `model::Snapshot`.
 
 pub mod diag;
 pub mod fdscan;
 pub mod host;
 pub mod netlink;
+pub mod process;
 pub mod waiters;
 
 mod pass;

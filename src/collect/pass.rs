@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::diag::{STATE_ALL, STATE_LISTEN, STATE_SYN_RECV};
 use super::netlink::DiagSocket;
-use super::{fdscan, host, waiters};
+use super::{fdscan, host, process, waiters};
 use crate::error::{Error, Result};
 use crate::model::{Family, Holder, Inode, RequestSock, Snapshot, Socket};
 use crate::target::Query;
@@ -91,11 +91,18 @@ impl Collector {
             if scan.denied > 0 {
                 warnings.push(denied_warning(scan.denied));
             }
-            holders = fdscan::holders_with_details(&self.proc_root, &scan.found);
+            if scan.partial > 0 {
+                warnings.push(partial_warning(scan.partial));
+            }
+            holders = process::holders_with_details(&self.proc_root, &scan.found);
         }
 
         let request_socks = self.request_socks(&sockets, &mut warnings);
         let waiters = waiters::find_waiters(&self.proc_root, &holders);
+        if waiters.denied > 0 {
+            warnings.push(waiters_denied_warning(waiters.denied));
+        }
+        let waiters = waiters.by_inode;
         let reuseport = read_reuseport(&sockets, &holders);
 
         Ok(Snapshot {
@@ -223,7 +230,7 @@ impl Collector {
         if !new.is_empty() && !want.is_empty() {
             let scan = fdscan::scan_holders(&self.proc_root, Some(&new), &|i| want.contains(&i))
                 .map_err(|e| io_err(&self.proc_root, e))?;
-            for (inode, found) in fdscan::holders_with_details(&self.proc_root, &scan.found) {
+            for (inode, found) in process::holders_with_details(&self.proc_root, &scan.found) {
                 let list = snap.holders.entry(inode).or_default();
                 list.extend(found);
                 list.sort_by_key(|h| (h.pid, h.fd));
@@ -279,6 +286,20 @@ fn io_err(path: &Path, source: std::io::Error) -> Error {
 fn denied_warning(n: usize) -> String {
     format!(
         "{n} process{} could not be read (permission denied): holders may be missing; run as root to see every holder",
+        if n == 1 { "" } else { "es" }
+    )
+}
+
+fn waiters_denied_warning(n: usize) -> String {
+    format!(
+        "the threads of {n} holder process{} could not be read (permission denied on task/*/syscall): waiting threads may be missing; run as root",
+        if n == 1 { "" } else { "es" }
+    )
+}
+
+fn partial_warning(n: usize) -> String {
+    format!(
+        "{n} process{} could not be fully read (permission denied on their fds, e.g. root without CAP_SYS_PTRACE): holders may be missing",
         if n == 1 { "" } else { "es" }
     )
 }

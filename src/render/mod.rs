@@ -77,7 +77,7 @@ pub const COLUMNS: &[Column] = &[
         id: "command",
         header: "COMMAND",
         doc: "process name (comm)",
-        cell: |r| r.holder.comm.clone(),
+        cell: |r| r.holder.comm.to_string_lossy().into_owned(),
     },
     Column {
         id: "pid",
