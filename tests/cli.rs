@@ -8,6 +8,8 @@ use std::process::Command as Std;
 
 use assert_cmd::Command;
 
+mod common;
+
 fn sockmap() -> Command {
     let mut c = Command::cargo_bin("sockmap").expect("the sockmap binary is built");
     c.env_remove("RUST_BACKTRACE").env("NO_COLOR", "1");
@@ -300,10 +302,11 @@ fn which(prog: &str) -> Option<PathBuf> {
 
 #[test]
 fn man_pages_render() {
-    let Some(man) = which("man") else {
-        eprintln!("note: `man` is not installed; skipping the rendering check");
+    let man = which("man");
+    if !common::require(man.is_some(), "`man` (apt-get install man-db)") {
         return;
-    };
+    }
+    let Some(man) = man else { return };
     for name in pages(&repo().join("man")) {
         let path = repo().join("man").join(&name);
         let out = Std::new(&man)
@@ -336,10 +339,11 @@ fn man_pages_render() {
         }
     }
     // groff's own warnings (bad macros, unknown escapes), when it is here.
-    let Some(groff) = which("groff") else {
-        eprintln!("note: `groff` is not installed; skipping the roff warnings check");
+    let groff = which("groff");
+    if !common::require(groff.is_some(), "`groff` (apt-get install groff-base)") {
         return;
-    };
+    }
+    let Some(groff) = groff else { return };
     for name in pages(&repo().join("man")) {
         let out = Std::new(&groff)
             .args(["-k", "-man", "-ww", "-z"])
