@@ -135,7 +135,10 @@ fn check_shared(addr: &str) {
     assert_eq!(v["groups"][0]["holders"], 3);
     let verdict = v["groups"][0]["verdict"].as_str().unwrap();
     assert!(
-        verdict.starts_with("one socket shared by 3 processes (fork): one accept queue"),
+        verdict.starts_with(&format!(
+            "one socket shared by {}3 processes (fork",
+            common::at_least()
+        )),
         "{verdict}"
     );
 
@@ -203,9 +206,11 @@ fn check_passes_and_fails_on_a_forked_listener() {
         "--max-accept-ratio",
         "0.5",
     ]);
+    // Decided (0), or unknown (4) while some process's fds are unreadable.
+    let decided = common::partly_readable_processes().is_empty();
     assert_eq!(
         ok.status.code(),
-        Some(0),
+        Some(if decided { 0 } else { 4 }),
         "{}",
         String::from_utf8_lossy(&ok.stdout)
     );

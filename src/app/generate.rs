@@ -132,7 +132,7 @@ fn sub_page(man: &Man, sub: &clap::Command) -> Vec<u8> {
             r.text([
                 roman("With "),
                 bold("--json"),
-                roman(", one document (schema 1); its fields are listed under JSON OUTPUT in "),
+                roman(", one document (schema 2); its fields are listed under JSON OUTPUT in "),
                 bold("sockmap"),
                 roman("(1)."),
             ]);
@@ -230,12 +230,12 @@ fn json_output(r: &mut Roff) {
     r.text([
         bold("sockmap inspect --json"),
         roman(
-            " prints one document. Its fields are a contract for scripts (schema 1): a field is \
+            " prints one document. Its fields are a contract for scripts (schema 2): a field is \
              removed or changes meaning only with a new schema number. A value that is not \
              known is null.",
         ),
     ]);
-    item(r, "schema", [roman("1.")]);
+    item(r, "schema", [roman("2.")]);
     item(
         r,
         "query",
@@ -348,6 +348,11 @@ fn json_output(r: &mut Roff) {
             ),
             ("inodes", "The group's sockets."),
             ("holders", "How many distinct processes hold them."),
+            (
+                "holders_complete",
+                "false when some processes could not be read: holders is then a lower bound \
+                 and the verdict says \"at least\".",
+            ),
             ("verdict", "The one plain sentence the table ends with."),
         ],
     );
@@ -355,8 +360,11 @@ fn json_output(r: &mut Roff) {
         r,
         "warnings[]",
         [roman(
-            "What could not be seen, in words, e.g. processes whose file descriptors could \
-             not be read without root. Empty only when nothing was hidden.",
+            "What could not be seen, one object each: kind (processes_unreadable, \
+             processes_partly_readable, proc_hidden, no_such_process, pid_not_visible, \
+             other_netns, ipv6_unavailable, syn_queue_unmeasured, waiters_unreadable), count, \
+             pid and detail where they apply, message (a sentence) and hint (what to do). \
+             Empty only when nothing was hidden.",
         )],
     );
 }
@@ -366,20 +374,30 @@ fn check_output(r: &mut Roff) {
     r.text([
         bold("sockmap check"),
         roman(
-            " prints one line per assertion, \"ok\" or \"FAIL\", its name, what was expected \
-             and what was found, then a summary line. When no assertion is given, --listening \
-             is implied. Queue and backlog assertions fail when nothing listens; \
-             --max-syn-queue fails when the SYN queue could not be measured.",
+            " prints one line per assertion, \"ok\", \"FAIL\" or \"UNKNOWN\", its name, what \
+             was expected and what was found, then a summary line. When no assertion is given, \
+             --listening is implied. Queue and backlog assertions fail when nothing listens. An \
+             assertion whose answer depends on what could not be seen (holders in processes \
+             that could not be read, a SYN queue that could not be measured) is UNKNOWN, never \
+             a guessed pass or fail.",
         ),
     ]);
     r.control("PP", []);
     r.text([
         roman("With "),
         bold("--json"),
-        roman(", one document (schema 1):"),
+        roman(", one document (schema 2):"),
     ]);
-    item(r, "schema", [roman("1.")]);
+    item(r, "schema", [roman("2.")]);
     item(r, "ok", [roman("true when every assertion holds.")]);
+    item(
+        r,
+        "status",
+        [roman(
+            "\"fail\" if any assertion failed, else \"unknown\" if any could not be decided, \
+             else \"ok\".",
+        )],
+    );
     item(
         r,
         "target",
@@ -396,6 +414,7 @@ fn check_output(r: &mut Roff) {
                  \"max_syn_queue\", \"min_backlog\" or \"pid\".",
             ),
             ("ok", "Whether it holds."),
+            ("status", "\"ok\", \"fail\" or \"unknown\"."),
             ("expected", "What the assertion asked for, e.g. \"3\"."),
             ("actual", "What was found, e.g. \"2 (pids 10, 11)\"."),
             ("detail", "The line the text output prints after the name."),
@@ -440,6 +459,14 @@ fn exit_status(r: &mut Roff) {
         [roman(
             "The kernel query failed (e.g. sock_diag netlink unavailable), or another \
              operating-system error.",
+        )],
+    );
+    item(
+        r,
+        "4",
+        [roman(
+            "check: no assertion failed, but at least one could not be decided because part \
+             of the picture could not be seen (see the warnings; run as root).",
         )],
     );
 }

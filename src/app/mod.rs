@@ -35,6 +35,8 @@ pub struct WatchConfig {
     pub interval: Duration,
     pub count: Option<u64>,
     pub json: bool,
+    /// Redraw the live view in place (a capable terminal).
+    pub redraw: bool,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -7,6 +7,7 @@
 pub mod diag;
 pub mod fdscan;
 pub mod host;
+pub mod mountinfo;
 pub mod netlink;
 pub mod process;
 pub mod waiters;

@@ -1,16 +1,18 @@
 //! One collection pass for a query: sockets from sock_diag, holders from
-//! /proc, SYN-queue request sockets for the listeners' ports, waiting
-//! threads and SO_REUSEPORT read from the sockets themselves.
+//! /proc, SYN-queue request sockets for the listeners' ports and waiting
+//! threads. Passive: it only reads. (SO_REUSEPORT is not read from the
+//! socket: taking a copy of a holder's fd with pidfd_getfd(2) would re-tag
+//! the socket's net_cls classid and netprio index and hold a reference
+//! that keeps a closed listener alive; `analyze` infers it from groups.)
 
 use std::collections::{HashMap, HashSet};
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use super::diag::{STATE_ALL, STATE_LISTEN, STATE_SYN_RECV};
 use super::netlink::DiagSocket;
 use super::{fdscan, host, process, waiters};
 use crate::error::{Error, Result};
-use crate::model::{Family, Holder, Inode, RequestSock, Snapshot, Socket};
+use crate::model::{Family, RequestSock, Snapshot, Socket, Warning, WarningKind};
 use crate::target::Query;
 
 /// More listener ports than this: dump the SYN queue unfiltered (one walk)
@@ -46,29 +48,39 @@ impl Collector {
     /// Everything for `query`: sockets, holders, queues, waiters, warnings.
     pub fn snapshot(&mut self, query: &Query) -> Result<Snapshot> {
         let mut warnings = Vec::new();
+        let hidden = hidden_processes(&self.proc_root);
+        if let Some(opts) = &hidden {
+            warnings.push(Warning::new(WarningKind::ProcHidden, 1).detail(opts.clone()));
+        }
 
         // pid: targets first — their socket inodes select sockets below.
         let mut pid_inodes: HashSet<u64> = HashSet::new();
+        // Processes whose fds could be listed but not all read; the full
+        // scan below covers the pid targets again and replaces this.
+        let mut partial = 0;
         let pids: Vec<u32> = query.pids().collect();
         if !pids.is_empty() {
             for &pid in &pids {
                 if !self.proc_root.join(pid.to_string()).exists() {
-                    warnings.push(format!("pid {pid}: no such process"));
+                    let kind = if hidden.is_some() {
+                        WarningKind::PidNotVisible
+                    } else {
+                        WarningKind::NoSuchProcess
+                    };
+                    warnings.push(Warning::pid(kind, pid));
                 } else if other_netns(&self.proc_root, pid) {
-                    warnings.push(format!(
-                        "pid {pid} is in another network namespace (a container?): its sockets are not \
-                         visible from here; run sockmap inside it, e.g. nsenter -t {pid} -n sockmap inspect pid:{pid}"
-                    ));
+                    warnings.push(Warning::pid(WarningKind::OtherNetns, pid));
                 }
             }
             let scan = fdscan::scan_holders(&self.proc_root, Some(&pids), &|_| true)
                 .map_err(|e| io_err(&self.proc_root, e))?;
             if scan.denied > 0 {
-                warnings.push(format!(
-                    "{} of the given processes could not be read (permission denied): run as root or as their owner",
-                    scan.denied
+                warnings.push(Warning::new(
+                    WarningKind::ProcessesUnreadable,
+                    scan.denied as u64,
                 ));
             }
+            partial = scan.partial;
             pid_inodes.extend(scan.found.keys().map(|i| i.0));
         }
 
@@ -89,28 +101,37 @@ impl Collector {
                 .map_err(|e| io_err(&self.proc_root, e))?;
             self.known_pids = all;
             if scan.denied > 0 {
-                warnings.push(denied_warning(scan.denied));
+                warnings.push(Warning::new(
+                    WarningKind::ProcessesUnreadable,
+                    scan.denied as u64,
+                ));
             }
-            if scan.partial > 0 {
-                warnings.push(partial_warning(scan.partial));
-            }
+            partial = scan.partial;
             holders = process::holders_with_details(&self.proc_root, &scan.found);
+        }
+        if partial > 0 {
+            warnings.push(Warning::new(
+                WarningKind::ProcessesPartlyReadable,
+                partial as u64,
+            ));
         }
 
         let request_socks = self.request_socks(&sockets, &mut warnings);
         let waiters = waiters::find_waiters(&self.proc_root, &holders);
         if waiters.denied > 0 {
-            warnings.push(waiters_denied_warning(waiters.denied));
+            warnings.push(Warning::new(
+                WarningKind::WaitersUnreadable,
+                waiters.denied as u64,
+            ));
         }
         let waiters = waiters.by_inode;
-        let reuseport = read_reuseport(&sockets, &holders);
 
         Ok(Snapshot {
             sockets,
             holders,
             request_socks,
             waiters,
-            reuseport,
+            reuseport: HashMap::new(),
             host: host::read_host(&self.proc_root),
             warnings,
         })
@@ -121,7 +142,7 @@ impl Collector {
         &mut self,
         query: &Query,
         extra_inodes: &HashSet<u64>,
-        warnings: &mut Vec<String>,
+        warnings: &mut Vec<Warning>,
     ) -> Result<Vec<Socket>> {
         let states = if query.wants_all_states() {
             STATE_ALL
@@ -144,9 +165,8 @@ impl Collector {
             match self.diag.dump(family, states, ports.as_deref(), &mut keep) {
                 Ok(()) => {}
                 // A host without IPv6 still answers for IPv4: keep that, say so.
-                Err(e) if family == Family::Inet6 => {
-                    warnings.push(format!("IPv6 sockets not listed: {e}"))
-                }
+                Err(e) if family == Family::Inet6 => warnings
+                    .push(Warning::new(WarningKind::Ipv6Unavailable, 1).detail(e.to_string())),
                 Err(e) => return Err(e),
             }
         }
@@ -167,7 +187,7 @@ impl Collector {
     pub fn request_socks(
         &mut self,
         sockets: &[Socket],
-        warnings: &mut Vec<String>,
+        warnings: &mut Vec<Warning>,
     ) -> Option<Vec<RequestSock>> {
         let mut ports: Vec<u16> = sockets
             .iter()
@@ -198,7 +218,9 @@ impl Collector {
             };
             if let Err(e) = self.diag.dump(family, STATE_SYN_RECV, filter, &mut keep) {
                 if family == Family::Inet {
-                    warnings.push(format!("SYN queue not measured: {e}"));
+                    warnings.push(
+                        Warning::new(WarningKind::SynQueueUnmeasured, 1).detail(e.to_string()),
+                    );
                     return None;
                 }
             }
@@ -264,7 +286,7 @@ impl Collector {
         warnings.extend(
             prev.warnings
                 .iter()
-                .filter(|w| !w.starts_with("SYN queue"))
+                .filter(|w| w.kind != WarningKind::SynQueueUnmeasured)
                 .cloned(),
         );
         Ok(Snapshot {
@@ -283,63 +305,17 @@ fn io_err(path: &Path, source: std::io::Error) -> Error {
     }
 }
 
-fn denied_warning(n: usize) -> String {
-    format!(
-        "{n} process{} could not be read (permission denied): holders may be missing; run as root to see every holder",
-        if n == 1 { "" } else { "es" }
-    )
-}
-
-fn waiters_denied_warning(n: usize) -> String {
-    format!(
-        "the threads of {n} holder process{} could not be read (permission denied on task/*/syscall): waiting threads may be missing; run as root",
-        if n == 1 { "" } else { "es" }
-    )
-}
-
-fn partial_warning(n: usize) -> String {
-    format!(
-        "{n} process{} could not be fully read (permission denied on their fds, e.g. root without CAP_SYS_PTRACE): holders may be missing",
-        if n == 1 { "" } else { "es" }
-    )
-}
-
 fn other_netns(proc_root: &Path, pid: u32) -> bool {
     let theirs = std::fs::read_link(proc_root.join(format!("{pid}/ns/net")));
     let ours = std::fs::read_link(proc_root.join("self/ns/net"));
     matches!((theirs, ours), (Ok(a), Ok(b)) if a != b)
 }
 
-/// SO_REUSEPORT is not in sock_diag. Read it from the socket itself: take a
-/// copy of a holder's fd with pidfd_getfd(2) (needs ptrace-attach rights
-/// over the holder) and ask getsockopt. Listeners we cannot reach are left
-/// out; analyze then infers from the group.
-fn read_reuseport(
-    sockets: &[Socket],
-    holders: &HashMap<Inode, Vec<Holder>>,
-) -> HashMap<Inode, bool> {
-    use rustix::process::{pidfd_getfd, pidfd_open, Pid, PidfdFlags, PidfdGetfdFlags};
-    let mut out = HashMap::new();
-    for s in sockets.iter().filter(|s| s.is_listener()) {
-        let Some(h) = holders.get(&s.inode).and_then(|v| v.first()) else {
-            continue;
-        };
-        let Some(pid) = i32::try_from(h.pid).ok().and_then(Pid::from_raw) else {
-            continue;
-        };
-        let Ok(pidfd) = pidfd_open(pid, PidfdFlags::empty()) else {
-            continue;
-        };
-        let Ok(fd) = pidfd_getfd(&pidfd, h.fd as i32, PidfdGetfdFlags::empty()) else {
-            continue;
-        };
-        // The fd number may have been reused since the scan: check the inode.
-        let same = rustix::fs::fstat(fd.as_fd()).is_ok_and(|st| st.st_ino == s.inode.0);
-        if same {
-            if let Ok(v) = rustix::net::sockopt::socket_reuseport(&fd) {
-                out.insert(s.inode, v);
-            }
-        }
-    }
-    out
+/// The options that hide processes, when the proc mount at `proc_root`
+/// has any (`hidepid=1|2|invisible|noaccess`, `subset=pid`): other users'
+/// processes are then missing from /proc rather than denied.
+fn hidden_processes(proc_root: &Path) -> Option<String> {
+    let info = std::fs::read(proc_root.join("self/mountinfo")).ok()?;
+    let root = std::fs::canonicalize(proc_root).ok()?;
+    super::mountinfo::proc_hiding_options(&info, root.as_os_str().as_encoded_bytes())
 }

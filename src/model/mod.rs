@@ -4,9 +4,11 @@
 
 pub mod report;
 pub mod text;
+pub mod warning;
 pub mod watch;
 
 pub use text::RawText;
+pub use warning::{Warning, WarningKind};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -324,11 +326,12 @@ pub struct Snapshot {
     /// Request sockets on the listeners' ports (`None`: SYN queue not measured).
     pub request_socks: Option<Vec<RequestSock>>,
     pub waiters: HashMap<Inode, Vec<Waiter>>,
-    /// SO_REUSEPORT read exactly from the socket, where we could.
+    /// SO_REUSEPORT read passively (never by touching the socket), where
+    /// a source could; `analyze` infers it for groups otherwise.
     pub reuseport: HashMap<Inode, bool>,
     pub host: HostInfo,
-    /// What could not be seen, in words ("N processes could not be read...").
-    pub warnings: Vec<String>,
+    /// What could not be seen.
+    pub warnings: Vec<Warning>,
 }
 
 /// Host-wide listen-queue counters (TcpExt in /proc/net/netstat). `None`

@@ -6,9 +6,10 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use super::{Family, Holder, HostInfo, Inode, TcpState, Waiter};
+use super::{Family, Holder, HostInfo, Inode, TcpState, Waiter, Warning};
 
-pub const SCHEMA: u32 = 1;
+/// 2: `warnings[]` became objects (`kind`, `count`, `message`, ...).
+pub const SCHEMA: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
@@ -18,7 +19,7 @@ pub struct Report {
     pub host: HostInfo,
     pub sockets: Vec<SocketReport>,
     pub groups: Vec<Group>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -97,6 +98,9 @@ pub struct Group {
     pub inodes: Vec<Inode>,
     /// Distinct processes holding any of the group's sockets.
     pub holders: usize,
+    /// False when some processes could not be read: `holders` is then a
+    /// lower bound.
+    pub holders_complete: bool,
     /// The one plain sentence the table ends with.
     pub verdict: String,
 }

@@ -1,13 +1,13 @@
 //! One `watch` sample: the queue figures of the watched sockets at one
 //! instant and the host counters' change since the previous sample. One
-//! JSON line per sample (`schema: 1`, `type: "sample"`).
+//! JSON line per sample (`schema` as the report's, `type: "sample"`).
 
 use std::net::IpAddr;
 
 use serde::Serialize;
 
 use super::report::{AcceptQueue, SynQueue};
-use super::{Inode, ListenCounters, TcpState};
+use super::{Inode, ListenCounters, TcpState, Warning};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Sample {
@@ -24,7 +24,7 @@ pub struct Sample {
     /// Change of the TcpExt listen counters since the previous sample
     /// (all zero in the first sample).
     pub counters: ListenCounters,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
