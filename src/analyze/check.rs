@@ -11,6 +11,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::model::report::{GroupKind, Report, SocketReport, SynScope, SCHEMA};
@@ -35,7 +36,7 @@ pub struct Assertions {
 /// An assertion's answer. `Unknown`: it depends on what could not be seen
 /// (processes that could not be read, a queue not measured), so neither
 /// pass nor fail would be honest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Ok,
@@ -44,7 +45,7 @@ pub enum Status {
 }
 
 /// The verdict on every assertion; `ok` when all of them hold.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct CheckOutcome {
     pub schema: u32,
     pub ok: bool,
@@ -60,7 +61,7 @@ pub struct CheckOutcome {
 }
 
 /// One assertion and its verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Assertion {
     /// The flag without dashes, snake_case: `holders`, `max_accept_queue`.
     pub name: &'static str,

@@ -21,6 +21,11 @@ pub fn run(what: &GenerateWhat, out: &mut impl Write) -> Result<i32> {
                 writeln!(out, "{}", path.display()).map_err(super::stdout_err)?;
             }
         }
+        GenerateWhat::Schema(dir) => {
+            for path in write_schemas(dir)? {
+                writeln!(out, "{}", path.display()).map_err(super::stdout_err)?;
+            }
+        }
         GenerateWhat::Completions(shell) => {
             // clap_complete panics on a failed write: render into memory
             // first so a closed pipe is an ordinary error.
@@ -31,6 +36,41 @@ pub fn run(what: &GenerateWhat, out: &mut impl Write) -> Result<i32> {
     }
     out.flush().map_err(super::stdout_err)?;
     Ok(exit::OK)
+}
+
+/// The JSON documents sockmap prints, by file name: the schemas come from
+/// the serde types themselves, their descriptions from the doc comments.
+fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    use schemars::schema_for;
+    vec![
+        ("inspect.json", schema_for!(crate::model::report::Report)),
+        (
+            "watch-sample.json",
+            schema_for!(crate::model::watch::Sample),
+        ),
+        (
+            "check.json",
+            schema_for!(crate::analyze::check::CheckOutcome),
+        ),
+    ]
+}
+
+/// Write one JSON Schema per document into `dir` (created if missing);
+/// returns the paths written.
+pub fn write_schemas(dir: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::os(format!("cannot create {}", dir.display()), e))?;
+    let mut written = Vec::new();
+    for (name, schema) in schemas() {
+        let mut text = serde_json::to_vec_pretty(&schema)
+            .map_err(|e| Error::os(format!("cannot encode the schema {name}"), e.into()))?;
+        text.push(b'\n');
+        let path = dir.join(name);
+        std::fs::write(&path, text)
+            .map_err(|e| Error::os(format!("cannot write {}", path.display()), e))?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 /// Write `sockmap.1` and one page per visible subcommand into `dir`
@@ -87,7 +127,25 @@ impl Page {
     fn clap_sections(&mut self, man: &Man, cmd: &clap::Command) {
         self.add(|w| man.render_title(w));
         self.add(|w| man.render_name_section(w));
-        self.add(|w| man.render_synopsis_section(w));
+        self.add(|w| {
+            // clap_mangen shows a repeatable positional as `[TARGET]`: add
+            // the `...` that says it takes several.
+            let mut synopsis = Vec::new();
+            man.render_synopsis_section(&mut synopsis)?;
+            let mut text = String::from_utf8_lossy(&synopsis).into_owned();
+            for arg in cmd.get_positionals().filter(|a| {
+                matches!(a.get_action(), clap::ArgAction::Append)
+                    && a.get_num_args().is_some_and(|n| n.max_values() > 1)
+            }) {
+                for name in arg.get_value_names().into_iter().flatten() {
+                    for close in ["]", ">"] {
+                        let shown = format!("\\fI{name}\\fR{close}");
+                        text = text.replace(&shown, &format!("{shown}..."));
+                    }
+                }
+            }
+            w.write_all(text.as_bytes())
+        });
         self.add(|w| man.render_description_section(w));
         if cmd.get_arguments().any(|a| !a.is_hide_set()) {
             self.add(|w| man.render_options_section(w));
@@ -140,7 +198,7 @@ fn sub_page(man: &Man, sub: &clap::Command) -> Vec<u8> {
         "check" => check_output(&mut r),
         _ => {}
     }
-    if matches!(name, "inspect" | "check") {
+    if matches!(name, "inspect" | "check" | "watch") {
         exit_status(&mut r);
     }
     see_also(&mut r, sub, Some(name));

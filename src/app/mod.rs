@@ -57,6 +57,7 @@ pub struct DemoConfig {
 pub enum GenerateWhat {
     Man(PathBuf),
     Completions(clap_complete::Shell),
+    Schema(PathBuf),
 }
 
 #[derive(Debug, Clone)]

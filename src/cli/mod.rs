@@ -26,7 +26,7 @@ TARGET selects sockets: ':8000' or '8000' (any local address on port 8000), \
 '127.0.0.1:8000' or '[::1]:8000' (exactly that local address), \
 '0.0.0.0:8000' (the IPv4 wildcard listener), 'pid:1234' (every socket that \
 process holds), 'inode:4322' (one socket). Several targets add up. With no \
-target, every listening TCP socket.";
+target, inspect shows every listening socket.";
 
 const EXIT_HELP: &str = "\
 EXIT STATUS: 0 ok; 1 nothing matched the target (inspect) or an assertion \
@@ -53,7 +53,7 @@ pub enum Sub {
     #[command(after_help = format!("{TARGET_HELP}\n\n{EXIT_HELP}"))]
     Inspect(InspectArgs),
     /// Sample the target's queues repeatedly (a live view, or JSON lines).
-    #[command(after_help = TARGET_HELP)]
+    #[command(after_help = format!("{TARGET_HELP}\n\n{EXIT_HELP}"))]
     Watch(WatchArgs),
     /// Exit 0 if every assertion about the target holds, 1 if not.
     #[command(after_help = format!("{TARGET_HELP}\n\n{EXIT_HELP}"))]
@@ -232,6 +232,11 @@ pub enum GenerateSub {
     },
     /// Print a completion script for SHELL to stdout.
     Completions { shell: clap_complete::Shell },
+    /// Write the JSON Schema of every JSON document into DIR (default: schema/).
+    Schema {
+        #[arg(default_value = "schema")]
+        dir: std::path::PathBuf,
+    },
 }
 
 fn parse_ratio(s: &str) -> Result<f64, String> {
@@ -359,6 +364,7 @@ impl Cli {
             Sub::Generate(g) => Command::Generate(match g.what {
                 GenerateSub::Man { dir } => GenerateWhat::Man(dir),
                 GenerateSub::Completions { shell } => GenerateWhat::Completions(shell),
+                GenerateSub::Schema { dir } => GenerateWhat::Schema(dir),
             }),
         })
     }

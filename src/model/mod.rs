@@ -14,10 +14,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 
+use schemars::JsonSchema;
 use serde::{Serialize, Serializer};
 
 /// A socket inode: `socket:[INODE]` in /proc/PID/fd, `idiag_inode` in sock_diag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
 #[serde(transparent)]
 pub struct Inode(pub u64);
 
@@ -27,7 +28,7 @@ impl fmt::Display for Inode {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
     Inet,
@@ -94,6 +95,22 @@ impl fmt::Display for TcpState {
     }
 }
 
+/// In JSON a state is its name; a state this build does not know is
+/// `UNKNOWN(n)` with the kernel's number.
+impl JsonSchema for TcpState {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "TcpState".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "The TCP state as ss names it (SYN_RECV covers NEW_SYN_RECV); UNKNOWN(n) for a state this build does not know.",
+            "type": "string",
+            "pattern": "^(ESTABLISHED|SYN_SENT|SYN_RECV|FIN_WAIT1|FIN_WAIT2|TIME_WAIT|CLOSE|CLOSE_WAIT|LAST_ACK|LISTEN|CLOSING|UNKNOWN\\([0-9]+\\))$"
+        })
+    }
+}
+
 impl Serialize for TcpState {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
@@ -138,7 +155,7 @@ pub struct RequestSock {
 
 /// One (process, fd) that holds a socket. A process that exited between
 /// the fd scan and the detail read is not a holder (collect drops it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Holder {
     pub pid: u32,
     pub ppid: Option<u32>,
@@ -226,6 +243,20 @@ impl Serialize for ProcessState {
     }
 }
 
+impl JsonSchema for ProcessState {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ProcessState".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Process state from /proc/PID/stat: running, sleeping, disk-sleep, stopped (a signal), traced (a debugger), zombie, dead, idle; any other state is the kernel's one-letter code.",
+            "type": "string",
+            "examples": ["sleeping", "stopped"]
+        })
+    }
+}
+
 /// How a thread waits for a socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WaitHow {
@@ -284,16 +315,42 @@ pub struct Waiter {
     pub fd: u32,
 }
 
-/// A waiter in JSON: `how` stays one word; `exclusive` says whether the
-/// kernel wakes only one such waiter per connection (accept: always;
-/// epoll: with EPOLLEXCLUSIVE; poll/select: never).
-#[derive(Serialize)]
+impl JsonSchema for Waiter {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Waiter".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        WaiterJson::json_schema(generator)
+    }
+}
+
+/// A thread blocked right now waiting for a socket (only sleeping threads:
+/// a stopped or traced one is no waiter).
+#[derive(Serialize, JsonSchema)]
 struct WaiterJson {
     pid: u32,
     tid: u32,
-    how: &'static str,
+    /// How it waits: blocked in accept(), in epoll_wait() on a set holding
+    /// the socket, or in poll()/select() on it.
+    how: HowJson,
+    /// The fd the thread waits on: the socket's fd (accept/poll/select) or the epoll fd.
     fd: u32,
+    /// The kernel wakes only one such waiter per connection: accept()
+    /// always; epoll only when the socket was added with EPOLLEXCLUSIVE
+    /// (else every epoll waiter wakes); poll and select never.
     exclusive: bool,
+}
+
+/// How a thread waits for a socket.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[schemars(rename = "WaitHow")]
+enum HowJson {
+    Accept,
+    Epoll,
+    Poll,
+    Select,
 }
 
 impl From<Waiter> for WaiterJson {
@@ -301,7 +358,12 @@ impl From<Waiter> for WaiterJson {
         WaiterJson {
             pid: w.pid,
             tid: w.tid,
-            how: w.how.name(),
+            how: match w.how {
+                WaitHow::Accept => HowJson::Accept,
+                WaitHow::Epoll { .. } => HowJson::Epoll,
+                WaitHow::Poll => HowJson::Poll,
+                WaitHow::Select => HowJson::Select,
+            },
             fd: w.fd,
             exclusive: w.how.exclusive(),
         }
@@ -309,7 +371,7 @@ impl From<Waiter> for WaiterJson {
 }
 
 /// Host-wide settings that shape every listener.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct HostInfo {
     pub somaxconn: Option<u32>,
     pub tcp_max_syn_backlog: Option<u32>,
@@ -336,7 +398,7 @@ pub struct Snapshot {
 
 /// Host-wide listen-queue counters (TcpExt in /proc/net/netstat). `None`
 /// when this kernel does not have the counter.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct ListenCounters {
     /// Connections that found the accept queue full (ListenOverflows).
     pub listen_overflows: Option<u64>,

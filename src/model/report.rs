@@ -1,9 +1,10 @@
-//! The report: the JSON contract (`schema: 1`, DESIGN.md §1) and what the
+//! The report: the JSON contract (`schema`, see schema/inspect.json) and what the
 //! table and plain renderers print. Dedicated serde types; a field change
 //! here is a schema change.
 
 use std::net::IpAddr;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::{Family, Holder, HostInfo, Inode, TcpState, Waiter, Warning};
@@ -11,7 +12,7 @@ use super::{Family, Holder, HostInfo, Inode, TcpState, Waiter, Warning};
 /// 2: `warnings[]` became objects (`kind`, `count`, `message`, ...).
 pub const SCHEMA: u32 = 2;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Report {
     pub schema: u32,
     /// What was asked, e.g. ":8000" or "every listening TCP socket".
@@ -22,7 +23,7 @@ pub struct Report {
     pub warnings: Vec<Warning>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct AcceptQueue {
     /// Connections waiting to be accepted (`sk_ack_backlog`).
     pub depth: u32,
@@ -30,7 +31,7 @@ pub struct AcceptQueue {
     pub backlog: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct SynQueue {
     /// Request sockets (SYN_RECV) whose local address/port this listener covers.
     pub depth: u32,
@@ -41,14 +42,14 @@ pub struct SynQueue {
     pub scope: SynScope,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SynScope {
     Socket,
     Group,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct SocketReport {
     pub inode: Inode,
     pub cookie: u64,
@@ -78,7 +79,7 @@ pub struct SocketReport {
     pub waiters: Vec<Waiter>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GroupKind {
     /// One socket, at most one holding process.
@@ -90,7 +91,7 @@ pub enum GroupKind {
 }
 
 /// The listening sockets on one local address:port, and what they mean.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Group {
     pub local_addr: IpAddr,
     pub local_port: u16,

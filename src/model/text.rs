@@ -13,6 +13,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Serialize, Serializer};
 
 /// Exact bytes from another process.
@@ -68,6 +69,22 @@ impl Serialize for RawText {
             Ok(text) => s.serialize_str(text),
             Err(_) => self.0.serialize(s),
         }
+    }
+}
+
+impl JsonSchema for RawText {
+    fn schema_name() -> Cow<'static, str> {
+        "RawText".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Text from another process, exact: a string when it is valid UTF-8, otherwise an array of its byte values (e.g. [98,97,100,255,254] for bad\\xff\\xfe).",
+            "oneOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 255}}
+            ]
+        })
     }
 }
 

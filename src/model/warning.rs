@@ -2,10 +2,11 @@
 //! where they help. `analyze` and `check` decide by the kind (never by the
 //! English text); renderers print `message()` and `hint()`.
 
+use schemars::JsonSchema;
 use serde::{Serialize, Serializer};
 
 /// Why part of the picture may be missing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WarningKind {
     /// `/proc/PID/fd` could not be opened (EACCES): the processes' holders
@@ -138,18 +139,35 @@ impl Warning {
     }
 }
 
-/// The JSON form: the data, plus the sentence and hint for people.
-#[derive(Serialize)]
+/// Something that could not be seen: the data, plus a sentence and a hint
+/// for people. Decide by `kind`, never by the text.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Warning")]
 struct WarningJson<'a> {
     kind: WarningKind,
+    /// How many things (processes, ...) it is about; 1 when it is one fact.
     count: u64,
+    /// The process it is about, for per-process warnings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pid: Option<u32>,
+    /// The OS's words (an errno text, mount options), where they help.
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'a str>,
+    /// One plain sentence.
     message: String,
+    /// What the user can do about it.
     #[serde(skip_serializing_if = "Option::is_none")]
     hint: Option<String>,
+}
+
+impl JsonSchema for Warning {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Warning".into()
+    }
+
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        WarningJson::<'static>::json_schema(g)
+    }
 }
 
 impl Serialize for Warning {

@@ -4,12 +4,13 @@
 
 use std::net::IpAddr;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::report::{AcceptQueue, SynQueue};
 use super::{Inode, ListenCounters, TcpState, Warning};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Sample {
     pub schema: u32,
     #[serde(rename = "type")]
@@ -27,7 +28,7 @@ pub struct Sample {
     pub warnings: Vec<Warning>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct SampleSocket {
     pub inode: Inode,
     pub state: TcpState,
