@@ -146,13 +146,6 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-fn show_addr(addr: IpAddr, port: u16) -> String {
-    match addr {
-        IpAddr::V6(a) => format!("[{a}]:{port}"),
-        IpAddr::V4(a) => format!("{a}:{port}"),
-    }
-}
-
 /// What could not be seen, as the verdict's caveat: `None` when every
 /// process was read.
 fn caveat(unseen: Option<u64>) -> Option<String> {
@@ -204,7 +197,7 @@ fn group(addr: IpAddr, port: u16, socks: &[&SocketReport], unseen: Option<u64>) 
             format!(
                 "{} on {} (SO_REUSEPORT group): {} accept queues ({} waiting); the kernel hashes each new connection to one of them",
                 plural(socks.len(), "socket", "sockets"),
-                show_addr(addr, port),
+                crate::model::Endpoint(addr, port),
                 socks.len(),
                 depths.join(", ")
             )

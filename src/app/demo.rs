@@ -150,7 +150,7 @@ fn kill_group(child: &Child) {
 }
 
 pub fn run(cfg: &DemoConfig, out: &mut impl Write) -> Result<i32> {
-    interrupt::install();
+    interrupt::install()?;
     let mut ok = true;
     writeln!(
         out,

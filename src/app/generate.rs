@@ -48,10 +48,7 @@ fn schemas() -> Vec<(&'static str, schemars::Schema)> {
             "watch-sample.json",
             schema_for!(crate::model::watch::Sample),
         ),
-        (
-            "check.json",
-            schema_for!(crate::analyze::check::CheckOutcome),
-        ),
+        ("check.json", schema_for!(crate::model::check::CheckOutcome)),
     ]
 }
 
@@ -186,6 +183,7 @@ fn sub_page(man: &Man, sub: &clap::Command) -> Vec<u8> {
     }
     match name {
         "inspect" => {
+            columns(&mut r);
             r.control("SH", ["JSON OUTPUT"]);
             r.text([
                 roman("With "),
@@ -216,6 +214,18 @@ fn item(r: &mut Roff, term: &str, text: impl Into<Vec<Inline>>) {
 fn para(r: &mut Roff, text: &str) {
     r.control("PP", []);
     r.text([roman(text)]);
+}
+
+/// The holder table's columns, from the list that draws them.
+fn columns(r: &mut Roff) {
+    r.control("SH", ["COLUMNS"]);
+    r.text([roman(
+        "Each socket is a heading line (address, state, inode, queues) and one row per \
+         holding process and fd:",
+    )]);
+    for c in crate::render::COLUMNS {
+        item(r, c.header, [roman(c.doc)]);
+    }
 }
 
 /// `optional`: the command runs without a target (inspect: every listener).

@@ -12,13 +12,14 @@ use crate::analyze;
 use crate::collect::{host, Collector};
 use crate::error::{exit, Result};
 use crate::model::watch::{Sample, SampleSocket};
-use crate::render::watch::{frame, json_line, History};
+use crate::render::json;
+use crate::render::watch::{frame, History};
 
 const RESCAN: Duration = Duration::from_secs(30);
 const NEW_PIDS: Duration = Duration::from_secs(2);
 
 pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
-    interrupt::install();
+    interrupt::install()?;
     let json = cfg.json || !std::io::stdout().is_terminal();
     let mut collector = Collector::new()?;
     let proc_root = collector.proc_root().to_path_buf();
@@ -88,7 +89,7 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
         };
         history.push(&sample);
         if json {
-            json_line(out, &sample).map_err(stdout_err)?;
+            json::line(out, &sample).map_err(stdout_err)?;
         } else {
             frame(
                 out,

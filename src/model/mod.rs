@@ -2,6 +2,7 @@
 //! (`report::Report`, the JSON contract). No I/O, no formatting beyond
 //! `Display` of enums.
 
+pub mod check;
 pub mod report;
 pub mod text;
 pub mod warning;
@@ -16,6 +17,24 @@ use std::net::IpAddr;
 
 use schemars::JsonSchema;
 use serde::{Serialize, Serializer};
+
+/// An address and port as sockmap prints them everywhere (headers,
+/// verdicts, check lines, targets): `127.0.0.1:8000`, `[::1]:8000`, and the
+/// wildcards as `*:8000` (IPv4) and `[::]:8000` (IPv6), both of which are
+/// also accepted as targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint(pub IpAddr, pub u16);
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Endpoint(addr, port) = *self;
+        match addr {
+            IpAddr::V4(a) if a.is_unspecified() => write!(f, "*:{port}"),
+            IpAddr::V4(a) => write!(f, "{a}:{port}"),
+            IpAddr::V6(a) => write!(f, "[{a}]:{port}"),
+        }
+    }
+}
 
 /// A socket inode: `socket:[INODE]` in /proc/PID/fd, `idiag_inode` in sock_diag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]

@@ -29,16 +29,7 @@ pub fn warnings(err: &mut impl std::io::Write, warnings: &[Warning]) {
 
 /// `127.0.0.1:8000`, `[::1]:8000`, `*:8000` for the wildcard.
 pub fn addr_port(addr: IpAddr, port: u16) -> String {
-    if addr.is_unspecified() {
-        return match addr {
-            IpAddr::V4(_) => format!("*:{port}"),
-            IpAddr::V6(_) => format!("[::]:{port}"),
-        };
-    }
-    match addr {
-        IpAddr::V6(a) => format!("[{a}]:{port}"),
-        IpAddr::V4(a) => format!("{a}:{port}"),
-    }
+    crate::model::Endpoint(addr, port).to_string()
 }
 
 /// One holder row: the holder and what its threads are waiting in.
@@ -76,9 +67,8 @@ impl Row<'_> {
 }
 
 /// A column of the holder table: the one list that drives the table, the
-/// plain output and the docs.
+/// plain output and the man page's COLUMNS section.
 pub struct Column {
-    pub id: &'static str,
     pub header: &'static str,
     pub doc: &'static str,
     /// The raw cell text; renderers escape it (`escape::terminal` in the
@@ -111,7 +101,6 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 
 pub const COLUMNS: &[Column] = &[
     Column {
-        id: "command",
         header: "COMMAND",
         doc: "process name (comm)",
         // Invalid UTF-8 shows as U+FFFD here; JSON keeps the exact bytes.
@@ -119,35 +108,30 @@ pub const COLUMNS: &[Column] = &[
         external: true,
     },
     Column {
-        id: "pid",
         header: "PID",
         doc: "process id",
         cell: |r| r.holder.pid.to_string(),
         external: false,
     },
     Column {
-        id: "ppid",
         header: "PPID",
         doc: "parent process id (a forked worker points at its parent)",
         cell: |r| opt(r.holder.ppid),
         external: false,
     },
     Column {
-        id: "user",
         header: "USER",
         doc: "effective user of the process",
         cell: |r| r.holder.user.clone().unwrap_or_else(|| opt(r.holder.uid)),
         external: true,
     },
     Column {
-        id: "fd",
         header: "FD",
         doc: "file descriptor number in that process",
         cell: |r| r.holder.fd.to_string(),
         external: false,
     },
     Column {
-        id: "waiting",
         header: "WAITING",
         doc: "threads blocked on this socket right now: accept, epoll, poll or select",
         cell: |r| r.waiting(),

@@ -9,13 +9,6 @@ use crate::model::report::SynScope;
 use crate::model::watch::Sample;
 use crate::model::{Inode, ListenCounters};
 
-pub fn json_line(out: &mut impl Write, s: &Sample) -> io::Result<()> {
-    let mut line = serde_json::to_vec(s).map_err(io::Error::other)?;
-    line.push(b'\n');
-    out.write_all(&line)?;
-    out.flush()
-}
-
 const SPARK: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 const HISTORY: usize = 40;
 
