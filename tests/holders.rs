@@ -1,6 +1,7 @@
 //! Holders and waiters as processes really are: a non-UTF-8 name, a
 //! stopped process, processes exiting while they are read, epoll waiters
-//! with and without EPOLLEXCLUSIVE, a scan without CAP_SYS_PTRACE.
+//! with and without EPOLLEXCLUSIVE, a scan by root without CAP_SYS_PTRACE
+//! (needs root and `setpriv`).
 //!
 //! Every listener is this test's own, on 127.0.0.1 port 0; every child is
 //! forked here, calls only async-signal-safe functions (prctl, accept,
@@ -95,6 +96,35 @@ fn is_accept(nr: Option<i64>) -> bool {
     [libc::SYS_accept, libc::SYS_accept4]
         .iter()
         .any(|&n| Some(i64::from(n)) == nr)
+}
+
+/// One of the epoll wait calls, from libc's numbers for this architecture.
+#[allow(clippy::useless_conversion)] // c_long is i32 on 32-bit targets
+fn is_epoll_wait(nr: Option<i64>) -> bool {
+    let mut calls = vec![libc::SYS_epoll_pwait, libc::SYS_epoll_pwait2];
+    #[cfg(target_arch = "x86_64")]
+    calls.push(libc::SYS_epoll_wait);
+    calls.iter().any(|&n| Some(i64::from(n)) == nr)
+}
+
+/// Add `fd` to a new epoll set (EPOLLIN, plus EPOLLEXCLUSIVE if asked)
+/// and wait on it forever. Runs in a forked child: syscalls only.
+fn epoll_forever(fd: RawFd, exclusive: bool) {
+    // SAFETY: plain syscalls on fds the child owns or inherited.
+    unsafe {
+        let ep = libc::epoll_create1(0);
+        let mut events = libc::EPOLLIN as u32;
+        if exclusive {
+            events |= libc::EPOLLEXCLUSIVE as u32;
+        }
+        let mut ev = libc::epoll_event { events, u64: 1 };
+        if ep < 0 || libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) != 0 {
+            libc::_exit(3);
+        }
+        loop {
+            libc::epoll_wait(ep, &mut ev, 1, -1);
+        }
+    }
 }
 
 fn in_accept(pid: i32) -> bool {
@@ -284,4 +314,126 @@ fn holders_that_exit_while_being_read_are_dropped_not_reported() {
         forks > 100,
         "the churn ran ({forks} forks, {runs} inspects)"
     );
+}
+
+/// Three forked processes in epoll_wait on one inherited listener: with
+/// EPOLLEXCLUSIVE the kernel wakes one per connection, without it all.
+fn epoll_herd(exclusive: bool) {
+    let _one = serial();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let fd = l.as_raw_fd();
+    let children = Children(
+        (0..3)
+            .map(|_| fork_child(|| epoll_forever(fd, exclusive)))
+            .collect(),
+    );
+    until("the children wait in epoll", || {
+        children
+            .0
+            .iter()
+            .all(|&p| is_epoll_wait(blocked_in(p)) && state_of(p) == Some('S'))
+    });
+    let v = inspect_json(&format!(":{port}"));
+    let s = &v["sockets"][0];
+    let waiters = s["waiters"].as_array().unwrap();
+    let pids: BTreeSet<u64> = waiters.iter().map(|w| w["pid"].as_u64().unwrap()).collect();
+    let want: BTreeSet<u64> = children.0.iter().map(|&p| p as u64).collect();
+    assert_eq!(pids, want, "{s}");
+    for w in waiters {
+        assert_eq!(w["how"], "epoll", "{w}");
+        assert_eq!(w["exclusive"], exclusive, "{w}");
+    }
+    let verdict = v["groups"][0]["verdict"].as_str().unwrap();
+    let herd = "3 processes wait in epoll without EPOLLEXCLUSIVE: each connection wakes all 3";
+    assert_eq!(verdict.contains(herd), !exclusive, "{verdict}");
+    // The table names how each holder waits.
+    let out = common::run_bounded(
+        common::sockmap(&["inspect", &format!(":{port}"), "--plain"]),
+        Duration::from_secs(60),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let cell = if exclusive {
+        "epoll(exclusive)"
+    } else {
+        "epoll"
+    };
+    for &pid in &children.0 {
+        let row = text
+            .lines()
+            .find(|l| l.split_whitespace().any(|f| f == pid.to_string()))
+            .unwrap_or_else(|| panic!("a row for {pid}: {text}"));
+        assert_eq!(row.split_whitespace().last(), Some(cell), "{row}");
+    }
+    drop(children);
+}
+
+#[test]
+fn epoll_waiters_without_epollexclusive_all_wake() {
+    epoll_herd(false);
+}
+
+#[test]
+fn epoll_waiters_with_epollexclusive_wake_one() {
+    epoll_herd(true);
+}
+
+#[test]
+fn without_cap_sys_ptrace_unreadable_holders_are_counted_not_hidden() {
+    if !common::require(
+        common::is_root(),
+        "root (to run sockmap as root without CAP_SYS_PTRACE)",
+    ) || !common::require(
+        common::have_command("setpriv", "--version"),
+        "`setpriv` (apt-get install util-linux)",
+    ) {
+        return;
+    }
+    let _one = serial();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let fd = l.as_raw_fd();
+    let children = Children(vec![fork_child(|| accept_forever(fd))]);
+    let child = children.0[0];
+    until("the child blocks in accept()", || in_accept(child));
+    // Root, but CAP_SYS_PTRACE dropped from the bounding set before exec:
+    // /proc/PID/fd opens, its links do not (EACCES).
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--bounding-set", "-sys_ptrace", common::BIN])
+        .args(["inspect", &format!(":{port}"), "--json"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    let out = common::run_bounded(cmd, Duration::from_secs(60));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let holders = v["sockets"][0]["holders"].as_array().unwrap();
+    assert!(
+        holders.iter().all(|h| h["pid"] != child),
+        "the child's fds cannot be read without CAP_SYS_PTRACE: {holders:?}"
+    );
+    let partly = v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["kind"] == "processes_partly_readable")
+        .unwrap_or_else(|| panic!("a warning says so: {}", v["warnings"]));
+    // At least the child and this test process hold fds it may not read.
+    assert!(partly["count"].as_u64() >= Some(2), "{partly}");
+    let g = &v["groups"][0];
+    assert_eq!(g["holders_complete"], false, "{g}");
+    assert!(
+        g["verdict"].as_str().unwrap().contains("could not be read"),
+        "{g}"
+    );
+    drop(children);
 }
