@@ -242,31 +242,65 @@ fn targets(r: &mut Roff, optional: bool) {
     }
     item(
         r,
-        ":PORT, PORT",
+        ":PORTS, PORTS",
         [roman(
-            "Sockets on PORT (1 to 65535) on any local address, e.g. :8000 or 8000.",
+            "Sockets on those ports (1 to 65535) on any local address: :8000 or 8000, a list \
+             :80,443, a range :8000-8010, or a service name from /etc/services (:http), mixed \
+             freely (:http,8000-8010).",
         )],
     );
     item(
         r,
-        "ADDR:PORT",
+        "ADDR:PORTS, ADDR",
         [roman(
             "Sockets bound to exactly that IPv4 address, e.g. 127.0.0.1:8000. 0.0.0.0:8000 is \
-             the IPv4 wildcard listener itself, not \"any address\".",
+             the IPv4 wildcard listener itself, not \"any address\". Without a port \
+             (127.0.0.1), every socket bound to the address.",
         )],
     );
     item(
         r,
-        "[IPV6]:PORT",
+        "[IPV6]:PORTS, IPV6",
         [roman(
-            "Sockets bound to exactly that IPv6 address, e.g. [::1]:8000 or [::]:8000. The \
-             brackets are required.",
+            "Sockets bound to exactly that IPv6 address, e.g. [::1]:8000 or [::]:8000; the \
+             brackets are required before a port. Without a port, ::1 or [::1].",
+        )],
+    );
+    item(
+        r,
+        "*:PORTS",
+        [roman(
+            "Sockets bound to the wildcard address of either family (0.0.0.0 or ::), as the \
+             table header prints them.",
+        )],
+    );
+    item(
+        r,
+        "tcp:..., udp:...",
+        [roman(
+            "Any of the forms above for that protocol: udp:53, udp:127.0.0.1:53, tcp:8000. \
+             Without a prefix, TCP; a service name is looked up for the prefix's protocol.",
+        )],
+    );
+    item(
+        r,
+        "unix:PATH, unix:@NAME",
+        [roman(
+            "A unix socket by the path it is bound to, or by its abstract name.",
         )],
     );
     item(
         r,
         "pid:PID",
-        [roman("Every TCP socket that process holds, in any state.")],
+        [roman("Every socket that process holds, in any state.")],
+    );
+    item(
+        r,
+        "comm:NAME",
+        [roman(
+            "Every socket held by processes whose command name (comm, at most 15 bytes) is \
+             NAME, e.g. comm:nginx.",
+        )],
     );
     item(
         r,
@@ -276,10 +310,18 @@ fn targets(r: &mut Roff, optional: bool) {
              to, or ino: in ss -e.",
         )],
     );
+    item(
+        r,
+        "netns:NAME, netns:INODE",
+        [roman(
+            "Look in that network namespace (a name under /run/netns, or the namespace's \
+             inode); alone, every listener there; with other targets, narrows them to it.",
+        )],
+    );
     para(
         r,
-        "Host names are not resolved. An invalid target (:99999, :0, :, foo, 1.2.3:80, [::1, \
-         pid:abc, inode:-1) is reported in one line that names the bad part, and the exit \
+        "Host names are not resolved. An invalid target (:99999, :0, :, :8010-8000, foo, \
+         1.2.3:80, [::1, pid:abc, inode:-1, unix:) is reported in one line that names the bad part, and the exit \
          status is 2.",
     );
 }
@@ -336,18 +378,54 @@ fn json_output(r: &mut Roff) {
                 "The socket inode, as in socket:[INODE] under /proc/PID/fd.",
             ),
             ("cookie", "The kernel's socket cookie."),
-            ("proto", "\"tcp\"."),
-            ("family", "\"inet\" (IPv4) or \"inet6\" (IPv6)."),
+            ("proto", "\"tcp\", \"udp\" or \"unix\"."),
+            (
+                "sock_type",
+                "\"stream\" (TCP, unix), \"dgram\" (UDP, unix) or \"seqpacket\" (unix).",
+            ),
+            (
+                "family",
+                "\"inet\" (IPv4), \"inet6\" (IPv6) or \"unix\".",
+            ),
             (
                 "state",
-                "TCP state: \"LISTEN\", \"ESTABLISHED\", \"SYN_RECV\", \"TIME_WAIT\", ...",
+                "TCP state numbering, also for unix and UDP: \"LISTEN\", \"ESTABLISHED\", \
+                 \"SYN_RECV\", \"TIME_WAIT\", ...; an unconnected UDP socket is \"CLOSE\" \
+                 (text output says UNCONN, as ss does).",
             ),
-            ("local_addr, local_port", "The local address and port."),
-            ("remote_addr, remote_port", "The peer; null for a listener."),
-            ("uid", "The user that owns the socket."),
+            (
+                "local_addr, local_port",
+                "The local address and port (TCP and UDP); null for unix sockets.",
+            ),
+            (
+                "remote_addr, remote_port",
+                "The peer; null for a listener and an unconnected UDP socket.",
+            ),
+            (
+                "path",
+                "Unix sockets: the bound path, or \"@name\" for an abstract name; null for \
+                 an unnamed socket. Invalid UTF-8 is replaced here; text output escapes it.",
+            ),
+            (
+                "path_status",
+                "Unix sockets bound to a path: \"bound\" (the path leads to this socket), \
+                 \"unlinked\" (nothing there: new clients get ENOENT), \"replaced\" (the path \
+                 now names another file) or \"unknown\" (could not be checked). The path is \
+                 looked up from a holder's root directory.",
+            ),
+            (
+                "vfs {ino, dev}",
+                "Unix sockets bound to a path: the socket file's inode and device (st_dev \
+                 encoding), as stat(2) would report them.",
+            ),
+            ("peer", "Connected unix sockets: the peer socket's inode."),
+            (
+                "uid",
+                "The user that owns the socket (null if the kernel did not report it).",
+            ),
             (
                 "accept_queue {depth, backlog}",
-                "Listeners only. depth: connections waiting for accept() (sk_ack_backlog); \
+                "TCP and unix listeners only. depth: connections waiting for accept() (sk_ack_backlog); \
                  backlog: the listen() backlog after the somaxconn clamp (sk_max_ack_backlog). \
                  The queue is full when depth exceeds backlog.",
             ),
@@ -361,18 +439,27 @@ fn json_output(r: &mut Roff) {
             ),
             (
                 "recv_q, send_q",
-                "Other states only: bytes not yet read by the application, and bytes not yet \
-                 acknowledged by the peer.",
+                "Not for TCP/unix listeners. TCP: bytes not yet read by the application, and \
+                 bytes not yet acknowledged by the peer. UDP: memory held by datagrams waiting \
+                 to be read and being sent, in bytes (what ss shows as Recv-Q/Send-Q). Unix: \
+                 bytes waiting to be read, and sent but not yet read by the peer.",
+            ),
+            (
+                "rcvbuf",
+                "TCP and UDP: sk_rcvbuf, the receive buffer limit in bytes (SO_RCVBUF \
+                 doubled); a UDP socket drops datagrams when its receive queue reaches it.",
             ),
             (
                 "drops",
-                "sk_drops: for a listener, mostly connections dropped on a full queue (the \
-                 kernel counts some other failures there too).",
+                "sk_drops: for a TCP listener, mostly connections dropped on a full queue (the \
+                 kernel counts some other failures there too); for UDP, datagrams dropped \
+                 (receive buffer full, bad checksum, socket filter). Null for unix.",
             ),
             (
                 "reuseport",
                 "SO_REUSEPORT: true or false when read from the socket, true when inferred \
-                 from several listeners on one address:port, else null.",
+                 from several TCP listeners on one address:port, else null (several UDP \
+                 sockets on one address:port may also share it through SO_REUSEADDR).",
             ),
             (
                 "backlog_clamped",
@@ -401,13 +488,22 @@ fn json_output(r: &mut Roff) {
         r,
         "groups[]",
         [roman(
-            "The listening sockets on one local address:port, and what they mean:",
+            "The listening sockets (TCP LISTEN, UDP unconnected, unix LISTEN) on one \
+             protocol and local address:port, or one unix listener, and what they mean:",
         )],
     );
     fields(
         r,
         &[
-            ("local_addr, local_port", "The address:port."),
+            ("proto", "\"tcp\", \"udp\" or \"unix\"."),
+            (
+                "local_addr, local_port",
+                "The address:port (TCP, UDP); null for unix.",
+            ),
+            (
+                "path",
+                "Unix: the listener's path or @name; a unix group is one socket.",
+            ),
             (
                 "kind",
                 "\"single\" (one socket, at most one process), \"shared\" (one socket held by \

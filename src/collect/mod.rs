@@ -1,15 +1,18 @@
 //! The only code that talks to the kernel: sock_diag netlink (`netlink`,
-//! with pure encoding/decoding in `diag`), the /proc fd scan (`fdscan`),
-//! the holders' process details (`process`, procfs crate), host
-//! settings and counters (`host`), waiting threads (`waiters`).
+//! with pure encoding/decoding in `diag` for TCP/UDP and `unixdiag` for unix
+//! sockets), the /proc fd scan (`fdscan`), the holders' process details
+//! (`process`, procfs crate), host settings and counters (`host`), waiting
+//! threads (`waiters`).
 //! `collect()` runs one pass for a query and returns a `model::Snapshot`.
 
+mod comm;
 pub mod diag;
 pub mod fdscan;
 pub mod host;
 pub mod mountinfo;
 pub mod netlink;
 pub mod process;
+pub mod unixdiag;
 pub mod waiters;
 
 mod pass;
