@@ -159,9 +159,11 @@ impl Collector {
         let all = query.wants_all_states();
         let mut out = Vec::new();
         for proto in [Proto::Tcp, Proto::Udp] {
+            if !query.wants(proto) {
+                continue;
+            }
             // Sockets found by inode (pid: targets) may be on any port.
             let ports = match query.port_filter(proto) {
-                PortFilter::Nothing if extra_inodes.is_empty() => continue,
                 PortFilter::Ports(set)
                     if extra_inodes.is_empty() && set.len() <= MAX_KERNEL_PORTS =>
                 {
@@ -209,7 +211,7 @@ impl Collector {
                 }
             }
         }
-        if query.wants(Proto::Unix) || !extra_inodes.is_empty() {
+        if query.wants(Proto::Unix) {
             let states = if all { STATE_ALL } else { STATE_LISTEN };
             // unix:PATH targets also match the socket file the path leads
             // to now, through a symlink or a rename.
