@@ -211,6 +211,11 @@ pub struct CheckArgs {
     /// Every listening socket has dropped at most N packets or connections (sk_drops).
     #[arg(long, value_name = "N")]
     pub max_drops: Option<u64>,
+    /// Exactly N processes have a thread waiting on the socket(s) right now
+    /// (accept, epoll, poll, select): the workers that accept, where every
+    /// process may hold every socket (nginx with reuseport).
+    #[arg(long, value_name = "N")]
+    pub acceptors: Option<usize>,
     /// Print a JSON result with each assertion's verdict, expected and actual.
     #[arg(long)]
     pub json: bool,
@@ -443,6 +448,7 @@ impl Cli {
                     proto: a.proto.map(Proto::from),
                     max_recv_queue: a.max_recv_queue,
                     max_drops: a.max_drops,
+                    acceptors: a.acceptors,
                 })?,
             }),
             Sub::Serve(a) => Command::Serve(ServeConfig {
