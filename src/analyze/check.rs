@@ -731,7 +731,7 @@ mod tests {
             .map(|(pid, tid)| Waiter {
                 pid,
                 tid,
-                how: WaitHow::Epoll,
+                how: WaitHow::Epoll { exclusive: false },
                 fd: 5,
             })
             .collect();
