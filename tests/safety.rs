@@ -484,9 +484,12 @@ fn hidepid_is_detected_and_a_hidden_pid_is_not_called_missing() {
 }
 
 /// Run `BIN args` on a pseudo-terminal (util-linux `script`) with `env`.
+/// `CI` is removed too: the colour conventions treat a CI run as able to
+/// show colour whatever TERM says, and CI sets it for the test run.
 fn on_tty(env: &[(&str, &str)], args: &str) -> String {
     let mut cmd = Command::new("script");
     cmd.args(["-qec", &format!("'{BIN}' {args}"), "/dev/null"])
+        .env_remove("CI")
         .env_remove("NO_COLOR")
         .env_remove("CLICOLOR")
         .env_remove("CLICOLOR_FORCE")
