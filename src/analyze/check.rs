@@ -559,6 +559,8 @@ mod tests {
                     uid: Some(0),
                     user: Some("root".into()),
                     fd: 3,
+                    state: None,
+                    cmdline: None,
                 })
                 .collect();
             snap.holders.insert(s.inode, holders);
@@ -729,7 +731,7 @@ mod tests {
             .map(|(pid, tid)| Waiter {
                 pid,
                 tid,
-                how: WaitHow::Epoll,
+                how: WaitHow::Epoll { exclusive: false },
                 fd: 5,
             })
             .collect();

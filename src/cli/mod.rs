@@ -329,7 +329,7 @@ pub enum LoadModeArg {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Concurrent clients in each load run (1000, as in the original experiment).
+    /// Concurrent clients in each load run.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub clients: u64,
     /// Rounds per client.

@@ -1,7 +1,8 @@
 //! The only code that talks to the kernel: sock_diag netlink (`netlink`,
 //! with pure encoding/decoding in `diag` for TCP/UDP and `unixdiag` for unix
-//! sockets), the /proc fd scan (`fdscan`),
-//! host settings and counters (`host`), waiting threads (`waiters`).
+//! sockets), the /proc fd scan (`fdscan`), the holders' process details
+//! (`process`, procfs crate), host settings and counters (`host`), waiting
+//! threads (`waiters`).
 //! `collect()` runs one pass for a query and returns a `model::Snapshot`.
 
 mod comm;
@@ -10,6 +11,7 @@ pub mod fdscan;
 pub mod host;
 pub mod mountinfo;
 pub mod netlink;
+pub mod process;
 pub mod unixdiag;
 pub mod waiters;
 

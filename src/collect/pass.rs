@@ -13,7 +13,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use super::diag::{STATE_ALL, STATE_CLOSE, STATE_LISTEN, STATE_SYN_RECV};
 use super::netlink::DiagSocket;
-use super::{fdscan, host, waiters};
+use super::{fdscan, host, process, waiters};
 use crate::error::{Error, Result};
 use crate::model::{
     Family, Holder, Inode, PathStatus, Proto, RequestSock, Snapshot, Socket, UnixName, Vfs,
@@ -64,6 +64,9 @@ impl Collector {
 
         // pid: targets first — their socket inodes select sockets below.
         let mut pid_inodes: HashSet<u64> = HashSet::new();
+        // Processes whose fds could be listed but not all read; the full
+        // scan below covers the pid targets again and replaces this.
+        let mut partial = 0;
         let pids: Vec<u32> = query.pids().collect();
         if !pids.is_empty() {
             for &pid in &pids {
@@ -86,6 +89,7 @@ impl Collector {
                     scan.denied as u64,
                 ));
             }
+            partial = scan.partial;
             pid_inodes.extend(scan.found.keys().map(|i| i.0));
         }
 
@@ -111,12 +115,26 @@ impl Collector {
                     scan.denied as u64,
                 ));
             }
-            holders = fdscan::holders_with_details(&self.proc_root, &scan.found);
+            partial = scan.partial;
+            holders = process::holders_with_details(&self.proc_root, &scan.found);
+        }
+        if partial > 0 {
+            warnings.push(Warning::new(
+                WarningKind::ProcessesPartlyReadable,
+                partial as u64,
+            ));
         }
 
         check_paths(&self.proc_root, &mut sockets, &holders);
         let request_socks = self.request_socks(&sockets, &mut warnings);
         let waiters = waiters::find_waiters(&self.proc_root, &holders);
+        if waiters.denied > 0 {
+            warnings.push(Warning::new(
+                WarningKind::WaitersUnreadable,
+                waiters.denied as u64,
+            ));
+        }
+        let waiters = waiters.by_inode;
 
         Ok(Snapshot {
             sockets,
@@ -298,7 +316,7 @@ impl Collector {
         if !new.is_empty() && !want.is_empty() {
             let scan = fdscan::scan_holders(&self.proc_root, Some(&new), &|i| want.contains(&i))
                 .map_err(|e| io_err(&self.proc_root, e))?;
-            for (inode, found) in fdscan::holders_with_details(&self.proc_root, &scan.found) {
+            for (inode, found) in process::holders_with_details(&self.proc_root, &scan.found) {
                 let list = snap.holders.entry(inode).or_default();
                 list.extend(found);
                 list.sort_by_key(|h| (h.pid, h.fd));

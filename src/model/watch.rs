@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::report::{AcceptQueue, SynQueue};
-use super::{Inode, ListenCounters, Proto, TcpState, UdpCounters, UnixName, Warning};
+use super::{Inode, ListenCounters, Proto, RawText, TcpState, UdpCounters, UnixName, Warning};
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Sample {
@@ -57,7 +57,7 @@ pub struct SampleSocket {
     /// Distinct processes holding the socket (as of the last /proc scan).
     pub holders: usize,
     /// The holding processes' names (comm), distinct, sorted.
-    pub commands: Vec<String>,
+    pub commands: Vec<RawText>,
     /// Threads blocked on it right now.
     pub waiters: usize,
 }

@@ -486,8 +486,10 @@ fn socket_series(r: &Report, f: &mut [&mut Family; 8]) {
         }
         let pids: HashSet<u32> = s.holders.iter().map(|h| h.pid).collect();
         f[6].push(labels.clone(), pids.len() as u64);
-        let comms: std::collections::BTreeSet<&str> =
-            s.holders.iter().map(|h| h.comm.as_str()).collect();
+        // Label values are UTF-8: an invalid byte becomes U+FFFD here (the
+        // JSON report keeps the exact bytes).
+        let comms: std::collections::BTreeSet<std::borrow::Cow<'_, str>> =
+            s.holders.iter().map(|h| h.comm.to_string_lossy()).collect();
         let kind = match kind.get(&s.inode) {
             Some(GroupKind::Single) => "single",
             Some(GroupKind::Shared) => "shared",

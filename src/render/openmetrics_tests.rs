@@ -16,6 +16,8 @@ fn holder(pid: u32, comm: &str) -> Holder {
         uid: Some(0),
         user: Some("root".into()),
         fd: 5,
+        state: Some(crate::model::ProcessState::Sleeping),
+        cmdline: None,
     }
 }
 

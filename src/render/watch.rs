@@ -288,7 +288,11 @@ pub fn overview(
         let holders = format!(
             "{} {}",
             sock.holders,
-            crate::escape::terminal(&sock.commands.join(","))
+            sock.commands
+                .iter()
+                .map(|c| crate::escape::bytes(c.as_bytes()))
+                .collect::<Vec<_>>()
+                .join(",")
         );
         f.push_str(&format!(
             "{:<24} {:>14} {:>5} {:>6} {:>7} {:>6} {:>5}  {:<20}  {}\n",
