@@ -165,6 +165,9 @@ pub fn holders_with_details(
                         cmdline: info.and_then(|i| i.cmdline.clone()),
                     };
                     match details.get(&pid)? {
+                        // Read after the details: a child forked while we
+                        // scanned held the fd until its exec closed it.
+                        Details::Alive(_) if !still_holds(proc_root, pid, fd, *inode) => None,
                         Details::Alive(info) => Some(holder(Some(info))),
                         Details::Unreadable => Some(holder(None)),
                         Details::Exited => None,
@@ -178,6 +181,20 @@ pub fn holders_with_details(
             Some((*inode, holders))
         })
         .collect()
+}
+
+/// Does `pid`'s fd `fd` still point to `inode`? One `readlinkat`, made
+/// after the process's details were read, so a holder that closed the fd
+/// (exec of a CLOEXEC fd, a close and reuse) in between is not reported
+/// with details that belong to its later self. Unreadable: assume yes.
+fn still_holds(proc_root: &Path, pid: u32, fd: u32, inode: Inode) -> bool {
+    match std::fs::read_link(proc_root.join(format!("{pid}/fd/{fd}"))) {
+        Ok(link) => {
+            use std::os::unix::ffi::OsStrExt;
+            super::fdscan::parse_socket_link(link.as_os_str().as_bytes()) == Some(inode.0)
+        }
+        Err(e) => e.kind() == std::io::ErrorKind::PermissionDenied,
+    }
 }
 
 #[cfg(test)]
@@ -270,15 +287,22 @@ CapEff:\t0000000000000000\nCapBnd:\t000001ffffffffff\n";
         let pid = pid as u32;
         assert_eq!(read_details(proc, pid), Details::Exited, "zombie");
         let me = std::process::id();
+        // A real socket of ours, so the final readlink confirms it.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&l) as u32;
+        let ino = rustix::fs::fstat(&l).expect("fstat").st_ino;
         let found = HashMap::from([
-            (Inode(7), vec![(me, 3), (pid, 3)]),
+            (Inode(ino), vec![(me, fd), (pid, 3)]),
             (Inode(8), vec![(pid, 4)]),
         ]);
         let holders = holders_with_details(proc, &found);
         assert_eq!(holders.len(), 1, "a socket only the dead held is gone");
-        let h = &holders[&Inode(7)];
+        let h = &holders[&Inode(ino)];
         assert_eq!(h.iter().map(|h| h.pid).collect::<Vec<_>>(), vec![me]);
         assert!(h[0].state.is_some() && !h[0].comm.is_empty());
+        // An fd that no longer points to the socket is no holder.
+        let moved = HashMap::from([(Inode(ino + 1), vec![(me, fd)])]);
+        assert!(holders_with_details(proc, &moved).is_empty());
         // SAFETY: reap our own child.
         unsafe { libc::waitpid(pid as i32, std::ptr::null_mut(), 0) };
         assert_eq!(read_details(proc, pid), Details::Exited, "reaped");
