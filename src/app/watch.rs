@@ -1,79 +1,42 @@
-//! `sockmap watch`: sample the target's queues every interval. The first
-//! sample is a full pass. With the BPF holder scan (loaded once) later
-//! samples are full passes too — every tick, as long as the holder scans
-//! stay under `BPF_SCAN_SHARE` of a core; on a host where one scan costs
-//! more than that allows (a 100 ms tick over ~100k fds), every few ticks,
-//! the ticks between asking netlink only and dropping holders that exited. Without BPF, later samples ask
-//! netlink only (microseconds) and the holders are kept current by scanning
-//! only new processes every `NEW_PIDS`, with a full /proc rescan when the
-//! socket set changes or every `RESCAN` — so a 10 Hz watch stays cheap on
-//! a crowded host.
+//! `sockmap watch`: sample the target's queues every interval, with the
+//! rescan policy of `sampler` (netlink every tick; holders carried over,
+//! or rescanned with the BPF scan when it is in use).
+//! With no target it is an overview of every listener, the ones in
+//! trouble first: sorted by drops in the last interval, then by how full
+//! the accept queue is.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use super::sampler::{Policy, Sampler};
 use super::{interrupt, stdout_err, WatchConfig};
 use crate::analyze;
-use crate::collect::{host, Collector};
+use crate::collect::host;
 use crate::error::{exit, Result};
 use crate::model::watch::{Sample, SampleSocket};
+use crate::model::Inode;
 use crate::render::json;
-use crate::render::watch::{frame, History};
-
-const RESCAN: Duration = Duration::from_secs(30);
-const NEW_PIDS: Duration = Duration::from_secs(2);
-/// The share of one core the BPF holder rescans may use.
-const BPF_SCAN_SHARE: f64 = 0.015;
-
-/// How long to wait after a BPF holder scan that took `scan_ms` before the
-/// next one, to stay within `BPF_SCAN_SHARE`.
-fn bpf_rescan_gap(scan_ms: f64) -> Duration {
-    Duration::from_secs_f64((scan_ms / 1000.0 / BPF_SCAN_SHARE).clamp(0.0, RESCAN.as_secs_f64()))
-}
+use crate::render::watch::{frame, overview, rank, History};
 
 pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
     interrupt::install()?;
     let json = cfg.json || !std::io::stdout().is_terminal();
-    let mut collector = Collector::with_scan(cfg.scan)?;
-    let proc_root = collector.proc_root().to_path_buf();
+    let every_listener = cfg.query.is_empty();
+    let mut sampler = Sampler::with_scan(&cfg.query, Policy::Watch, cfg.scan)?;
+    let proc_root = sampler.proc_root();
     let start = Instant::now();
-    let mut snap = collector.snapshot(&cfg.query)?;
-    super::tell_scan(&mut std::io::stderr(), cfg.scan, snap.scan.as_ref());
-    let bpf = collector.holders_from_bpf();
-    let scan_gap = |snap: &crate::model::Snapshot| {
-        bpf_rescan_gap(snap.scan.as_ref().map_or(0.0, |s| s.duration_ms))
-    };
-    let mut bpf_gap = scan_gap(&snap);
-    let mut last_scan = start;
-    let mut last_new_pids = start;
     let mut prev_counters = host::read_counters(&proc_root).unwrap_or_default();
+    let mut prev_drops: HashMap<Inode, u32> = HashMap::new();
     let mut prev_udp = host::read_udp_counters(&proc_root).unwrap_or_default();
     let mut history = History::default();
     let mut seq = 0u64;
     let mut next = start;
     loop {
         seq += 1;
-        if seq > 1 {
-            if bpf {
-                if last_scan.elapsed() >= bpf_gap {
-                    last_scan = Instant::now();
-                    snap = collector.snapshot(&cfg.query)?;
-                    bpf_gap = scan_gap(&snap);
-                } else {
-                    snap = collector.refresh(&cfg.query, &snap)?;
-                    collector.forget_exited_holders(&mut snap);
-                }
-            } else if last_scan.elapsed() >= RESCAN {
-                snap = collector.snapshot(&cfg.query)?;
-                last_scan = Instant::now();
-                last_new_pids = last_scan;
-            } else {
-                snap = collector.refresh(&cfg.query, &snap)?;
-                if last_new_pids.elapsed() >= NEW_PIDS {
-                    collector.update_holders(&mut snap)?;
-                    last_new_pids = Instant::now();
-                }
-            }
+        let snap = sampler.sample()?;
+        if seq == 1 {
+            super::tell_scan(&mut std::io::stderr(), cfg.scan, snap.scan.as_ref());
         }
         let counters = host::read_counters(&proc_root).unwrap_or_default();
         // The first sample has no interval behind it: all-zero deltas (a
@@ -87,7 +50,7 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
         let udp = host::read_udp_counters(&proc_root).unwrap_or_default();
         let udp_delta = udp.delta(if seq == 1 { &udp } else { &prev_udp });
         prev_udp = udp;
-        let report = analyze::report(&cfg.query, &snap);
+        let report = analyze::report(&cfg.query, snap);
         let sample = Sample {
             schema: crate::model::report::SCHEMA,
             kind: "sample",
@@ -100,6 +63,19 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
                 .sockets
                 .iter()
                 .map(|s| SampleSocket {
+                    // Unknown in the first sample and for a socket new since
+                    // the last; 0 when the kernel reports no drop counter.
+                    drops_delta: match (s.drops, prev_drops.get(&s.inode)) {
+                        (Some(now), Some(&before)) if seq > 1 => Some(now.saturating_sub(before)),
+                        _ => None,
+                    },
+                    commands: s
+                        .holders
+                        .iter()
+                        .map(|h| h.comm.clone())
+                        .collect::<BTreeSet<_>>()
+                        .into_iter()
+                        .collect(),
                     inode: s.inode,
                     proto: s.proto,
                     state: s.state,
@@ -116,7 +92,7 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
                         .holders
                         .iter()
                         .map(|h| h.pid)
-                        .collect::<std::collections::HashSet<_>>()
+                        .collect::<HashSet<_>>()
                         .len(),
                     waiters: s.waiters.len(),
                 })
@@ -125,9 +101,21 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
             udp_counters: udp_delta,
             warnings: report.warnings.clone(),
         };
+        let mut sample = sample;
+        if every_listener {
+            sample.sockets.sort_by(rank);
+        }
+        prev_drops = sample
+            .sockets
+            .iter()
+            .filter_map(|s| Some((s.inode, s.drops?)))
+            .collect();
         history.push(&sample);
         if json {
             json::line(out, &sample).map_err(stdout_err)?;
+        } else if every_listener {
+            overview(out, &sample, &history, cfg.interval.as_millis(), cfg.redraw)
+                .map_err(stdout_err)?;
         } else {
             frame(
                 out,
@@ -153,18 +141,4 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
         }
     }
     Ok(exit::OK)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rescan_gap_keeps_the_share() {
-        // 1.5 ms scans fit a 100 ms tick; 6 ms scans wait 400 ms.
-        assert_eq!(bpf_rescan_gap(1.5), Duration::from_millis(100));
-        assert_eq!(bpf_rescan_gap(6.0), Duration::from_millis(400));
-        assert_eq!(bpf_rescan_gap(0.0), Duration::ZERO);
-        assert_eq!(bpf_rescan_gap(1e9), RESCAN);
-    }
 }

@@ -14,7 +14,7 @@ use std::os::unix::ffi::OsStrExt;
 use super::bpf::{HolderScan, HolderScanner};
 use super::diag::{STATE_ALL, STATE_CLOSE, STATE_LISTEN, STATE_SYN_RECV};
 use super::netlink::DiagSocket;
-use super::{fdscan, host, waiters};
+use super::{fdscan, host, process, waiters};
 use crate::error::{Error, Result};
 use crate::model::scan::ScanOptions;
 use crate::model::{
@@ -83,6 +83,9 @@ impl Collector {
 
         // pid: targets first — their socket inodes select sockets below.
         let mut pid_inodes: HashSet<u64> = HashSet::new();
+        // Processes whose fds could be listed but not all read; the full
+        // scan below covers the pid targets again and replaces this.
+        let mut partial = 0;
         let pids: Vec<u32> = query.pids().collect();
         if !pids.is_empty() {
             for &pid in &pids {
@@ -105,6 +108,7 @@ impl Collector {
                     scan.denied as u64,
                 ));
             }
+            partial = scan.partial;
             pid_inodes.extend(scan.found.keys().map(|i| i.0));
         }
 
@@ -128,14 +132,28 @@ impl Collector {
                     found.scan.denied as u64,
                 ));
             }
-            holders = fdscan::holders_with_details(&self.proc_root, &found.scan.found);
+            partial = found.scan.partial;
+            holders = process::holders_with_details(&self.proc_root, &found.scan.found);
             reuseport = found.reuseport;
             scan_info = Some(found.info);
+        }
+        if partial > 0 {
+            warnings.push(Warning::new(
+                WarningKind::ProcessesPartlyReadable,
+                partial as u64,
+            ));
         }
 
         check_paths(&self.proc_root, &mut sockets, &holders);
         let request_socks = self.request_socks(&sockets, &mut warnings);
         let waiters = waiters::find_waiters(&self.proc_root, &holders);
+        if waiters.denied > 0 {
+            warnings.push(Warning::new(
+                WarningKind::WaitersUnreadable,
+                waiters.denied as u64,
+            ));
+        }
+        let waiters = waiters.by_inode;
 
         Ok(Snapshot {
             sockets,
@@ -341,7 +359,7 @@ impl Collector {
         if !new.is_empty() && !want.is_empty() {
             let scan = fdscan::scan_holders(&self.proc_root, Some(&new), &|i| want.contains(&i))
                 .map_err(|e| io_err(&self.proc_root, e))?;
-            for (inode, found) in fdscan::holders_with_details(&self.proc_root, &scan.found) {
+            for (inode, found) in process::holders_with_details(&self.proc_root, &scan.found) {
                 let list = snap.holders.entry(inode).or_default();
                 list.extend(found);
                 list.sort_by_key(|h| (h.pid, h.fd));

@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod json;
+pub mod openmetrics;
 pub mod overview;
 pub mod plain;
 pub mod table;
@@ -70,7 +71,8 @@ impl Row<'_> {
         }
         let mut kinds: Vec<String> = Vec::new();
         for w in &mine {
-            let k = w.how.to_string();
+            // `epoll (exclusive)` as `epoll(exclusive)`: one --plain field.
+            let k = w.how.to_string().replace(' ', "");
             if !kinds.contains(&k) {
                 kinds.push(k);
             }
@@ -121,7 +123,8 @@ pub const COLUMNS: &[Column] = &[
     Column {
         header: "COMMAND",
         doc: "process name (comm)",
-        cell: |r| r.holder.comm.clone(),
+        // Invalid UTF-8 shows as U+FFFD here; JSON keeps the exact bytes.
+        cell: |r| r.holder.comm.to_string_lossy().into_owned(),
         external: true,
     },
     Column {

@@ -340,7 +340,9 @@ fn initial_pid_namespace(proc_root: &Path) -> bool {
 }
 
 /// Keep the records on wanted inodes that `/proc/PID/fd/FD` confirms;
-/// scan `proc_pids` the /proc way.
+/// scan `proc_pids` the /proc way. A hit we may not confirm (EACCES: root
+/// without CAP_SYS_PTRACE) is left out and its process counted as partly
+/// readable, as the /proc scan counts it.
 fn confirm(
     proc_root: &Path,
     buf: &[u8],
@@ -350,7 +352,7 @@ fn confirm(
     let mut scan = Scan::default();
     let mut reuseport = HashMap::new();
     let mut seen = HashSet::new();
-    let mut denied = HashSet::new();
+    let mut partial = HashSet::new();
     for r in records::parse(buf) {
         seen.insert(r.tgid);
         if r.is_truncated() || !want(r.ino) {
@@ -368,13 +370,14 @@ fn confirm(
             }
             Ok(false) => {}
             Err(()) => {
-                denied.insert(r.tgid);
+                partial.insert(r.tgid);
             }
         }
     }
     if !proc_pids.is_empty() {
         if let Ok(more) = fdscan::scan_holders(proc_root, Some(proc_pids), want) {
             scan.denied += more.denied;
+            scan.partial += more.partial;
             for (inode, mut list) in more.found {
                 scan.found.entry(inode).or_default().append(&mut list);
             }
@@ -384,7 +387,7 @@ fn confirm(
         list.sort_unstable();
         list.dedup();
     }
-    scan.denied += denied.len();
+    scan.partial += partial.len();
     scan.scanned = seen.len();
     (scan, reuseport)
 }
