@@ -12,11 +12,13 @@
 //! rescan. The mechanism (`Collector::refresh`, `update_holders`) lives
 //! in collect.
 //!
-//! With the BPF holder scan (loaded once, ~10 ms per scan at 2000 × 50)
-//! both policies make every sample a full pass, holders included, as long
-//! as those scans stay under `BPF_SCAN_SHARE` of a core; when one scan
-//! costs more than that allows at this rate, every few samples, the ones
-//! between asking netlink only and dropping holders that exited.
+//! With the BPF holder scan (loaded once; a full pass with it takes ~8 ms
+//! at 600 × 60 and ~17 ms at 2000 × 50) samples are full passes, holders
+//! included, as often as `BPF_PASS_SHARE` of a core allows — every sample
+//! when they are that cheap at this rate; the samples between ask netlink
+//! only and drop holders that exited. A pass every sample would cost ~15 %
+//! of a core at 10 Hz and 2000 × 50; with this share holders are at most
+//! ~1.7 s old there, ~0.8 s at 600 × 60 (BENCHMARKS.md).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -28,13 +30,13 @@ use crate::model::scan::ScanOptions;
 use crate::model::{Snapshot, WarningKind};
 use crate::target::Query;
 
-/// The share of one core the BPF holder rescans may use.
-const BPF_SCAN_SHARE: f64 = 0.015;
+/// The share of one core full passes with the BPF scan may use.
+const BPF_PASS_SHARE: f64 = 0.01;
 
-/// How long to wait after a BPF holder scan that took `scan_ms` before the
-/// next one, to stay within `BPF_SCAN_SHARE` (at most `cap`).
-fn bpf_rescan_gap(scan_ms: f64, cap: Duration) -> Duration {
-    Duration::from_secs_f64((scan_ms / 1000.0 / BPF_SCAN_SHARE).clamp(0.0, cap.as_secs_f64()))
+/// How long to wait after a full pass that took `pass` before the next
+/// one, to stay within `BPF_PASS_SHARE` (at most `cap`).
+fn bpf_rescan_gap(pass: Duration, cap: Duration) -> Duration {
+    pass.div_f64(BPF_PASS_SHARE).min(cap)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,8 +118,7 @@ impl Sampler {
         self.last_scan = self.last_new_pids;
         self.bpf_gap = self.collector.holders_from_bpf().then(|| {
             self.last_scan = started;
-            let scan_ms = snap.scan.as_ref().map_or(0.0, |s| s.duration_ms);
-            bpf_rescan_gap(scan_ms, self.policy.rescan())
+            bpf_rescan_gap(started.elapsed(), self.policy.rescan())
         });
         Ok(snap)
     }
@@ -175,10 +176,11 @@ mod tests {
     #[test]
     fn bpf_rescan_gap_keeps_the_share() {
         let cap = Duration::from_secs(30);
-        // 1.5 ms scans fit a 100 ms tick; 6 ms scans wait 400 ms.
-        assert_eq!(bpf_rescan_gap(1.5, cap), Duration::from_millis(100));
-        assert_eq!(bpf_rescan_gap(6.0, cap), Duration::from_millis(400));
-        assert_eq!(bpf_rescan_gap(0.0, cap), Duration::ZERO);
-        assert_eq!(bpf_rescan_gap(1e9, cap), cap);
+        let ms = Duration::from_millis;
+        // 1 ms passes fit a 100 ms tick; 8 ms passes wait 0.8 s.
+        assert_eq!(bpf_rescan_gap(ms(1), cap), ms(100));
+        assert_eq!(bpf_rescan_gap(ms(8), cap), ms(800));
+        assert_eq!(bpf_rescan_gap(Duration::ZERO, cap), Duration::ZERO);
+        assert_eq!(bpf_rescan_gap(Duration::from_secs(1), cap), cap);
     }
 }
