@@ -464,9 +464,12 @@ mod tests {
                     uid: Some(0),
                     user: Some("root".into()),
                     fd: 3,
+                    netns: None,
                 })
                 .collect(),
             waiters: vec![],
+            netns: Default::default(),
+            forward: None,
         }
     }
 
@@ -481,6 +484,7 @@ mod tests {
                 Some(i) => &mut groups[i],
                 None => {
                     groups.push(Group {
+                        netns: 0,
                         local_addr: s.local_addr,
                         local_port: s.local_port,
                         kind: GroupKind::Single,

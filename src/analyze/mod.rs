@@ -4,22 +4,25 @@
 //! plain sentence each. Pure: takes a `Snapshot`, returns a `Report`.
 
 pub mod check;
+mod forwards;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv6Addr};
 
+use crate::model::netns::NetnsMap;
 use crate::model::report::{
     AcceptQueue, Group, GroupKind, Report, SocketReport, SynQueue, SynScope, SCHEMA,
 };
-use crate::model::{Inode, RequestSock, Snapshot, Socket, WaitHow};
+use crate::model::{Holder, Inode, RequestSock, Snapshot, Socket, WaitHow};
 use crate::target::Query;
 
 /// A listener's identity for grouping: sockets sharing it can only exist
-/// through SO_REUSEPORT.
-type GroupKey = (IpAddr, u16, u32);
+/// through SO_REUSEPORT. The namespace comes first: two containers each
+/// listening on :80 are two unrelated listeners.
+type GroupKey = (u64, IpAddr, u16, u32);
 
-fn key(s: &Socket) -> GroupKey {
-    (s.local_addr, s.local_port, s.ifindex)
+fn key(ns: &NetnsMap, s: &Socket) -> GroupKey {
+    (ns.socket(s.inode), s.local_addr, s.local_port, s.ifindex)
 }
 
 /// `::ffff:a.b.c.d` → `a.b.c.d`, so IPv4 traffic to dual-stack listeners compares.
@@ -33,9 +36,15 @@ fn canonical(a: IpAddr) -> IpAddr {
 /// Which listener group would own this request socket: the exact local
 /// address first, then the wildcard of its family, then the IPv6 wildcard
 /// (dual-stack) — the order the kernel's lookup prefers.
-fn owner(r: &RequestSock, listeners: &[&Socket]) -> Option<GroupKey> {
+fn owner(ns: &NetnsMap, r: &RequestSock, listeners: &[&Socket]) -> Option<GroupKey> {
     let addr = canonical(r.local_addr);
-    let on_port = || listeners.iter().filter(|l| l.local_port == r.local_port);
+    // A request socket's namespace is the dump's; 0 means ours.
+    let r_ns = if r.netns == 0 { ns.own } else { r.netns };
+    let on_port = || {
+        listeners
+            .iter()
+            .filter(move |l| l.local_port == r.local_port && ns.socket(l.inode) == r_ns)
+    };
     on_port()
         .find(|l| canonical(l.local_addr) == addr)
         .or_else(|| {
@@ -43,37 +52,43 @@ fn owner(r: &RequestSock, listeners: &[&Socket]) -> Option<GroupKey> {
                 .find(|l| l.local_addr.is_unspecified() && l.local_addr.is_ipv4() == addr.is_ipv4())
         })
         .or_else(|| on_port().find(|l| l.local_addr == IpAddr::V6(Ipv6Addr::UNSPECIFIED)))
-        .map(|l| key(l))
+        .map(|l| key(ns, l))
 }
 
 /// Build the report for `query` from one snapshot.
 pub fn report(query: &Query, snap: &Snapshot) -> Report {
     let listeners: Vec<&Socket> = snap.sockets.iter().filter(|s| s.is_listener()).collect();
+    let ns = &snap.netns;
 
     // Listener groups, in socket order.
     let mut members: BTreeMap<GroupKey, Vec<Inode>> = BTreeMap::new();
     for l in &listeners {
-        members.entry(key(l)).or_default().push(l.inode);
+        members.entry(key(ns, l)).or_default().push(l.inode);
     }
 
     // SYN queue: request sockets counted per owning group.
     let syn: Option<HashMap<GroupKey, u32>> = snap.request_socks.as_ref().map(|reqs| {
         let mut m = HashMap::new();
         for r in reqs {
-            if let Some(k) = owner(r, &listeners) {
+            if let Some(k) = owner(ns, r, &listeners) {
                 *m.entry(k).or_insert(0) += 1;
             }
         }
         m
     });
 
-    let somaxconn = snap.host.somaxconn;
     let sockets: Vec<SocketReport> = snap
         .sockets
         .iter()
         .map(|s| {
             let listener = s.is_listener();
-            let group_size = members.get(&key(s)).map_or(0, Vec::len);
+            let sock_ns = ns.socket(s.inode);
+            // somaxconn is per namespace.
+            let somaxconn = ns
+                .namespaces
+                .get(&sock_ns)
+                .map_or(snap.host.somaxconn, |i| i.host.somaxconn);
+            let group_size = members.get(&key(ns, s)).map_or(0, Vec::len);
             let reuseport = snap
                 .reuseport
                 .get(&s.inode)
@@ -96,7 +111,7 @@ pub fn report(query: &Query, snap: &Snapshot) -> Report {
                 }),
                 syn_queue: match (&syn, listener) {
                     (Some(m), true) => Some(SynQueue {
-                        depth: m.get(&key(s)).copied().unwrap_or(0),
+                        depth: m.get(&key(ns, s)).copied().unwrap_or(0),
                         scope: if group_size > 1 {
                             SynScope::Group
                         } else {
@@ -113,11 +128,14 @@ pub fn report(query: &Query, snap: &Snapshot) -> Report {
                     (true, Some(max)) => Some(s.wqueue == max),
                     _ => None,
                 },
-                holders: snap.holders.get(&s.inode).cloned().unwrap_or_default(),
+                holders: holders_of(snap, s.inode, sock_ns),
                 waiters: snap.waiters.get(&s.inode).cloned().unwrap_or_default(),
+                netns: ns.label(sock_ns),
+                forward: None,
             }
         })
         .collect();
+    let sockets = forwards::resolve(sockets, &snap.forwards);
 
     let by_inode: HashMap<Inode, &SocketReport> = sockets.iter().map(|s| (s.inode, s)).collect();
     let denied = snap
@@ -126,12 +144,15 @@ pub fn report(query: &Query, snap: &Snapshot) -> Report {
         .any(|w| w.contains("permission denied"));
     let groups = members
         .iter()
-        .map(|((addr, port, _), inodes)| {
+        .map(|((netns, addr, port, _), inodes)| {
             let socks: Vec<&SocketReport> = inodes
                 .iter()
                 .filter_map(|i| by_inode.get(i).copied())
                 .collect();
-            group(*addr, *port, &socks, denied)
+            let mut g = group(*addr, *port, &socks, denied);
+            g.netns = *netns;
+            forwards::add_to_verdict(&mut g, &socks, &sockets);
+            g
         })
         .collect();
 
@@ -143,6 +164,21 @@ pub fn report(query: &Query, snap: &Snapshot) -> Report {
         groups,
         warnings: snap.warnings.clone(),
     }
+}
+
+/// A socket's holders; each one whose own namespace differs from the
+/// socket's carries it.
+fn holders_of(snap: &Snapshot, inode: Inode, sock_ns: u64) -> Vec<Holder> {
+    let mut list = snap.holders.get(&inode).cloned().unwrap_or_default();
+    for h in &mut list {
+        h.netns = snap
+            .netns
+            .of_pid
+            .get(&h.pid)
+            .copied()
+            .filter(|theirs| *theirs != sock_ns && sock_ns != 0);
+    }
+    list
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -214,6 +250,7 @@ fn group(addr: IpAddr, port: u16, socks: &[&SocketReport], denied: bool) -> Grou
         verdict.push_str("; accept queue FULL: new connections are being dropped or delayed");
     }
     Group {
+        netns: 0,
         local_addr: addr,
         local_port: port,
         kind,

@@ -43,6 +43,7 @@ fn holder(pid: u32, ppid: u32, fd: u32) -> Holder {
         uid: Some(0),
         user: Some("root".into()),
         fd,
+        netns: None,
     }
 }
 
@@ -175,6 +176,7 @@ fn different_addresses_are_different_groups() {
 #[test]
 fn syn_queue_goes_to_the_most_specific_listener() {
     let req = |a: IpAddr, port| RequestSock {
+        netns: 0,
         family: if a.is_ipv4() {
             Family::Inet
         } else {

@@ -314,7 +314,20 @@ fn json_output(r: &mut Roff) {
             (
                 "holders[] {pid, ppid, comm, uid, user, fd}",
                 "Every process and file descriptor that holds the socket. A forked server \
-                 shows one socket with several holders.",
+                 shows one socket with several holders. A holder whose own network namespace \
+                 differs from the socket's also has netns (its nsfs inode).",
+            ),
+            (
+                "netns {inode, name, container}",
+                "The network namespace the socket lives in: its nsfs inode (as lsns prints), \
+                 its ip netns name or null, and the container owning it or null: {runtime \
+                 (docker, containerd, cri-o, podman, kubernetes), id, name (docker, when \
+                 readable), pod (the Kubernetes pod UID)}, from the cgroup of a process inside.",
+            ),
+            (
+                "forward {via, to_addr, to_port, to_inodes, to_netns}",
+                "Only for a listener held by a forwarder (docker-proxy): where it connects each \
+                 client on to, the listening socket(s) found there, and their namespace.",
             ),
             (
                 "waiters[] {pid, tid, how, fd}",
@@ -333,6 +346,11 @@ fn json_output(r: &mut Roff) {
     fields(
         r,
         &[
+            (
+                "netns",
+                "The nsfs inode of the group's namespace: groups never span namespaces, so \
+                 two containers on one port are two groups.",
+            ),
             ("local_addr, local_port", "The address:port."),
             (
                 "kind",

@@ -7,7 +7,7 @@ use crate::error::{exit, Result};
 use crate::{analyze, collect, render};
 
 pub fn run(cfg: &InspectConfig, out: &mut impl Write, err: &mut impl Write) -> Result<i32> {
-    let snap = collect::collect(&cfg.query)?;
+    let snap = collect::collect_in(&cfg.query, cfg.netns.clone())?;
     let report = analyze::report(&cfg.query, &snap);
     match cfg.format {
         Format::Json => render::json::write(out, &report),

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::error::{exit, Result};
 use crate::lab::{LoadConfig, ServeConfig};
+use crate::model::netns::NetnsScope;
 use crate::target::Query;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +26,8 @@ pub enum Format {
 #[derive(Debug, Clone)]
 pub struct InspectConfig {
     pub query: Query,
+    /// Which network namespaces to look in (`--netns`).
+    pub netns: NetnsScope,
     pub format: Format,
     pub color: bool,
 }
@@ -32,6 +35,7 @@ pub struct InspectConfig {
 #[derive(Debug, Clone)]
 pub struct WatchConfig {
     pub query: Query,
+    pub netns: NetnsScope,
     pub interval: Duration,
     pub count: Option<u64>,
     pub json: bool,
@@ -40,6 +44,7 @@ pub struct WatchConfig {
 #[derive(Debug, Clone, Default)]
 pub struct CheckConfig {
     pub query: Query,
+    pub netns: NetnsScope,
     pub assertions: crate::analyze::check::Assertions,
     pub json: bool,
 }

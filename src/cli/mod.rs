@@ -17,6 +17,7 @@ use crate::app::{
 };
 use crate::error::{Error, Result};
 use crate::lab::{LoadConfig, ServeConfig};
+use crate::model::netns::NetnsScope;
 use crate::target::{self, Query};
 
 pub use values::{parse_duration, parse_size};
@@ -87,6 +88,20 @@ pub struct OutputArgs {
     pub color: ColorChoice,
 }
 
+const NETNS_HELP: &str = "\
+Network namespaces to look in: 'all' (the default: every namespace any \
+process is in, plus those under /run/netns; reading others than your own \
+needs root, CAP_SYS_ADMIN), 'self' (only sockmap's own), NAME (an `ip \
+netns` name), INODE (the nsfs inode, as `lsns -t net` prints), or \
+'pid:N' (the namespace process N is in).";
+
+#[derive(Debug, Args)]
+pub struct NetnsArgs {
+    #[arg(long, value_name = "self|all|NAME|INODE|pid:N", long_help = NETNS_HELP, value_parser = parse_netns)]
+    /// Network namespaces to look in: all (default), self, NAME, INODE or pid:N.
+    pub netns: Option<NetnsScope>,
+}
+
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// What to inspect (see below); none means every listening TCP socket.
@@ -97,6 +112,8 @@ pub struct InspectArgs {
     pub all: bool,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub netns: NetnsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +130,8 @@ pub struct WatchArgs {
     /// One JSON object per sample per line (also the default when stdout is not a terminal).
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub netns: NetnsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -153,6 +172,8 @@ pub struct CheckArgs {
     /// Print a JSON result with each assertion's verdict, expected and actual.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub netns: NetnsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -247,6 +268,32 @@ fn parse_ratio(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// `--netns self|all|NAME|INODE|pid:N`.
+fn parse_netns(s: &str) -> Result<NetnsScope, String> {
+    let bad = |why: &str| format!("invalid --netns '{}': {why}", s.escape_debug());
+    Ok(match s {
+        "" => return Err(bad("expected self, all, NAME, INODE or pid:N")),
+        "all" => NetnsScope::All,
+        "self" => NetnsScope::Own,
+        _ if s.starts_with("pid:") => {
+            let p = &s[4..];
+            match p.parse::<u32>() {
+                Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => NetnsScope::Pid(n),
+                _ => return Err(bad("pid:N needs a process id")),
+            }
+        }
+        _ if s.bytes().all(|b| b.is_ascii_digit()) => match s.parse::<u64>() {
+            Ok(n) if n > 0 => NetnsScope::Inode(n),
+            _ => return Err(bad("an nsfs inode is a positive number")),
+        },
+        // `ip netns` names are file names under /run/netns.
+        _ if s.contains('/') || s == "." || s == ".." || s.len() > 255 => {
+            return Err(bad("not a namespace name (no '/', at most 255 bytes)"))
+        }
+        _ => NetnsScope::Name(s.to_string()),
+    })
+}
+
 fn parse_targets(raw: &[String]) -> Result<Query> {
     let mut parsed = Vec::with_capacity(raw.len());
     for t in raw {
@@ -281,6 +328,7 @@ impl Cli {
                 };
                 Command::Inspect(InspectConfig {
                     query: parse_targets(&a.targets)?.with_all_states(a.all),
+                    netns: a.netns.netns.unwrap_or_default(),
                     format,
                     color: color_enabled(a.output.color),
                 })
@@ -294,6 +342,7 @@ impl Cli {
                 }
                 Command::Watch(WatchConfig {
                     query: parse_targets(&a.targets)?,
+                    netns: a.netns.netns.unwrap_or_default(),
                     interval: a.interval,
                     count: a.count,
                     json: a.json,
@@ -301,6 +350,7 @@ impl Cli {
             }
             Sub::Check(a) => Command::Check(CheckConfig {
                 query: parse_targets(&a.targets)?,
+                netns: a.netns.netns.unwrap_or_default(),
                 json: a.json,
                 assertions: Assertions {
                     listening: a.listening,

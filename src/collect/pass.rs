@@ -1,16 +1,20 @@
-//! One collection pass for a query: sockets from sock_diag, holders from
-//! /proc, SYN-queue request sockets for the listeners' ports, waiting
-//! threads and SO_REUSEPORT read from the sockets themselves.
+//! One collection pass for a query: sockets from sock_diag in every
+//! network namespace in scope, holders from one /proc scan (which also
+//! reads each process's namespace), SYN-queue request sockets for the
+//! listeners' ports, waiting threads, forwarders, and SO_REUSEPORT read
+//! from the sockets themselves.
 
 use std::collections::{HashMap, HashSet};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use super::diag::{STATE_ALL, STATE_LISTEN, STATE_SYN_RECV};
-use super::netlink::DiagSocket;
-use super::{fdscan, host, waiters};
+use super::netns::NsHandle;
+use super::nsset::{NsSelector, NsSet};
+use super::{fdscan, forward, waiters};
 use crate::error::{Error, Result};
-use crate::model::{Family, Holder, Inode, RequestSock, Snapshot, Socket};
+use crate::model::netns::{Forward, NetnsMap, NetnsScope};
+use crate::model::{Family, Holder, Inode, ListenCounters, RequestSock, Snapshot, Socket};
 use crate::target::Query;
 
 /// More listener ports than this: dump the SYN queue unfiltered (one walk)
@@ -18,23 +22,34 @@ use crate::target::Query;
 const MAX_FILTER_PORTS: usize = 64;
 
 pub struct Collector {
-    diag: DiagSocket,
     proc_root: PathBuf,
     /// The pids the last holder scan covered (sorted): a later
     /// `update_holders` scans only pids that appeared since.
     known_pids: Vec<u32>,
+    ns: NsSet,
 }
 
-/// One pass with a fresh collector.
+/// One pass with a fresh collector, in our own network namespace.
 pub fn collect(query: &Query) -> Result<Snapshot> {
     Collector::new()?.snapshot(query)
 }
 
+/// One pass with a fresh collector over the namespaces in `scope`.
+pub fn collect_in(query: &Query, scope: NetnsScope) -> Result<Snapshot> {
+    Collector::with_netns(scope)?.snapshot(query)
+}
+
 impl Collector {
+    /// A collector for our own network namespace only.
     pub fn new() -> Result<Self> {
+        Self::with_netns(NetnsScope::Own)
+    }
+
+    pub fn with_netns(scope: NetnsScope) -> Result<Self> {
+        let proc_root = PathBuf::from("/proc");
         Ok(Collector {
-            diag: DiagSocket::open()?,
-            proc_root: PathBuf::from("/proc"),
+            ns: NsSet::new(&proc_root, scope)?,
+            proc_root,
             known_pids: Vec::new(),
         })
     }
@@ -43,60 +58,84 @@ impl Collector {
         &self.proc_root
     }
 
+    /// The listen counters of namespace `ns` (nsfs inode), now.
+    pub fn counters(&mut self, ns: u64) -> Option<ListenCounters> {
+        self.ns
+            .handles
+            .values_mut()
+            .find(|h| h.key.ino == ns)?
+            .counters()
+    }
+
     /// Everything for `query`: sockets, holders, queues, waiters, warnings.
     pub fn snapshot(&mut self, query: &Query) -> Result<Snapshot> {
         let mut warnings = Vec::new();
 
-        // pid: targets first — their socket inodes select sockets below.
+        // One scan of every process: every socket fd it holds and its
+        // network namespace. Sockets are matched to holders after the
+        // dumps, so a namespace found here is dumped in the same pass.
+        let mut all = fdscan::list_pids(&self.proc_root).map_err(|e| io_err(&self.proc_root, e))?;
+        all.sort_unstable();
+        let scan = fdscan::scan_holders(&self.proc_root, Some(&all), &|_| true)
+            .map_err(|e| io_err(&self.proc_root, e))?;
+        self.known_pids = all;
+        if scan.denied > 0 {
+            warnings.push(denied_warning(scan.denied));
+        }
+        let extra: Vec<NsSelector> = Vec::new();
+        warnings.extend(self.ns.sync(
+            &self.proc_root,
+            scan.netns.clone(),
+            scan.netns_denied,
+            &extra,
+        )?);
+
+        // pid: targets select sockets by the inodes those processes hold.
         let mut pid_inodes: HashSet<u64> = HashSet::new();
         let pids: Vec<u32> = query.pids().collect();
-        if !pids.is_empty() {
-            for &pid in &pids {
-                if !self.proc_root.join(pid.to_string()).exists() {
-                    warnings.push(format!("pid {pid}: no such process"));
-                } else if other_netns(&self.proc_root, pid) {
+        for &pid in &pids {
+            if self.known_pids.binary_search(&pid).is_err() {
+                warnings.push(format!("pid {pid}: no such process"));
+            } else if !scan.netns.contains_key(&pid) && self.ns.own.is_some() {
+                warnings.push(format!(
+                    "pid {pid} could not be read (permission denied): run as root or as its owner"
+                ));
+            } else if let Some(k) = scan.netns.get(&pid) {
+                if !self.ns.handles.contains_key(k) {
                     warnings.push(format!(
-                        "pid {pid} is in another network namespace (a container?): its sockets are not \
-                         visible from here; run sockmap inside it, e.g. nsenter -t {pid} -n sockmap inspect pid:{pid}"
+                        "pid {pid} is in another network namespace ({}), not inspected: \
+                         its sockets are not listed; add --netns pid:{pid} (needs root)",
+                        k.ino
                     ));
                 }
             }
-            let scan = fdscan::scan_holders(&self.proc_root, Some(&pids), &|_| true)
-                .map_err(|e| io_err(&self.proc_root, e))?;
-            if scan.denied > 0 {
-                warnings.push(format!(
-                    "{} of the given processes could not be read (permission denied): run as root or as their owner",
-                    scan.denied
-                ));
+        }
+        for (inode, list) in &scan.found {
+            if list.iter().any(|(p, _)| pids.contains(p)) {
+                pid_inodes.insert(inode.0);
             }
-            pid_inodes.extend(scan.found.keys().map(|i| i.0));
         }
 
-        let sockets = self.sockets(query, &pid_inodes, &mut warnings)?;
+        let (sockets, netns) = self.sockets(query, &pid_inodes, &mut warnings)?;
 
         // Holders of every socket kept, across all processes.
-        let want: HashSet<u64> = sockets
+        let want: HashSet<Inode> = sockets
             .iter()
-            .map(|s| s.inode.0)
-            .filter(|i| *i != 0)
+            .map(|s| s.inode)
+            .filter(|i| i.0 != 0)
             .collect();
-        let mut holders = HashMap::new();
-        if !want.is_empty() {
-            let mut all =
-                fdscan::list_pids(&self.proc_root).map_err(|e| io_err(&self.proc_root, e))?;
-            all.sort_unstable();
-            let scan = fdscan::scan_holders(&self.proc_root, Some(&all), &|i| want.contains(&i))
-                .map_err(|e| io_err(&self.proc_root, e))?;
-            self.known_pids = all;
-            if scan.denied > 0 {
-                warnings.push(denied_warning(scan.denied));
-            }
-            holders = fdscan::holders_with_details(&self.proc_root, &scan.found);
-        }
+        let found: HashMap<Inode, Vec<(u32, u32)>> = scan
+            .found
+            .into_iter()
+            .filter(|(i, _)| want.contains(i))
+            .collect();
+        let holders = fdscan::holders_with_details(&self.proc_root, &found);
+        let netns = self.with_holder_netns(netns, &holders);
 
-        let request_socks = self.request_socks(&sockets, &mut warnings);
+        let request_socks = self.request_socks(&sockets, &netns, &mut warnings);
         let waiters = waiters::find_waiters(&self.proc_root, &holders);
         let reuseport = read_reuseport(&sockets, &holders);
+        let forwards = self.forwards(&sockets, &holders, &netns);
 
         Ok(Snapshot {
             sockets,
@@ -104,93 +143,108 @@ impl Collector {
             request_socks,
             waiters,
             reuseport,
-            host: host::read_host(&self.proc_root),
+            host: self
+                .own_handle()
+                .map(|h| h.host.clone())
+                .unwrap_or_default(),
             warnings,
+            netns,
+            forwards,
         })
     }
 
-    /// The sockets matching `query` (plus those in `extra_inodes`), both families.
+    fn own_handle(&self) -> Option<&NsHandle> {
+        let own = self.ns.own?;
+        self.ns.handles.get(&own)
+    }
+
+    /// The namespace map of a pass: which namespaces were dumped (labels),
+    /// which socket was found where.
+    fn netns_map(&self) -> NetnsMap {
+        NetnsMap {
+            own: self.ns.own_ino(),
+            namespaces: self.ns.info.clone(),
+            of_socket: HashMap::new(),
+            of_pid: HashMap::new(),
+        }
+    }
+
+    fn with_holder_netns(
+        &self,
+        mut netns: NetnsMap,
+        holders: &HashMap<Inode, Vec<Holder>>,
+    ) -> NetnsMap {
+        for h in holders.values().flatten() {
+            if let Some(k) = self.ns.pid_netns.get(&h.pid) {
+                netns.of_pid.insert(h.pid, k.ino);
+            }
+        }
+        netns
+    }
+
+    /// The sockets matching `query` (plus those in `extra_inodes`) in every
+    /// open namespace, ours first, and which namespace each came from.
     pub fn sockets(
         &mut self,
         query: &Query,
         extra_inodes: &HashSet<u64>,
         warnings: &mut Vec<String>,
-    ) -> Result<Vec<Socket>> {
-        let states = if query.wants_all_states() {
-            STATE_ALL
-        } else {
-            STATE_LISTEN
-        };
-        let ports = query.kernel_ports();
+    ) -> Result<(Vec<Socket>, NetnsMap)> {
+        let mut map = self.netns_map();
         let mut out = Vec::new();
-        for family in [Family::Inet, Family::Inet6] {
-            let mut keep = |e: super::diag::Entry<'_>| {
-                let (addr, port) = e.local();
-                let inode = e.inode();
-                let selected = query.is_empty()
-                    || query.matches_local(addr, port, inode.0)
-                    || extra_inodes.contains(&inode.0);
-                if selected {
-                    out.push(e.into_socket());
-                }
+        let own = self.ns.own;
+        for key in self.ns.keys_in_order() {
+            let Some(handle) = self.ns.handles.get_mut(&key) else {
+                continue;
             };
-            match self.diag.dump(family, states, ports.as_deref(), &mut keep) {
-                Ok(()) => {}
-                // A host without IPv6 still answers for IPv4: keep that, say so.
-                Err(e) if family == Family::Inet6 => {
-                    warnings.push(format!("IPv6 sockets not listed: {e}"))
+            let mine = Some(key) == own || own.is_none();
+            match dump_ns(handle, query, extra_inodes, warnings) {
+                Ok(found) => {
+                    if !mine {
+                        map.of_socket
+                            .extend(found.iter().map(|s| (s.inode, key.ino)));
+                    }
+                    out.extend(found);
                 }
-                Err(e) => return Err(e),
+                Err(e) if mine => return Err(e),
+                Err(e) => warnings.push(format!(
+                    "network namespace {}: sockets not listed: {e}",
+                    key.ino
+                )),
             }
         }
-        out.sort_by(|a, b| {
-            (a.local_port, a.family, a.local_addr, a.state, a.inode).cmp(&(
-                b.local_port,
-                b.family,
-                b.local_addr,
-                b.state,
-                b.inode,
-            ))
-        });
-        Ok(out)
+        Ok((out, map))
     }
 
-    /// Request sockets (the SYN queue) on the ports of the listeners given.
-    /// `None` (not measured) if the dump failed, with a warning.
+    /// Request sockets (the SYN queue) on the ports of the listeners given,
+    /// from each listener's own namespace. `None` (not measured) if a dump
+    /// in our namespace failed, with a warning.
     pub fn request_socks(
         &mut self,
         sockets: &[Socket],
+        netns: &NetnsMap,
         warnings: &mut Vec<String>,
     ) -> Option<Vec<RequestSock>> {
-        let mut ports: Vec<u16> = sockets
-            .iter()
-            .filter(|s| s.is_listener())
-            .map(|s| s.local_port)
-            .collect();
-        if ports.is_empty() {
-            return Some(Vec::new());
-        }
-        ports.sort_unstable();
-        ports.dedup();
-        let filter = (ports.len() <= MAX_FILTER_PORTS).then_some(&ports[..]);
-        // Each dump walks the whole established hash: skip a family no
-        // listener can take connections for. IPv4 request sockets also
-        // belong to dual-stack `[::]` listeners.
-        let listeners = || sockets.iter().filter(|s| s.is_listener());
-        let want_v4 =
-            listeners().any(|s| s.family == Family::Inet || s.local_addr.is_unspecified());
-        let want_v6 = listeners().any(|s| s.family == Family::Inet6);
-        let families = [(Family::Inet, want_v4), (Family::Inet6, want_v6)];
         let mut out = Vec::new();
-        for family in families.iter().filter(|(_, w)| *w).map(|(f, _)| *f) {
-            let mut keep = |e: super::diag::Entry<'_>| {
-                let r = e.request_sock();
-                if ports.binary_search(&r.local_port).is_ok() {
-                    out.push(r);
-                }
+        for key in self.ns.keys_in_order() {
+            let listeners: Vec<&Socket> = sockets
+                .iter()
+                .filter(|s| s.is_listener() && netns.socket(s.inode) == key.ino)
+                .collect();
+            if listeners.is_empty() {
+                continue;
+            }
+            let Some(handle) = self.ns.handles.get_mut(&key) else {
+                continue;
             };
-            if let Err(e) = self.diag.dump(family, STATE_SYN_RECV, filter, &mut keep) {
-                if family == Family::Inet {
+            match syn_queue_ns(handle, &listeners) {
+                Ok(mut found) => {
+                    for r in &mut found {
+                        r.netns = key.ino;
+                    }
+                    out.extend(found)
+                }
+                Err(e) => {
                     warnings.push(format!("SYN queue not measured: {e}"));
                     return None;
                 }
@@ -223,7 +277,15 @@ impl Collector {
         if !new.is_empty() && !want.is_empty() {
             let scan = fdscan::scan_holders(&self.proc_root, Some(&new), &|i| want.contains(&i))
                 .map_err(|e| io_err(&self.proc_root, e))?;
+            for (pid, k) in &scan.netns {
+                self.ns.pid_netns.insert(*pid, *k);
+            }
             for (inode, found) in fdscan::holders_with_details(&self.proc_root, &scan.found) {
+                for h in &found {
+                    if let Some(k) = scan.netns.get(&h.pid) {
+                        snap.netns.of_pid.insert(h.pid, k.ino);
+                    }
+                }
                 let list = snap.holders.entry(inode).or_default();
                 list.extend(found);
                 list.sort_by_key(|h| (h.pid, h.fd));
@@ -244,7 +306,7 @@ impl Collector {
         } else {
             HashSet::new()
         };
-        let sockets = self.sockets(query, &extra, &mut warnings)?;
+        let (sockets, mut netns) = self.sockets(query, &extra, &mut warnings)?;
         let same = sockets.len() == prev.sockets.len()
             && sockets
                 .iter()
@@ -253,7 +315,8 @@ impl Collector {
         if !same {
             return self.snapshot(query);
         }
-        let request_socks = self.request_socks(&sockets, &mut warnings);
+        netns.of_pid = prev.netns.of_pid.clone();
+        let request_socks = self.request_socks(&sockets, &netns, &mut warnings);
         warnings.extend(
             prev.warnings
                 .iter()
@@ -264,9 +327,147 @@ impl Collector {
             sockets,
             request_socks,
             warnings,
+            netns,
             ..prev.clone()
         })
     }
+
+    /// Listeners held by a known forwarder (docker-proxy), with the
+    /// namespace that owns the address it forwards to.
+    fn forwards(
+        &self,
+        sockets: &[Socket],
+        holders: &HashMap<Inode, Vec<Holder>>,
+        netns: &NetnsMap,
+    ) -> HashMap<Inode, Forward> {
+        let mut out = HashMap::new();
+        let mut addrs: HashMap<u64, Vec<std::net::IpAddr>> = HashMap::new();
+        for s in sockets.iter().filter(|s| s.is_listener()) {
+            let Some(h) = holders.get(&s.inode).and_then(|v| v.first()) else {
+                continue;
+            };
+            if h.comm != "docker-proxy" {
+                continue;
+            }
+            let Some((via, to_addr, to_port)) = forward::read_cmdline(&self.proc_root, h.pid)
+            else {
+                continue;
+            };
+            let from = netns.socket(s.inode);
+            let to_netns = netns
+                .namespaces
+                .keys()
+                .copied()
+                .filter(|ns| *ns != from)
+                .find(|ns| {
+                    addrs
+                        .entry(*ns)
+                        .or_insert_with(|| {
+                            let pid = self
+                                .ns
+                                .seen
+                                .iter()
+                                .find(|(k, _)| k.ino == *ns)
+                                .and_then(|(_, n)| n.pids.first().copied());
+                            pid.map(|p| forward::local_addrs(&self.proc_root, p))
+                                .unwrap_or_default()
+                        })
+                        .contains(&to_addr)
+                });
+            out.insert(
+                s.inode,
+                Forward {
+                    via,
+                    to_addr,
+                    to_port,
+                    to_inodes: Vec::new(),
+                    to_netns,
+                },
+            );
+        }
+        out
+    }
+}
+
+/// The TCP sockets matching `query` in one namespace: the one function
+/// every per-namespace dump goes through.
+fn dump_ns(
+    handle: &mut NsHandle,
+    query: &Query,
+    extra_inodes: &HashSet<u64>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Socket>> {
+    let states = if query.wants_all_states() {
+        STATE_ALL
+    } else {
+        STATE_LISTEN
+    };
+    let ports = query.kernel_ports();
+    let mut out = Vec::new();
+    for family in [Family::Inet, Family::Inet6] {
+        let mut keep = |e: super::diag::Entry<'_>| {
+            let (addr, port) = e.local();
+            let inode = e.inode();
+            let selected = query.is_empty()
+                || query.matches_local(addr, port, inode.0)
+                || extra_inodes.contains(&inode.0);
+            if selected {
+                out.push(e.into_socket());
+            }
+        };
+        match handle
+            .diag
+            .dump(family, states, ports.as_deref(), &mut keep)
+        {
+            Ok(()) => {}
+            // A host without IPv6 still answers for IPv4: keep that, say so.
+            Err(e) if family == Family::Inet6 => {
+                warnings.push(format!("IPv6 sockets not listed: {e}"))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    out.sort_by(|a, b| {
+        (a.local_port, a.family, a.local_addr, a.state, a.inode).cmp(&(
+            b.local_port,
+            b.family,
+            b.local_addr,
+            b.state,
+            b.inode,
+        ))
+    });
+    Ok(out)
+}
+
+/// Request sockets on the listeners' ports, in the listeners' namespace.
+fn syn_queue_ns(handle: &mut NsHandle, listeners: &[&Socket]) -> Result<Vec<RequestSock>> {
+    let mut ports: Vec<u16> = listeners.iter().map(|s| s.local_port).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    let filter = (ports.len() <= MAX_FILTER_PORTS).then_some(&ports[..]);
+    // Each dump walks the whole established hash: skip a family no
+    // listener can take connections for. IPv4 request sockets also
+    // belong to dual-stack `[::]` listeners.
+    let want_v4 = listeners
+        .iter()
+        .any(|s| s.family == Family::Inet || s.local_addr.is_unspecified());
+    let want_v6 = listeners.iter().any(|s| s.family == Family::Inet6);
+    let families = [(Family::Inet, want_v4), (Family::Inet6, want_v6)];
+    let mut out = Vec::new();
+    for family in families.iter().filter(|(_, w)| *w).map(|(f, _)| *f) {
+        let mut keep = |e: super::diag::Entry<'_>| {
+            let r = e.request_sock();
+            if ports.binary_search(&r.local_port).is_ok() {
+                out.push(r);
+            }
+        };
+        if let Err(e) = handle.diag.dump(family, STATE_SYN_RECV, filter, &mut keep) {
+            if family == Family::Inet {
+                return Err(e);
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> Error {
@@ -281,12 +482,6 @@ fn denied_warning(n: usize) -> String {
         "{n} process{} could not be read (permission denied): holders may be missing; run as root to see every holder",
         if n == 1 { "" } else { "es" }
     )
-}
-
-fn other_netns(proc_root: &Path, pid: u32) -> bool {
-    let theirs = std::fs::read_link(proc_root.join(format!("{pid}/ns/net")));
-    let ours = std::fs::read_link(proc_root.join("self/ns/net"));
-    matches!((theirs, ours), (Ok(a), Ok(b)) if a != b)
 }
 
 /// SO_REUSEPORT is not in sock_diag. Read it from the socket itself: take a

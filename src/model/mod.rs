@@ -2,6 +2,7 @@
 //! (`report::Report`, the JSON contract). No I/O, no formatting beyond
 //! `Display` of enums.
 
+pub mod netns;
 pub mod report;
 pub mod watch;
 
@@ -126,6 +127,8 @@ impl Socket {
 /// A request socket (SYN_RECV, not yet a full socket): the SYN queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestSock {
+    /// The nsfs inode of the namespace whose dump returned it (0: own).
+    pub netns: u64,
     pub family: Family,
     pub local_addr: IpAddr,
     pub local_port: u16,
@@ -140,6 +143,11 @@ pub struct Holder {
     pub uid: Option<u32>,
     pub user: Option<String>,
     pub fd: u32,
+    /// The holder's own network namespace (nsfs inode), only when it
+    /// differs from its socket's (the socket was created, then the
+    /// process moved, or the fd was passed across).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns: Option<u64>,
 }
 
 /// How a thread waits for a socket.
@@ -196,6 +204,10 @@ pub struct Snapshot {
     pub host: HostInfo,
     /// What could not be seen, in words ("N processes could not be read...").
     pub warnings: Vec<String>,
+    /// Which namespace each socket and holder is in, and their labels.
+    pub netns: netns::NetnsMap,
+    /// Listeners held by a forwarder (docker-proxy): where it sends clients.
+    pub forwards: HashMap<Inode, netns::Forward>,
 }
 
 /// Host-wide listen-queue counters (TcpExt in /proc/net/netstat). `None`

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use super::netns::{Forward, Netns};
 use super::{Family, Holder, HostInfo, Inode, TcpState, Waiter};
 
 pub const SCHEMA: u32 = 1;
@@ -75,6 +76,12 @@ pub struct SocketReport {
     pub backlog_clamped: Option<bool>,
     pub holders: Vec<Holder>,
     pub waiters: Vec<Waiter>,
+    /// The network namespace the socket lives in.
+    pub netns: Netns,
+    /// Set when the socket is held by a forwarder (docker-proxy): where
+    /// it connects each client on to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forward: Option<Forward>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -91,6 +98,8 @@ pub enum GroupKind {
 /// The listening sockets on one local address:port, and what they mean.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Group {
+    /// The nsfs inode of the namespace: groups never span namespaces.
+    pub netns: u64,
     pub local_addr: IpAddr,
     pub local_port: u16,
     pub kind: GroupKind,

@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod json;
+pub mod netns;
 pub mod plain;
 pub mod table;
 pub mod watch;
@@ -77,7 +78,7 @@ pub const COLUMNS: &[Column] = &[
         id: "command",
         header: "COMMAND",
         doc: "process name (comm)",
-        cell: |r| r.holder.comm.clone(),
+        cell: |r| netns::esc(&r.holder.comm),
     },
     Column {
         id: "pid",
@@ -95,7 +96,12 @@ pub const COLUMNS: &[Column] = &[
         id: "user",
         header: "USER",
         doc: "effective user of the process",
-        cell: |r| r.holder.user.clone().unwrap_or_else(|| opt(r.holder.uid)),
+        cell: |r| {
+            r.holder
+                .user
+                .as_deref()
+                .map_or_else(|| opt(r.holder.uid), netns::esc)
+        },
     },
     Column {
         id: "fd",

@@ -11,6 +11,11 @@ const SOCKET_HEADERS: [&str; 6] = ["LOCAL", "STATE", "INODE", "ACCEPTQ", "BACKLO
 pub fn write(out: &mut impl Write, report: &Report) -> io::Result<()> {
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut header: Vec<String> = SOCKET_HEADERS.iter().map(|s| s.to_string()).collect();
+    // With more than one namespace, each row says which (its nsfs inode).
+    let several = super::netns::several(report);
+    if several {
+        header.push("NETNS".into());
+    }
     header.extend(COLUMNS.iter().map(|c| c.header.to_string()));
     rows.push(header);
     for s in &report.sockets {
@@ -23,6 +28,10 @@ pub fn write(out: &mut impl Write, report: &Report) -> io::Result<()> {
             s.accept_queue.map_or_else(dash, |q| q.backlog.to_string()),
             s.syn_queue.map_or_else(dash, |q| q.depth.to_string()),
         ];
+        let mut sock = sock;
+        if several {
+            sock.push(s.netns.inode.to_string());
+        }
         if s.holders.is_empty() {
             let mut r = sock.clone();
             r.extend(COLUMNS.iter().map(|_| dash()));

@@ -33,6 +33,7 @@ fn forked_snapshot() -> Snapshot {
         uid: Some(0),
         user: Some("root".into()),
         fd: 5,
+        netns: None,
     };
     let mut holders = HashMap::new();
     holders.insert(Inode(7288), vec![h(3556, 1), h(3558, 3556), h(3559, 3556)]);
@@ -58,6 +59,7 @@ fn forked_snapshot() -> Snapshot {
         sockets: vec![sock],
         holders,
         request_socks: Some(vec![RequestSock {
+            netns: 0,
             family: Family::Inet,
             local_addr: lo,
             local_port: 8000,
@@ -70,6 +72,8 @@ fn forked_snapshot() -> Snapshot {
             syncookies: Some(1),
         },
         warnings: vec![],
+        netns: Default::default(),
+        forwards: HashMap::new(),
     }
 }
 
