@@ -4,7 +4,6 @@
 //! namespaces' loopback. Needs root and iproute2 (`ip`, `ss`); with `CI`
 //! set a missing piece fails the test.
 
-#[path = "support/netns.rs"]
 mod support;
 
 use std::net::TcpStream;

@@ -519,6 +519,7 @@ mod tests {
             sockets,
             groups,
             warnings: vec![],
+            namespaces: vec![],
         }
     }
 

@@ -96,6 +96,25 @@ pub fn add_to_verdict(g: &mut Group, socks: &[&SocketReport], all: &[SocketRepor
     g.verdict.push_str(&text);
 }
 
+/// "…; reached from netns N through docker-proxy on 127.0.0.1:32768
+/// (inode M)": the other end, on a group that a forwarder connects to.
+pub fn add_reached_through(g: &mut Group, all: &[SocketReport]) {
+    for s in all {
+        let Some(f) = &s.forward else { continue };
+        if !f.to_inodes.iter().any(|i| g.inodes.contains(i)) {
+            continue;
+        }
+        let from = match s.local_addr {
+            IpAddr::V6(a) => format!("[{a}]:{}", s.local_port),
+            IpAddr::V4(a) => format!("{a}:{}", s.local_port),
+        };
+        g.verdict.push_str(&format!(
+            "; reached from netns {} through {} on {from} (inode {})",
+            s.netns.inode, f.via, s.inode
+        ));
+    }
+}
+
 /// The 12-digit short form `docker ps` prints (ids are checked hex).
 pub fn short_id(id: &str) -> &str {
     id.get(..12).unwrap_or(id)

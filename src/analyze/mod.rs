@@ -152,6 +152,7 @@ pub fn report(query: &Query, snap: &Snapshot) -> Report {
             let mut g = group(*addr, *port, &socks, denied);
             g.netns = *netns;
             forwards::add_to_verdict(&mut g, &socks, &sockets);
+            forwards::add_reached_through(&mut g, &sockets);
             g
         })
         .collect();
@@ -163,7 +164,15 @@ pub fn report(query: &Query, snap: &Snapshot) -> Report {
         sockets,
         groups,
         warnings: snap.warnings.clone(),
+        namespaces: namespaces(ns),
     }
+}
+
+/// The namespaces looked into, ours first.
+fn namespaces(ns: &NetnsMap) -> Vec<crate::model::netns::Netns> {
+    let mut v: Vec<_> = ns.namespaces.values().map(|i| i.label.clone()).collect();
+    v.sort_by_key(|n| (n.inode != ns.own, n.inode));
+    v
 }
 
 /// A socket's holders; each one whose own namespace differs from the

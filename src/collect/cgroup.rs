@@ -146,17 +146,31 @@ mod tests {
         parse_cgroup(text.as_bytes())
     }
 
-    /// Docker, cgroupfs driver, cgroup v1 (this project's dev machine:
-    /// Debian 12, docker 20.10), recorded from a running container.
+    /// Docker 20.10, cgroupfs driver, cgroup v1 (this project's dev
+    /// machine, Debian 12): recorded from a running container's
+    /// /proc/PID/cgroup. The first line (net_cls at the root) names none.
     #[test]
     fn docker_cgroup_v1_cgroupfs() {
-        let text = format!(
-            "12:pids:/docker/{ID}\n11:memory:/docker/{ID}\n9:name=systemd:/docker/{ID}\n0::/\n"
-        );
-        let c = parse(&text).unwrap();
+        let text = "\
+10:net_cls:/
+9:name=systemd:/docker/a6497de8fdc2560d4ba52dc386dd4b016c537dbe43adb1d1888004098258c1ff
+8:pids:/docker/a6497de8fdc2560d4ba52dc386dd4b016c537dbe43adb1d1888004098258c1ff
+7:blkio:/docker/a6497de8fdc2560d4ba52dc386dd4b016c537dbe43adb1d1888004098258c1ff
+6:freezer:/docker/a6497de8fdc2560d4ba52dc386dd4b016c537dbe43adb1d1888004098258c1ff
+5:devices:/docker/a6497de8fdc2560d4ba52dc386dd4b016c537dbe43adb1d1888004098258c1ff
+4:memory:/docker/a6497de8fdc2560d4ba52dc386dd4b016c537dbe43adb1d1888004098258c1ff
+3:cpuset:/docker/a6497de8fdc2560d4ba52dc386dd4b016c537dbe43adb1d1888004098258c1ff
+2:cpuacct:/docker/a6497de8fdc2560d4ba52dc386dd4b016c537dbe43adb1d1888004098258c1ff
+1:cpu:/docker/a6497de8fdc2560d4ba52dc386dd4b016c537dbe43adb1d1888004098258c1ff
+0::/docker/a6497de8fdc2560d4ba52dc386dd4b016c537dbe43adb1d1888004098258c1ff
+";
+        let c = parse(text).unwrap();
         assert_eq!(c.runtime, Runtime::Docker);
-        assert_eq!(c.id, ID);
-        assert_eq!(c.pod, None);
+        assert_eq!(
+            c.id,
+            "a6497de8fdc2560d4ba52dc386dd4b016c537dbe43adb1d1888004098258c1ff"
+        );
+        assert_eq!((c.name, c.pod), (None, None));
     }
 
     /// Docker, systemd driver, cgroup v2 (Debian 12 / Ubuntu 22.04 default).

@@ -11,15 +11,17 @@ use std::path::{Path, PathBuf};
 use super::diag::{STATE_ALL, STATE_LISTEN, STATE_SYN_RECV};
 use super::netns::NsHandle;
 use super::nsset::{NsSelector, NsSet};
-use super::{fdscan, forward, waiters};
+use super::{fdscan, waiters};
 use crate::error::{Error, Result};
-use crate::model::netns::{Forward, NetnsMap, NetnsScope};
+use crate::model::netns::{NetnsMap, NetnsScope};
 use crate::model::{Family, Holder, Inode, ListenCounters, RequestSock, Snapshot, Socket};
 use crate::target::Query;
 
 /// More listener ports than this: dump the SYN queue unfiltered (one walk)
 /// rather than build a long filter.
 const MAX_FILTER_PORTS: usize = 64;
+
+mod ends;
 
 pub struct Collector {
     proc_root: PathBuf,
@@ -116,7 +118,23 @@ impl Collector {
             }
         }
 
-        let (sockets, netns) = self.sockets(query, &pid_inodes, &mut warnings)?;
+        let (mut sockets, mut netns) = self.sockets(query, &pid_inodes, &mut warnings)?;
+        let mut look = ends::Lookups::default();
+        self.add_forward_ends(&mut sockets, &mut netns, &scan.found, &mut look);
+        // Namespace by namespace, ours first (a stable sort keeps each
+        // namespace's dump order).
+        let rank: HashMap<u64, usize> = self
+            .ns
+            .keys_in_order()
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.ino, i))
+            .collect();
+        sockets.sort_by_key(|s| {
+            rank.get(&netns.socket(s.inode))
+                .copied()
+                .unwrap_or(usize::MAX)
+        });
 
         // Holders of every socket kept, across all processes.
         let want: HashSet<Inode> = sockets
@@ -135,7 +153,7 @@ impl Collector {
         let request_socks = self.request_socks(&sockets, &netns, &mut warnings);
         let waiters = waiters::find_waiters(&self.proc_root, &holders);
         let reuseport = read_reuseport(&sockets, &holders);
-        let forwards = self.forwards(&sockets, &holders, &netns);
+        let forwards = self.forwards(&sockets, &holders, &netns, &mut look);
 
         Ok(Snapshot {
             sockets,
@@ -330,62 +348,6 @@ impl Collector {
             netns,
             ..prev.clone()
         })
-    }
-
-    /// Listeners held by a known forwarder (docker-proxy), with the
-    /// namespace that owns the address it forwards to.
-    fn forwards(
-        &self,
-        sockets: &[Socket],
-        holders: &HashMap<Inode, Vec<Holder>>,
-        netns: &NetnsMap,
-    ) -> HashMap<Inode, Forward> {
-        let mut out = HashMap::new();
-        let mut addrs: HashMap<u64, Vec<std::net::IpAddr>> = HashMap::new();
-        for s in sockets.iter().filter(|s| s.is_listener()) {
-            let Some(h) = holders.get(&s.inode).and_then(|v| v.first()) else {
-                continue;
-            };
-            if h.comm != "docker-proxy" {
-                continue;
-            }
-            let Some((via, to_addr, to_port)) = forward::read_cmdline(&self.proc_root, h.pid)
-            else {
-                continue;
-            };
-            let from = netns.socket(s.inode);
-            let to_netns = netns
-                .namespaces
-                .keys()
-                .copied()
-                .filter(|ns| *ns != from)
-                .find(|ns| {
-                    addrs
-                        .entry(*ns)
-                        .or_insert_with(|| {
-                            let pid = self
-                                .ns
-                                .seen
-                                .iter()
-                                .find(|(k, _)| k.ino == *ns)
-                                .and_then(|(_, n)| n.pids.first().copied());
-                            pid.map(|p| forward::local_addrs(&self.proc_root, p))
-                                .unwrap_or_default()
-                        })
-                        .contains(&to_addr)
-                });
-            out.insert(
-                s.inode,
-                Forward {
-                    via,
-                    to_addr,
-                    to_port,
-                    to_inodes: Vec::new(),
-                    to_netns,
-                },
-            );
-        }
-        out
     }
 }
 

@@ -20,6 +20,8 @@ pub struct Report {
     pub sockets: Vec<SocketReport>,
     pub groups: Vec<Group>,
     pub warnings: Vec<String>,
+    /// The network namespaces this report looked into, ours first.
+    pub namespaces: Vec<Netns>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

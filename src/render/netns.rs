@@ -52,14 +52,15 @@ pub fn label(n: &Netns) -> String {
     }
 }
 
-/// Whether the report's sockets come from more than one namespace (only
-/// then do renderers name them).
+/// Whether more than one namespace is involved — looked into, or holding
+/// the report's sockets (only then do renderers name them).
 pub fn several(report: &Report) -> bool {
     let mut it = report.sockets.iter().map(|s| s.netns.inode);
-    match it.next() {
+    let mixed = match it.next() {
         Some(first) => it.any(|i| i != first),
         None => false,
-    }
+    };
+    mixed || report.namespaces.len() > 1
 }
 
 #[cfg(test)]

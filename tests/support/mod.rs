@@ -1,8 +1,12 @@
-//! Network namespaces for live tests: a uniquely named `ip netns` that is
-//! deleted on drop, a `sockmap serve` forked inside one (its process group
-//! killed on drop), and running a closure on a thread moved into one (so
-//! the sockets it makes live there). Every wait is bounded.
+//! Shared by the namespace and container tests (`mod support;`): a
+//! uniquely named `ip netns` that is deleted on drop, a `sockmap serve`
+//! started directly or inside one (its process group killed on drop),
+//! running a closure on a thread moved into a namespace (so the sockets it
+//! makes live there), and `docker` (images built from nothing,
+//! containers). Every wait is bounded.
 #![allow(dead_code)]
+
+pub mod docker;
 
 use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
