@@ -11,6 +11,9 @@ pub mod exit {
     pub const NOT_FOUND: i32 = 1;
     pub const USAGE: i32 = 2;
     pub const KERNEL: i32 = 3;
+    /// `check`: no assertion failed, but some could not be decided because
+    /// part of the picture could not be seen (see the warnings).
+    pub const UNKNOWN: i32 = 4;
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -12,6 +12,7 @@ pub mod app;
 pub mod cli;
 pub mod collect;
 pub mod error;
+pub mod escape;
 pub mod lab;
 pub mod model;
 pub mod render;

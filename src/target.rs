@@ -41,18 +41,10 @@ pub struct TargetError {
     pub reason: String,
 }
 
-/// The text with control characters escaped (`\n`, `\u{1b}`), so an
-/// error stays one line and cannot drive the terminal.
-fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_debug().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+/// The text escaped for a terminal, so an error stays one line and
+/// cannot drive the terminal.
+fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    crate::escape::terminal(s)
 }
 
 const FORMS: &str = "expected :PORT, PORT, ADDR:PORT, [IPV6]:PORT, pid:PID or inode:INODE";

@@ -220,22 +220,20 @@ fn not_root_sees_its_own_namespace_and_is_told() {
     let socks = v["sockets"].as_array().expect("sockets");
     assert_eq!(socks.len(), 1, "only our namespace's listener: {v:#}");
     assert_ne!(socks[0]["netns"]["inode"], ns.inode());
-    let warnings: Vec<&str> = v["warnings"]
+    let warnings: Vec<&Value> = v["warnings"]
         .as_array()
         .expect("warnings")
         .iter()
-        .filter_map(Value::as_str)
-        .filter(|w| w.contains("network namespace"))
+        .filter(|w| w["kind"] == "netns_not_inspected")
         .collect();
-    assert_eq!(warnings.len(), 1, "one namespace warning: {warnings:?}");
+    assert_eq!(warnings.len(), 1, "one namespace warning: {v:#}");
     let w = warnings[0];
-    assert!(w.contains("needs root (CAP_SYS_ADMIN)"), "{w}");
     // The named namespace is visible to anyone under /run/netns: at least 1.
-    let n: usize = w
-        .split_whitespace()
-        .find_map(|t| t.parse().ok())
-        .unwrap_or_else(|| panic!("a count in {w:?}"));
-    assert!(n >= 1, "{w}");
+    assert!(w["count"].as_u64().expect("count") >= 1, "{w}");
+    let message = w["message"].as_str().expect("message");
+    assert!(message.contains("not inspected"), "{message}");
+    let hint = w["hint"].as_str().expect("hint");
+    assert!(hint.contains("needs root (CAP_SYS_ADMIN)"), "{hint}");
     // Text output says it on stderr and exits 0.
     let mut cmd = Command::new("setpriv");
     cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])

@@ -75,7 +75,7 @@ fn accept_queue_depth_and_backlog() {
         (v["sockets"][0]["accept_queue"]["depth"] == 7).then_some(v)
     });
     let s = &v["sockets"][0];
-    assert_eq!(v["schema"], 1);
+    assert_eq!(v["schema"], 2);
     assert_eq!(s["accept_queue"]["backlog"], 50);
     assert_eq!(s["state"], "LISTEN");
     assert_eq!(s["local_port"], p);
@@ -273,7 +273,7 @@ fn reuseport_sockets_are_a_group_with_one_queue_each() {
     inodes.dedup();
     assert_eq!(inodes.len(), 3, "three distinct inodes");
     for s in socks {
-        assert_eq!(s["reuseport"], true, "read from the socket itself");
+        assert_eq!(s["reuseport"], true, "inferred from the group");
         assert_eq!(s["holders"].as_array().unwrap().len(), 1);
     }
     assert_eq!(v["groups"].as_array().unwrap().len(), 1);
@@ -286,13 +286,13 @@ fn reuseport_sockets_are_a_group_with_one_queue_each() {
         "{verdict}"
     );
 
-    // A lone socket with SO_REUSEPORT set is known exactly too; one without is `false`.
+    // A lone socket cannot be told apart from sock_diag alone, and the
+    // socket is never touched to ask it: unknown (null), not a guess.
     let lone = listen("127.0.0.1:0", 16, reuse);
     let v = inspect_json(&format!(":{}", port(&lone)));
-    assert_eq!(v["sockets"][0]["reuseport"], true);
     assert_eq!(v["groups"][0]["kind"], "single");
-    let plain = listen("127.0.0.1:0", 16, |_| {});
-    let v = inspect_json(&format!(":{}", port(&plain)));
-    assert_eq!(v["sockets"][0]["reuseport"], false);
+    if v["scan"]["method"].as_str().is_none_or(|m| m == "proc") {
+        assert_eq!(v["sockets"][0]["reuseport"], Value::Null);
+    }
     drop(others);
 }

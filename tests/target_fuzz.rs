@@ -249,15 +249,8 @@ fn errors_are_one_line_even_for_control_characters() {
     }
 }
 
-/// How errors quote the input: control characters escaped.
+/// How the error shows the input: through the one escaping function
+/// (tested on its own in `sockmap::escape`).
 fn escaped(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_debug().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    sockmap::escape::terminal(s).into_owned()
 }

@@ -11,10 +11,11 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::model::report::{GroupKind, Report, SocketReport, SynScope, SCHEMA};
-use crate::model::TcpState;
+use crate::model::{TcpState, Warning};
 
 /// What `sockmap check` asserts about the target's listening sockets. With
 /// no assertion set, `listening` is implied.
@@ -32,25 +33,41 @@ pub struct Assertions {
     pub pid: Option<u32>,
 }
 
+/// An assertion's answer. `Unknown`: it depends on what could not be seen
+/// (processes that could not be read, a queue not measured), so neither
+/// pass nor fail would be honest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Unknown,
+    Fail,
+}
+
 /// The verdict on every assertion; `ok` when all of them hold.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct CheckOutcome {
     pub schema: u32,
     pub ok: bool,
+    /// `fail` if any assertion failed, else `unknown` if any could not be
+    /// decided, else `ok`.
+    pub status: Status,
     /// What was checked (`Report::query`), e.g. ":8000".
     pub target: String,
     pub assertions: Vec<Assertion>,
     /// What could not be seen (copied from the report): holder counts may
     /// be short when processes could not be read.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 /// One assertion and its verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Assertion {
     /// The flag without dashes, snake_case: `holders`, `max_accept_queue`.
     pub name: &'static str,
+    /// True only when the assertion holds (`status` is `ok`).
     pub ok: bool,
+    pub status: Status,
     pub expected: String,
     pub actual: String,
     /// One line for people: "expected 3, found 2 (pids 10, 11)".
@@ -63,10 +80,20 @@ impl Assertion {
         Assertion {
             name,
             ok,
+            status: if ok { Status::Ok } else { Status::Fail },
             expected,
             actual,
             detail,
         }
+    }
+
+    /// A failure that more visibility could turn into a pass is `unknown`.
+    fn unknown_if(mut self, cannot_tell: bool, why: &str) -> Self {
+        if cannot_tell && self.status == Status::Fail {
+            self.status = Status::Unknown;
+            self = self.note(why);
+        }
+        self
     }
 
     /// Add a caveat to the one-line explanation.
@@ -79,7 +106,7 @@ impl Assertion {
 
 const NO_LISTENER: &str = "no listening socket";
 const HIDDEN_HOLDERS: &str =
-    "some processes could not be read (permission denied): holders may be missing, run as root";
+    "some processes could not be read, so holders may be missing: run as root to decide";
 
 fn addr_port(addr: IpAddr, port: u16) -> String {
     match addr {
@@ -141,6 +168,8 @@ struct Facts<'a> {
     pids: BTreeSet<u32>,
     /// Holders may be missing: some processes could not be read.
     hidden: bool,
+    /// Some network namespaces could not be entered: listeners may be missing.
+    netns_hidden: bool,
 }
 
 impl<'a> Facts<'a> {
@@ -154,14 +183,16 @@ impl<'a> Facts<'a> {
             .iter()
             .flat_map(|s| s.holders.iter().map(|h| h.pid))
             .collect();
-        let hidden = report
+        let hidden = report.warnings.iter().any(|w| w.kind.hides_holders());
+        let netns_hidden = report
             .warnings
             .iter()
-            .any(|w| w.contains("permission denied"));
+            .any(|w| w.kind == crate::model::WarningKind::NetnsNotInspected && w.count > 0);
         Facts {
             listeners,
             pids,
             hidden,
+            netns_hidden,
         }
     }
 
@@ -169,14 +200,17 @@ impl<'a> Facts<'a> {
         format!("{} ({})", self.pids.len(), pid_list(&self.pids))
     }
 
-    /// A holder-count verdict, with the permission caveat when it failed.
-    fn holder_assertion(&self, name: &'static str, ok: bool, expected: String) -> Assertion {
-        let a = Assertion::new(name, ok, expected, self.holders_found());
-        if !ok && self.hidden {
-            a.note(HIDDEN_HOLDERS)
-        } else {
-            a
-        }
+    /// A holder-count verdict. `more_could_pass`: with processes hidden,
+    /// holders we could not see might make it hold, so it is unknown.
+    fn holder_assertion(
+        &self,
+        name: &'static str,
+        ok: bool,
+        more_could_pass: bool,
+        expected: String,
+    ) -> Assertion {
+        Assertion::new(name, ok, expected, self.holders_found())
+            .unknown_if(self.hidden && more_could_pass, HIDDEN_HOLDERS)
     }
 
     /// The listener with the largest `key` (the first one on a tie), if any.
@@ -217,11 +251,20 @@ pub fn evaluate(cfg: &Assertions, report: &Report) -> CheckOutcome {
     if cfg.listening || !any_assertion(cfg) {
         out.push(listening(&f));
     }
+    // Hidden holders can only add to the count seen: "holders N" with more
+    // than N seen fails for certain; with fewer (or exactly N) it is unknown.
     if let Some(n) = cfg.holders {
-        out.push(f.holder_assertion("holders", f.pids.len() == n, n.to_string()));
+        let seen = f.pids.len();
+        let ok = seen == n && !f.hidden;
+        out.push(f.holder_assertion("holders", ok, seen <= n, n.to_string()));
     }
     if let Some(n) = cfg.min_holders {
-        out.push(f.holder_assertion("min_holders", f.pids.len() >= n, format!("at least {n}")));
+        out.push(f.holder_assertion(
+            "min_holders",
+            f.pids.len() >= n,
+            true,
+            format!("at least {n}"),
+        ));
     }
     if cfg.shared {
         out.push(shared(&f));
@@ -245,9 +288,11 @@ pub fn evaluate(cfg: &Assertions, report: &Report) -> CheckOutcome {
         out.push(holds(&f, pid));
     }
 
+    let status = out.iter().map(|a| a.status).max().unwrap_or(Status::Ok);
     CheckOutcome {
         schema: SCHEMA,
-        ok: out.iter().all(|a| a.ok),
+        ok: status == Status::Ok,
+        status,
         target: report.query.clone(),
         assertions: out,
         warnings: report.warnings.clone(),
@@ -261,7 +306,12 @@ fn listening(f: &Facts) -> Assertion {
         1 => format!("1 on {}", which(f.listeners[0])),
         n => plural(n, "listening socket", "listening sockets"),
     };
-    Assertion::new("listening", n > 0, "a listening socket".into(), actual)
+    // Nothing seen here, but namespaces we could not enter may hold it.
+    let unseen_netns = f.netns_hidden && n == 0;
+    Assertion::new("listening", n > 0, "a listening socket".into(), actual).unknown_if(
+        unseen_netns,
+        "other network namespaces were not inspected (see warnings)",
+    )
 }
 
 fn shared(f: &Facts) -> Assertion {
@@ -292,12 +342,8 @@ fn shared(f: &Facts) -> Assertion {
             ),
         ),
     };
-    let a = Assertion::new("shared", ok, expected, actual);
-    if !ok && f.hidden && f.listeners.len() == 1 {
-        a.note(HIDDEN_HOLDERS)
-    } else {
-        a
-    }
+    Assertion::new("shared", ok, expected, actual)
+        .unknown_if(f.hidden && f.listeners.len() == 1, HIDDEN_HOLDERS)
 }
 
 fn reuseport(f: &Facts, report: &Report) -> Assertion {
@@ -368,7 +414,8 @@ fn max_syn_queue(f: &Facts, n: u32) -> Assertion {
         return Assertion::new("max_syn_queue", false, expected, NO_LISTENER.into());
     }
     if f.listeners.iter().any(|s| s.syn_queue.is_none()) {
-        return Assertion::new("max_syn_queue", false, expected, "not measured".into());
+        return Assertion::new("max_syn_queue", false, expected, "not measured".into())
+            .unknown_if(true, "the SYN queue could not be measured (see warnings)");
     }
     let Some((s, depth)) = f.worst(|s| s.syn_queue.map_or(0, |q| q.depth)) else {
         return Assertion::new("max_syn_queue", false, expected, NO_LISTENER.into());
@@ -414,12 +461,8 @@ fn holds(f: &Facts, pid: u32) -> Assertion {
     } else {
         format!("holders: {}", pid_list(&f.pids))
     };
-    let a = Assertion::new("pid", ok, format!("pid {pid} among the holders"), actual);
-    if !ok && f.hidden {
-        a.note(HIDDEN_HOLDERS)
-    } else {
-        a
-    }
+    Assertion::new("pid", ok, format!("pid {pid} among the holders"), actual)
+        .unknown_if(f.hidden && !f.listeners.is_empty(), HIDDEN_HOLDERS)
 }
 
 #[cfg(test)]
@@ -427,35 +470,41 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::model::report::{AcceptQueue, Group, SynQueue};
-    use crate::model::{Family, Holder, HostInfo, Inode};
+    use crate::model::report::SynQueue;
+    use crate::model::{Family, Holder, Inode, Snapshot, Socket};
+    use crate::target::Query;
 
     const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
     /// A listener on 127.0.0.1:`port` with its queue and holding pids.
-    fn sock(inode: u64, port: u16, depth: u32, backlog: u32, pids: &[u32]) -> SocketReport {
-        SocketReport {
+    fn sock(inode: u64, port: u16, depth: u32, backlog: u32, pids: &[u32]) -> (Socket, Vec<u32>) {
+        let s = Socket {
             inode: Inode(inode),
             cookie: inode,
-            proto: "tcp",
             family: Family::Inet,
             state: TcpState::Listen,
             local_addr: LO,
             local_port: port,
-            remote_addr: None,
-            remote_port: None,
+            remote_addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            remote_port: 0,
+            ifindex: 0,
             uid: 0,
-            accept_queue: Some(AcceptQueue { depth, backlog }),
-            syn_queue: Some(SynQueue {
-                depth: 0,
-                scope: SynScope::Socket,
-            }),
-            recv_q: None,
-            send_q: None,
+            rqueue: depth,
+            wqueue: backlog,
             drops: Some(0),
-            reuseport: None,
-            backlog_clamped: Some(false),
-            holders: pids
+        };
+        (s, pids.to_vec())
+    }
+
+    /// The report `analyze::report` builds for a snapshot of these sockets
+    /// (SYN queues measured and empty).
+    fn report(sockets: Vec<(Socket, Vec<u32>)>) -> Report {
+        let mut snap = Snapshot {
+            request_socks: Some(vec![]),
+            ..Snapshot::default()
+        };
+        for (s, pids) in sockets {
+            let holders = pids
                 .iter()
                 .map(|&pid| Holder {
                     pid,
@@ -466,61 +515,12 @@ mod tests {
                     fd: 3,
                     netns: None,
                 })
-                .collect(),
-            waiters: vec![],
-            netns: Default::default(),
-            forward: None,
-        }
-    }
-
-    /// A report on :8000 with these sockets; groups built the way analyze does.
-    fn report(sockets: Vec<SocketReport>) -> Report {
-        let mut groups: Vec<Group> = Vec::new();
-        for s in sockets.iter().filter(|s| s.state == TcpState::Listen) {
-            let pos = groups
-                .iter()
-                .position(|g| g.local_addr == s.local_addr && g.local_port == s.local_port);
-            let g = match pos {
-                Some(i) => &mut groups[i],
-                None => {
-                    groups.push(Group {
-                        netns: 0,
-                        local_addr: s.local_addr,
-                        local_port: s.local_port,
-                        kind: GroupKind::Single,
-                        inodes: vec![],
-                        holders: 0,
-                        verdict: String::new(),
-                    });
-                    groups.last_mut().expect("just pushed")
-                }
-            };
-            g.inodes.push(s.inode);
-        }
-        for g in &mut groups {
-            let pids: BTreeSet<u32> = sockets
-                .iter()
-                .filter(|s| g.inodes.contains(&s.inode))
-                .flat_map(|s| s.holders.iter().map(|h| h.pid))
                 .collect();
-            g.holders = pids.len();
-            g.kind = if g.inodes.len() > 1 {
-                GroupKind::Reuseport
-            } else if pids.len() > 1 {
-                GroupKind::Shared
-            } else {
-                GroupKind::Single
-            };
+            snap.holders.insert(s.inode, holders);
+            snap.sockets.push(s);
         }
-        Report {
-            schema: SCHEMA,
-            query: ":8000".into(),
-            host: HostInfo::default(),
-            sockets,
-            groups,
-            warnings: vec![],
-            namespaces: vec![],
-        }
+        let query = Query::new(vec![crate::target::parse(":8000").expect("a target")]);
+        crate::analyze::report(&query, &snap)
     }
 
     /// A fork server: one socket, three processes, 7 of 50 waiting.
@@ -569,7 +569,7 @@ mod tests {
         assert_eq!(a.actual, "1 on 127.0.0.1:8000 (inode 7288)");
         let o = evaluate(&cfg(), &forked());
         assert_eq!(o.target, ":8000");
-        assert_eq!(o.schema, 1);
+        assert_eq!(o.schema, 2);
     }
 
     #[test]
@@ -587,8 +587,7 @@ mod tests {
     #[test]
     fn listening_ignores_established_sockets() {
         let mut s = sock(5, 8000, 0, 0, &[10]);
-        s.state = TcpState::Established;
-        s.accept_queue = None;
+        s.0.state = TcpState::Established;
         assert!(!one(&cfg(), &report(vec![s]), "listening").ok);
     }
 
@@ -627,19 +626,70 @@ mod tests {
         assert!(one(&c(1), &r, "holders").ok);
     }
 
+    fn hidden(mut r: Report) -> Report {
+        r.warnings.push(Warning::new(
+            crate::model::WarningKind::ProcessesUnreadable,
+            47,
+        ));
+        r
+    }
+
     #[test]
-    fn holders_failure_mentions_hidden_processes() {
-        let mut r = report(vec![sock(1, 8000, 0, 10, &[])]);
-        r.warnings
-            .push("47 processes could not be read (permission denied): run as root".into());
-        let c = Assertions {
-            holders: Some(2),
+    fn holder_counts_with_hidden_processes_are_unknown_unless_certain() {
+        let holders = |n| Assertions {
+            holders: Some(n),
             ..cfg()
         };
-        let a = one(&c, &r, "holders");
-        assert!(!a.ok);
-        assert!(a.detail.contains("run as root"), "{}", a.detail);
-        assert_eq!(evaluate(&c, &r).warnings.len(), 1);
+        let min = |n| Assertions {
+            min_holders: Some(n),
+            ..cfg()
+        };
+        let r = hidden(report(vec![sock(1, 8000, 0, 10, &[10, 11])]));
+        // Fewer seen than asked, or exactly as many: hidden ones may change it.
+        for n in [2, 3] {
+            let a = one(&holders(n), &r, "holders");
+            assert_eq!(a.status, Status::Unknown, "holders {n}");
+            assert!(!a.ok);
+            assert!(a.detail.contains("run as root"), "{}", a.detail);
+        }
+        // More seen than asked: certainly wrong.
+        assert_eq!(one(&holders(1), &r, "holders").status, Status::Fail);
+        // At least as many seen as the minimum: certainly right.
+        assert_eq!(one(&min(2), &r, "min_holders").status, Status::Ok);
+        assert_eq!(one(&min(5), &r, "min_holders").status, Status::Unknown);
+        let o = evaluate(&holders(3), &r);
+        assert_eq!((o.status, o.ok), (Status::Unknown, false));
+        assert_eq!(o.warnings.len(), 1);
+        // A definite failure outranks an unknown.
+        let both = Assertions {
+            holders: Some(3),
+            min_backlog: Some(1000),
+            ..cfg()
+        };
+        assert_eq!(evaluate(&both, &r).status, Status::Fail);
+    }
+
+    #[test]
+    fn shared_and_pid_with_hidden_processes() {
+        let shared = Assertions {
+            shared: true,
+            ..cfg()
+        };
+        let single = hidden(report(vec![sock(1, 8000, 0, 10, &[10])]));
+        assert_eq!(one(&shared, &single, "shared").status, Status::Unknown);
+        assert_eq!(one(&shared, &hidden(forked()), "shared").status, Status::Ok);
+        // Two sockets are never one shared socket, whatever is hidden.
+        assert_eq!(
+            one(&shared, &hidden(reuse()), "shared").status,
+            Status::Fail
+        );
+        let pid = |p| Assertions {
+            pid: Some(p),
+            ..cfg()
+        };
+        assert_eq!(one(&pid(10), &single, "pid").status, Status::Ok);
+        assert_eq!(one(&pid(99), &single, "pid").status, Status::Unknown);
+        assert_eq!(one(&pid(99), &forked(), "pid").status, Status::Fail);
     }
 
     #[test]
@@ -784,7 +834,7 @@ mod tests {
     }
 
     #[test]
-    fn syn_queue_not_measured_fails() {
+    fn syn_queue_not_measured_is_unknown() {
         let mut r = forked();
         r.sockets[0].syn_queue = None;
         let c = Assertions {
@@ -793,6 +843,7 @@ mod tests {
         };
         let a = one(&c, &r, "max_syn_queue");
         assert!(!a.ok);
+        assert_eq!(a.status, Status::Unknown);
         assert_eq!(a.actual, "not measured");
     }
 
@@ -865,12 +916,14 @@ mod tests {
             ..cfg()
         };
         let v = serde_json::to_value(evaluate(&c, &forked())).expect("serializes");
-        assert_eq!(v["schema"], 1);
+        assert_eq!(v["schema"], 2);
         assert_eq!(v["ok"], true);
+        assert_eq!(v["status"], "ok");
         assert_eq!(v["target"], ":8000");
         let a = &v["assertions"][0];
         assert_eq!(a["name"], "holders");
         assert_eq!(a["ok"], true);
+        assert_eq!(a["status"], "ok");
         assert_eq!(a["expected"], "3");
         assert_eq!(a["actual"], "3 (pids 10, 11, 12)");
         assert!(a["detail"].is_string());

@@ -138,10 +138,7 @@ pub fn report(query: &Query, snap: &Snapshot) -> Report {
     let sockets = forwards::resolve(sockets, &snap.forwards);
 
     let by_inode: HashMap<Inode, &SocketReport> = sockets.iter().map(|s| (s.inode, s)).collect();
-    let denied = snap
-        .warnings
-        .iter()
-        .any(|w| w.contains("permission denied"));
+    let unseen = crate::model::warning::unreadable_processes(&snap.warnings);
     let groups = members
         .iter()
         .map(|((netns, addr, port, _), inodes)| {
@@ -149,7 +146,7 @@ pub fn report(query: &Query, snap: &Snapshot) -> Report {
                 .iter()
                 .filter_map(|i| by_inode.get(i).copied())
                 .collect();
-            let mut g = group(*addr, *port, &socks, denied);
+            let mut g = group(*addr, *port, &socks, unseen);
             g.netns = *netns;
             forwards::add_to_verdict(&mut g, &socks, &sockets);
             forwards::add_reached_through(&mut g, &sockets);
@@ -201,7 +198,21 @@ fn show_addr(addr: IpAddr, port: u16) -> String {
     }
 }
 
-fn group(addr: IpAddr, port: u16, socks: &[&SocketReport], denied: bool) -> Group {
+/// What could not be seen, as the verdict's caveat: `None` when every
+/// process was read.
+fn caveat(unseen: Option<u64>) -> Option<String> {
+    match unseen? {
+        0 => Some("some processes are hidden by /proc's hidepid".into()),
+        n => Some(format!(
+            "{} could not be read",
+            plural(n as usize, "process", "processes")
+        )),
+    }
+}
+
+/// `unseen`: how many processes could not be read (`Some(0)`: an unknown
+/// number hidden by hidepid), `None` when the holder scan saw everything.
+fn group(addr: IpAddr, port: u16, socks: &[&SocketReport], unseen: Option<u64>) -> Group {
     let pids: HashSet<u32> = socks
         .iter()
         .flat_map(|s| s.holders.iter().map(|h| h.pid))
@@ -221,11 +232,15 @@ fn group(addr: IpAddr, port: u16, socks: &[&SocketReport], denied: bool) -> Grou
     let mut verdict = match kind {
         GroupKind::Single | GroupKind::Shared => {
             let (depth, backlog) = socks.first().map_or((0, 0), |s| queue(s));
-            let who = match pids.len() {
-                0 if denied => "one socket, no holder visible (permission denied: run as root)".to_string(),
-                0 => "one socket, no holding process found (held outside this PID namespace, or closing)".to_string(),
-                1 => "one socket held by 1 process".to_string(),
-                n => format!("one socket shared by {n} processes (fork)"),
+            let who = match (pids.len(), caveat(unseen)) {
+                (0, Some(c)) => format!("one socket, no holder visible ({c})"),
+                (0, None) => "one socket, no holding process found (held outside this PID namespace, or closing)".to_string(),
+                (1, Some(c)) => format!("one socket held by at least 1 process ({c})"),
+                (1, None) => "one socket held by 1 process".to_string(),
+                (n, Some(c)) => {
+                    format!("one socket shared by at least {n} processes (fork; {c})")
+                }
+                (n, None) => format!("one socket shared by {n} processes (fork)"),
             };
             format!("{who}: one accept queue, {depth} waiting of {backlog}")
         }
@@ -265,6 +280,7 @@ fn group(addr: IpAddr, port: u16, socks: &[&SocketReport], denied: bool) -> Grou
         kind,
         inodes: socks.iter().map(|s| s.inode).collect(),
         holders: pids.len(),
+        holders_complete: unseen.is_none(),
         verdict,
     }
 }

@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use super::{stdout_err, CheckConfig};
+use crate::analyze::check::Status;
 use crate::error::{exit, Result};
 use crate::{analyze, collect, render};
 
@@ -17,13 +18,11 @@ pub fn run(cfg: &CheckConfig, out: &mut impl Write, err: &mut impl Write) -> Res
     }
     .map_err(stdout_err)?;
     if !cfg.json {
-        for w in &outcome.warnings {
-            let _ = writeln!(err, "sockmap: warning: {w}");
-        }
+        render::warnings(err, &outcome.warnings);
     }
-    Ok(if outcome.ok {
-        exit::OK
-    } else {
-        exit::NOT_FOUND
+    Ok(match outcome.status {
+        Status::Ok => exit::OK,
+        Status::Fail => exit::NOT_FOUND,
+        Status::Unknown => exit::UNKNOWN,
     })
 }

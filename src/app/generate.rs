@@ -21,6 +21,11 @@ pub fn run(what: &GenerateWhat, out: &mut impl Write) -> Result<i32> {
                 writeln!(out, "{}", path.display()).map_err(super::stdout_err)?;
             }
         }
+        GenerateWhat::Schema(dir) => {
+            for path in write_schemas(dir)? {
+                writeln!(out, "{}", path.display()).map_err(super::stdout_err)?;
+            }
+        }
         GenerateWhat::Completions(shell) => {
             // clap_complete panics on a failed write: render into memory
             // first so a closed pipe is an ordinary error.
@@ -31,6 +36,41 @@ pub fn run(what: &GenerateWhat, out: &mut impl Write) -> Result<i32> {
     }
     out.flush().map_err(super::stdout_err)?;
     Ok(exit::OK)
+}
+
+/// The JSON documents sockmap prints, by file name: the schemas come from
+/// the serde types themselves, their descriptions from the doc comments.
+fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    use schemars::schema_for;
+    vec![
+        ("inspect.json", schema_for!(crate::model::report::Report)),
+        (
+            "watch-sample.json",
+            schema_for!(crate::model::watch::Sample),
+        ),
+        (
+            "check.json",
+            schema_for!(crate::analyze::check::CheckOutcome),
+        ),
+    ]
+}
+
+/// Write one JSON Schema per document into `dir` (created if missing);
+/// returns the paths written.
+pub fn write_schemas(dir: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::os(format!("cannot create {}", dir.display()), e))?;
+    let mut written = Vec::new();
+    for (name, schema) in schemas() {
+        let mut text = serde_json::to_vec_pretty(&schema)
+            .map_err(|e| Error::os(format!("cannot encode the schema {name}"), e.into()))?;
+        text.push(b'\n');
+        let path = dir.join(name);
+        std::fs::write(&path, text)
+            .map_err(|e| Error::os(format!("cannot write {}", path.display()), e))?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 /// Write `sockmap.1` and one page per visible subcommand into `dir`
@@ -132,7 +172,7 @@ fn sub_page(man: &Man, sub: &clap::Command) -> Vec<u8> {
             r.text([
                 roman("With "),
                 bold("--json"),
-                roman(", one document (schema 1); its fields are listed under JSON OUTPUT in "),
+                roman(", one document (schema 2); its fields are listed under JSON OUTPUT in "),
                 bold("sockmap"),
                 roman("(1)."),
             ]);
@@ -230,12 +270,12 @@ fn json_output(r: &mut Roff) {
     r.text([
         bold("sockmap inspect --json"),
         roman(
-            " prints one document. Its fields are a contract for scripts (schema 1): a field is \
+            " prints one document. Its fields are a contract for scripts (schema 2): a field is \
              removed or changes meaning only with a new schema number. A value that is not \
              known is null.",
         ),
     ]);
-    item(r, "schema", [roman("1.")]);
+    item(r, "schema", [roman("2.")]);
     item(
         r,
         "query",
@@ -360,6 +400,11 @@ fn json_output(r: &mut Roff) {
             ),
             ("inodes", "The group's sockets."),
             ("holders", "How many distinct processes hold them."),
+            (
+                "holders_complete",
+                "false when some processes could not be read: holders is then a lower bound \
+                 and the verdict says \"at least\".",
+            ),
             ("verdict", "The one plain sentence the table ends with."),
         ],
     );
@@ -367,8 +412,11 @@ fn json_output(r: &mut Roff) {
         r,
         "warnings[]",
         [roman(
-            "What could not be seen, in words, e.g. processes whose file descriptors could \
-             not be read without root. Empty only when nothing was hidden.",
+            "What could not be seen, one object each: kind (processes_unreadable, \
+             processes_partly_readable, proc_hidden, no_such_process, pid_not_visible, \
+             other_netns, ipv6_unavailable, syn_queue_unmeasured, waiters_unreadable), count, \
+             pid and detail where they apply, message (a sentence) and hint (what to do). \
+             Empty only when nothing was hidden.",
         )],
     );
 }
@@ -378,20 +426,30 @@ fn check_output(r: &mut Roff) {
     r.text([
         bold("sockmap check"),
         roman(
-            " prints one line per assertion, \"ok\" or \"FAIL\", its name, what was expected \
-             and what was found, then a summary line. When no assertion is given, --listening \
-             is implied. Queue and backlog assertions fail when nothing listens; \
-             --max-syn-queue fails when the SYN queue could not be measured.",
+            " prints one line per assertion, \"ok\", \"FAIL\" or \"UNKNOWN\", its name, what \
+             was expected and what was found, then a summary line. When no assertion is given, \
+             --listening is implied. Queue and backlog assertions fail when nothing listens. An \
+             assertion whose answer depends on what could not be seen (holders in processes \
+             that could not be read, a SYN queue that could not be measured) is UNKNOWN, never \
+             a guessed pass or fail.",
         ),
     ]);
     r.control("PP", []);
     r.text([
         roman("With "),
         bold("--json"),
-        roman(", one document (schema 1):"),
+        roman(", one document (schema 2):"),
     ]);
-    item(r, "schema", [roman("1.")]);
+    item(r, "schema", [roman("2.")]);
     item(r, "ok", [roman("true when every assertion holds.")]);
+    item(
+        r,
+        "status",
+        [roman(
+            "\"fail\" if any assertion failed, else \"unknown\" if any could not be decided, \
+             else \"ok\".",
+        )],
+    );
     item(
         r,
         "target",
@@ -408,6 +466,7 @@ fn check_output(r: &mut Roff) {
                  \"max_syn_queue\", \"min_backlog\" or \"pid\".",
             ),
             ("ok", "Whether it holds."),
+            ("status", "\"ok\", \"fail\" or \"unknown\"."),
             ("expected", "What the assertion asked for, e.g. \"3\"."),
             ("actual", "What was found, e.g. \"2 (pids 10, 11)\"."),
             ("detail", "The line the text output prints after the name."),
@@ -452,6 +511,14 @@ fn exit_status(r: &mut Roff) {
         [roman(
             "The kernel query failed (e.g. sock_diag netlink unavailable), or another \
              operating-system error.",
+        )],
+    );
+    item(
+        r,
+        "4",
+        [roman(
+            "check: no assertion failed, but at least one could not be decided because part \
+             of the picture could not be seen (see the warnings; run as root).",
         )],
     );
 }

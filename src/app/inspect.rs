@@ -17,9 +17,7 @@ pub fn run(cfg: &InspectConfig, out: &mut impl Write, err: &mut impl Write) -> R
     .map_err(super::stdout_err)?;
     out.flush().map_err(super::stdout_err)?;
     if cfg.format != Format::Json {
-        for w in &report.warnings {
-            let _ = writeln!(err, "sockmap: warning: {w}");
-        }
+        render::warnings(err, &report.warnings);
     }
     if report.sockets.is_empty() {
         let what = if cfg.query.wants_all_states() {

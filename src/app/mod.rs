@@ -39,6 +39,8 @@ pub struct WatchConfig {
     pub interval: Duration,
     pub count: Option<u64>,
     pub json: bool,
+    /// Redraw the live view in place (a capable terminal).
+    pub redraw: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -60,6 +62,7 @@ pub struct DemoConfig {
 pub enum GenerateWhat {
     Man(PathBuf),
     Completions(clap_complete::Shell),
+    Schema(PathBuf),
 }
 
 #[derive(Debug, Clone)]

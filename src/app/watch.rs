@@ -96,7 +96,7 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
                 &history,
                 &cfg.query.to_string(),
                 cfg.interval.as_millis(),
-                true,
+                cfg.redraw,
             )
             .map_err(stdout_err)?;
         }

@@ -31,7 +31,9 @@ target, every listening TCP socket.";
 
 const EXIT_HELP: &str = "\
 EXIT STATUS: 0 ok; 1 nothing matched the target (inspect) or an assertion \
-failed (check); 2 bad usage or bad input; 3 the kernel query failed.";
+failed (check); 2 bad usage or bad input; 3 the kernel query failed; 4 (check) \
+no assertion failed but some could not be decided (part of the picture \
+could not be seen).";
 
 /// Who holds a socket and what its queues are doing right now.
 ///
@@ -251,6 +253,11 @@ pub enum GenerateSub {
     },
     /// Print a completion script for SHELL to stdout.
     Completions { shell: clap_complete::Shell },
+    /// Write the JSON Schema of every JSON document into DIR (default: schema/).
+    Schema {
+        #[arg(default_value = "schema")]
+        dir: std::path::PathBuf,
+    },
 }
 
 fn parse_ratio(s: &str) -> Result<f64, String> {
@@ -302,16 +309,25 @@ fn parse_targets(raw: &[String]) -> Result<Query> {
     Ok(Query::new(parsed))
 }
 
+/// `--color auto` follows the usual conventions through anstream: no
+/// colour without a terminal, with `NO_COLOR` set, `CLICOLOR=0` or
+/// `TERM=dumb`; `CLICOLOR_FORCE` forces it.
 fn color_enabled(choice: ColorChoice) -> bool {
-    use std::io::IsTerminal;
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                && std::io::stdout().is_terminal()
-        }
+        ColorChoice::Auto => matches!(
+            anstream::AutoStream::choice(&std::io::stdout()),
+            anstream::ColorChoice::Always | anstream::ColorChoice::AlwaysAnsi
+        ),
     }
+}
+
+/// A live view may redraw in place (cursor home, clear) only on a
+/// terminal that is not `TERM=dumb`; elsewhere frames follow each other.
+fn can_redraw() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
 }
 
 impl Cli {
@@ -346,6 +362,7 @@ impl Cli {
                     interval: a.interval,
                     count: a.count,
                     json: a.json,
+                    redraw: can_redraw(),
                 })
             }
             Sub::Check(a) => Command::Check(CheckConfig {
@@ -397,6 +414,7 @@ impl Cli {
             Sub::Generate(g) => Command::Generate(match g.what {
                 GenerateSub::Man { dir } => GenerateWhat::Man(dir),
                 GenerateSub::Completions { shell } => GenerateWhat::Completions(shell),
+                GenerateSub::Schema { dir } => GenerateWhat::Schema(dir),
             }),
         })
     }

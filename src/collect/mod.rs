@@ -8,6 +8,7 @@ pub mod diag;
 pub mod fdscan;
 pub mod forward;
 pub mod host;
+pub mod mountinfo;
 pub mod netlink;
 pub mod netns;
 pub mod waiters;

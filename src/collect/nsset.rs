@@ -11,6 +11,7 @@ use super::cgroup;
 use super::netns::{self, NsHandle, NsKey, OpenError};
 use crate::error::{Error, Result};
 use crate::model::netns::{Netns, NetnsInfo, NetnsScope};
+use crate::model::{Warning, WarningKind};
 
 pub struct NsSet {
     pub scope: NetnsScope,
@@ -72,7 +73,7 @@ impl NsSet {
         pid_netns: HashMap<u32, NsKey>,
         netns_denied: usize,
         extra: &[NsSelector],
-    ) -> Result<Vec<String>> {
+    ) -> Result<Vec<Warning>> {
         let mut warnings = Vec::new();
         self.pid_netns = pid_netns;
         let Some(own) = self.own else {
@@ -113,10 +114,12 @@ impl NsSet {
                 }
                 Err(OpenError::NotPermitted) => refused += 1,
                 Err(OpenError::Gone) => {}
-                Err(OpenError::Diag(e)) => warnings.push(format!(
-                    "network namespace {}: no sock_diag socket inside it ({e}): its sockets are not listed",
-                    key.ino
-                )),
+                Err(OpenError::Diag(e)) => warnings.push(
+                    Warning::new(WarningKind::NetnsDumpFailed, 1).detail(format!(
+                        "netns {}: no sock_diag socket inside it: {e}",
+                        key.ino
+                    )),
+                ),
             }
         }
         // Close what is no longer wanted or gone (ours always stays).
@@ -183,26 +186,15 @@ fn find(all: &BTreeMap<NsKey, netns::Namespace>, sel: &NsSelector) -> Result<NsK
     })
 }
 
-/// The one warning for namespaces we could not enter: how many, and why.
-fn not_inspected(refused: usize, unreadable: usize) -> String {
-    let s = |n: usize| if n == 1 { "" } else { "s" };
-    let unread = format!(
-        "the network namespace of {unreadable} process{} could not be read",
-        if unreadable == 1 { "" } else { "es" }
-    );
-    match (refused, unreadable) {
-        (0, _) => format!(
-            "{unread} (permission denied): it may be one not inspected; reading it needs root (CAP_SYS_ADMIN)"
-        ),
-        (n, 0) => format!(
-            "{n} other network namespace{} not inspected: reading them needs root (CAP_SYS_ADMIN); \
-             their sockets are not listed",
-            s(n)
-        ),
-        (n, _) => format!(
-            "at least {n} other network namespace{} not inspected ({unread}): reading them needs root \
-             (CAP_SYS_ADMIN); their sockets are not listed",
-            s(n)
-        ),
+/// The one warning for namespaces we could not enter: how many, and
+/// how many processes' namespaces we could not even read.
+fn not_inspected(refused: usize, unreadable: usize) -> Warning {
+    let w = Warning::new(WarningKind::NetnsNotInspected, refused as u64);
+    if unreadable == 0 {
+        return w;
     }
+    w.detail(format!(
+        "the namespace of {unreadable} process{} could not be read",
+        if unreadable == 1 { "" } else { "es" }
+    ))
 }

@@ -1,11 +1,13 @@
 //! One collection pass for a query: sockets from sock_diag in every
 //! network namespace in scope, holders from one /proc scan (which also
 //! reads each process's namespace), SYN-queue request sockets for the
-//! listeners' ports, waiting threads, forwarders, and SO_REUSEPORT read
-//! from the sockets themselves.
+//! listeners' ports, waiting threads and forwarders. Passive: it only
+//! reads. (SO_REUSEPORT is not read from the socket: taking a copy of a
+//! holder's fd with pidfd_getfd(2) would re-tag the socket's net_cls
+//! classid and netprio index and hold a reference that keeps a closed
+//! listener alive; `analyze` infers it from groups.)
 
 use std::collections::{HashMap, HashSet};
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use super::diag::{STATE_ALL, STATE_LISTEN, STATE_SYN_RECV};
@@ -14,7 +16,9 @@ use super::nsset::{NsSelector, NsSet};
 use super::{fdscan, waiters};
 use crate::error::{Error, Result};
 use crate::model::netns::{NetnsMap, NetnsScope};
-use crate::model::{Family, Holder, Inode, ListenCounters, RequestSock, Snapshot, Socket};
+use crate::model::{
+    Family, Holder, Inode, ListenCounters, RequestSock, Snapshot, Socket, Warning, WarningKind,
+};
 use crate::target::Query;
 
 /// More listener ports than this: dump the SYN queue unfiltered (one walk)
@@ -72,6 +76,10 @@ impl Collector {
     /// Everything for `query`: sockets, holders, queues, waiters, warnings.
     pub fn snapshot(&mut self, query: &Query) -> Result<Snapshot> {
         let mut warnings = Vec::new();
+        let hidden = hidden_processes(&self.proc_root);
+        if let Some(opts) = &hidden {
+            warnings.push(Warning::new(WarningKind::ProcHidden, 1).detail(opts.clone()));
+        }
 
         // One scan of every process: every socket fd it holds and its
         // network namespace. Sockets are matched to holders after the
@@ -82,7 +90,10 @@ impl Collector {
             .map_err(|e| io_err(&self.proc_root, e))?;
         self.known_pids = all;
         if scan.denied > 0 {
-            warnings.push(denied_warning(scan.denied));
+            warnings.push(Warning::new(
+                WarningKind::ProcessesUnreadable,
+                scan.denied as u64,
+            ));
         }
         let extra: Vec<NsSelector> = Vec::new();
         warnings.extend(self.ns.sync(
@@ -97,18 +108,15 @@ impl Collector {
         let pids: Vec<u32> = query.pids().collect();
         for &pid in &pids {
             if self.known_pids.binary_search(&pid).is_err() {
-                warnings.push(format!("pid {pid}: no such process"));
-            } else if !scan.netns.contains_key(&pid) && self.ns.own.is_some() {
-                warnings.push(format!(
-                    "pid {pid} could not be read (permission denied): run as root or as its owner"
-                ));
+                let kind = if hidden.is_some() {
+                    WarningKind::PidNotVisible
+                } else {
+                    WarningKind::NoSuchProcess
+                };
+                warnings.push(Warning::pid(kind, pid));
             } else if let Some(k) = scan.netns.get(&pid) {
-                if !self.ns.handles.contains_key(k) {
-                    warnings.push(format!(
-                        "pid {pid} is in another network namespace ({}), not inspected: \
-                         its sockets are not listed; add --netns pid:{pid} (needs root)",
-                        k.ino
-                    ));
+                if !self.ns.keys_in_order().contains(k) {
+                    warnings.push(Warning::pid(WarningKind::OtherNetns, pid));
                 }
             }
         }
@@ -152,7 +160,6 @@ impl Collector {
 
         let request_socks = self.request_socks(&sockets, &netns, &mut warnings);
         let waiters = waiters::find_waiters(&self.proc_root, &holders);
-        let reuseport = read_reuseport(&sockets, &holders);
         let forwards = self.forwards(&sockets, &holders, &netns, &mut look);
 
         Ok(Snapshot {
@@ -160,7 +167,7 @@ impl Collector {
             holders,
             request_socks,
             waiters,
-            reuseport,
+            reuseport: HashMap::new(),
             host: self
                 .own_handle()
                 .map(|h| h.host.clone())
@@ -206,7 +213,7 @@ impl Collector {
         &mut self,
         query: &Query,
         extra_inodes: &HashSet<u64>,
-        warnings: &mut Vec<String>,
+        warnings: &mut Vec<Warning>,
     ) -> Result<(Vec<Socket>, NetnsMap)> {
         let mut map = self.netns_map();
         let mut out = Vec::new();
@@ -225,10 +232,10 @@ impl Collector {
                     out.extend(found);
                 }
                 Err(e) if mine => return Err(e),
-                Err(e) => warnings.push(format!(
-                    "network namespace {}: sockets not listed: {e}",
-                    key.ino
-                )),
+                Err(e) => warnings.push(
+                    Warning::new(WarningKind::NetnsDumpFailed, 1)
+                        .detail(format!("netns {}: {e}", key.ino)),
+                ),
             }
         }
         Ok((out, map))
@@ -241,7 +248,7 @@ impl Collector {
         &mut self,
         sockets: &[Socket],
         netns: &NetnsMap,
-        warnings: &mut Vec<String>,
+        warnings: &mut Vec<Warning>,
     ) -> Option<Vec<RequestSock>> {
         let mut out = Vec::new();
         for key in self.ns.keys_in_order() {
@@ -263,7 +270,9 @@ impl Collector {
                     out.extend(found)
                 }
                 Err(e) => {
-                    warnings.push(format!("SYN queue not measured: {e}"));
+                    warnings.push(
+                        Warning::new(WarningKind::SynQueueUnmeasured, 1).detail(e.to_string()),
+                    );
                     return None;
                 }
             }
@@ -338,7 +347,7 @@ impl Collector {
         warnings.extend(
             prev.warnings
                 .iter()
-                .filter(|w| !w.starts_with("SYN queue"))
+                .filter(|w| w.kind != WarningKind::SynQueueUnmeasured)
                 .cloned(),
         );
         Ok(Snapshot {
@@ -357,7 +366,7 @@ fn dump_ns(
     handle: &mut NsHandle,
     query: &Query,
     extra_inodes: &HashSet<u64>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Result<Vec<Socket>> {
     let states = if query.wants_all_states() {
         STATE_ALL
@@ -384,7 +393,7 @@ fn dump_ns(
             Ok(()) => {}
             // A host without IPv6 still answers for IPv4: keep that, say so.
             Err(e) if family == Family::Inet6 => {
-                warnings.push(format!("IPv6 sockets not listed: {e}"))
+                warnings.push(Warning::new(WarningKind::Ipv6Unavailable, 1).detail(e.to_string()))
             }
             Err(e) => return Err(e),
         }
@@ -439,43 +448,11 @@ fn io_err(path: &Path, source: std::io::Error) -> Error {
     }
 }
 
-fn denied_warning(n: usize) -> String {
-    format!(
-        "{n} process{} could not be read (permission denied): holders may be missing; run as root to see every holder",
-        if n == 1 { "" } else { "es" }
-    )
-}
-
-/// SO_REUSEPORT is not in sock_diag. Read it from the socket itself: take a
-/// copy of a holder's fd with pidfd_getfd(2) (needs ptrace-attach rights
-/// over the holder) and ask getsockopt. Listeners we cannot reach are left
-/// out; analyze then infers from the group.
-fn read_reuseport(
-    sockets: &[Socket],
-    holders: &HashMap<Inode, Vec<Holder>>,
-) -> HashMap<Inode, bool> {
-    use rustix::process::{pidfd_getfd, pidfd_open, Pid, PidfdFlags, PidfdGetfdFlags};
-    let mut out = HashMap::new();
-    for s in sockets.iter().filter(|s| s.is_listener()) {
-        let Some(h) = holders.get(&s.inode).and_then(|v| v.first()) else {
-            continue;
-        };
-        let Some(pid) = i32::try_from(h.pid).ok().and_then(Pid::from_raw) else {
-            continue;
-        };
-        let Ok(pidfd) = pidfd_open(pid, PidfdFlags::empty()) else {
-            continue;
-        };
-        let Ok(fd) = pidfd_getfd(&pidfd, h.fd as i32, PidfdGetfdFlags::empty()) else {
-            continue;
-        };
-        // The fd number may have been reused since the scan: check the inode.
-        let same = rustix::fs::fstat(fd.as_fd()).is_ok_and(|st| st.st_ino == s.inode.0);
-        if same {
-            if let Ok(v) = rustix::net::sockopt::socket_reuseport(&fd) {
-                out.insert(s.inode, v);
-            }
-        }
-    }
-    out
+/// The options that hide processes, when the proc mount at `proc_root`
+/// has any (`hidepid=1|2|invisible|noaccess`, `subset=pid`): other users'
+/// processes are then missing from /proc rather than denied.
+fn hidden_processes(proc_root: &Path) -> Option<String> {
+    let info = std::fs::read(proc_root.join("self/mountinfo")).ok()?;
+    let root = std::fs::canonicalize(proc_root).ok()?;
+    super::mountinfo::proc_hiding_options(&info, root.as_os_str().as_encoded_bytes())
 }

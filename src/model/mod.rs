@@ -4,16 +4,20 @@
 
 pub mod netns;
 pub mod report;
+pub mod warning;
 pub mod watch;
+
+pub use warning::{Warning, WarningKind};
 
 use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 
+use schemars::JsonSchema;
 use serde::{Serialize, Serializer};
 
 /// A socket inode: `socket:[INODE]` in /proc/PID/fd, `idiag_inode` in sock_diag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
 #[serde(transparent)]
 pub struct Inode(pub u64);
 
@@ -23,7 +27,7 @@ impl fmt::Display for Inode {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
     Inet,
@@ -90,6 +94,22 @@ impl fmt::Display for TcpState {
     }
 }
 
+/// In JSON a state is its name; a state this build does not know is
+/// `UNKNOWN(n)` with the kernel's number.
+impl JsonSchema for TcpState {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "TcpState".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "The TCP state as ss names it (SYN_RECV covers NEW_SYN_RECV); UNKNOWN(n) for a state this build does not know.",
+            "type": "string",
+            "pattern": "^(ESTABLISHED|SYN_SENT|SYN_RECV|FIN_WAIT1|FIN_WAIT2|TIME_WAIT|CLOSE|CLOSE_WAIT|LAST_ACK|LISTEN|CLOSING|UNKNOWN\\([0-9]+\\))$"
+        })
+    }
+}
+
 impl Serialize for TcpState {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
@@ -135,7 +155,7 @@ pub struct RequestSock {
 }
 
 /// One (process, fd) that holds a socket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Holder {
     pub pid: u32,
     pub ppid: Option<u32>,
@@ -151,7 +171,7 @@ pub struct Holder {
 }
 
 /// How a thread waits for a socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum WaitHow {
     Accept,
@@ -172,7 +192,7 @@ impl fmt::Display for WaitHow {
 }
 
 /// A thread blocked right now waiting for a socket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Waiter {
     pub pid: u32,
     pub tid: u32,
@@ -182,7 +202,7 @@ pub struct Waiter {
 }
 
 /// Host-wide settings that shape every listener.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct HostInfo {
     pub somaxconn: Option<u32>,
     pub tcp_max_syn_backlog: Option<u32>,
@@ -199,11 +219,12 @@ pub struct Snapshot {
     /// Request sockets on the listeners' ports (`None`: SYN queue not measured).
     pub request_socks: Option<Vec<RequestSock>>,
     pub waiters: HashMap<Inode, Vec<Waiter>>,
-    /// SO_REUSEPORT read exactly from the socket, where we could.
+    /// SO_REUSEPORT read passively (never by touching the socket), where
+    /// a source could; `analyze` infers it for groups otherwise.
     pub reuseport: HashMap<Inode, bool>,
     pub host: HostInfo,
-    /// What could not be seen, in words ("N processes could not be read...").
-    pub warnings: Vec<String>,
+    /// What could not be seen.
+    pub warnings: Vec<Warning>,
     /// Which namespace each socket and holder is in, and their labels.
     pub netns: netns::NetnsMap,
     /// Listeners held by a forwarder (docker-proxy): where it sends clients.
@@ -212,7 +233,7 @@ pub struct Snapshot {
 
 /// Host-wide listen-queue counters (TcpExt in /proc/net/netstat). `None`
 /// when this kernel does not have the counter.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct ListenCounters {
     /// Connections that found the accept queue full (ListenOverflows).
     pub listen_overflows: Option<u64>,

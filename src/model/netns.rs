@@ -7,12 +7,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::IpAddr;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::{HostInfo, Inode};
 
 /// The label of one network namespace (JSON `netns`, additive to schema 1).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Netns {
     /// The nsfs inode of `/proc/PID/ns/net` (what `lsns -t net` prints).
     pub inode: u64,
@@ -22,7 +23,7 @@ pub struct Netns {
     pub container: Option<Container>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Container {
     pub runtime: Runtime,
     /// The full container id (64 hex digits for docker/containerd/CRI-O).
@@ -33,7 +34,7 @@ pub struct Container {
     pub pod: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Runtime {
     Docker,
@@ -127,7 +128,7 @@ impl NetnsMap {
 
 /// A process that accepts on one address and connects each client to
 /// another (docker-proxy), read from its command line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Forward {
     /// The forwarder's program (`docker-proxy`).
     pub via: String,

@@ -4,14 +4,16 @@
 
 use std::net::IpAddr;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::netns::{Forward, Netns};
-use super::{Family, Holder, HostInfo, Inode, TcpState, Waiter};
+use super::{Family, Holder, HostInfo, Inode, TcpState, Waiter, Warning};
 
-pub const SCHEMA: u32 = 1;
+/// 2: `warnings[]` became objects (`kind`, `count`, `message`, ...).
+pub const SCHEMA: u32 = 2;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Report {
     pub schema: u32,
     /// What was asked, e.g. ":8000" or "every listening TCP socket".
@@ -19,12 +21,12 @@ pub struct Report {
     pub host: HostInfo,
     pub sockets: Vec<SocketReport>,
     pub groups: Vec<Group>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
     /// The network namespaces this report looked into, ours first.
     pub namespaces: Vec<Netns>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct AcceptQueue {
     /// Connections waiting to be accepted (`sk_ack_backlog`).
     pub depth: u32,
@@ -32,7 +34,7 @@ pub struct AcceptQueue {
     pub backlog: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct SynQueue {
     /// Request sockets (SYN_RECV) whose local address/port this listener covers.
     pub depth: u32,
@@ -43,14 +45,14 @@ pub struct SynQueue {
     pub scope: SynScope,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SynScope {
     Socket,
     Group,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct SocketReport {
     pub inode: Inode,
     pub cookie: u64,
@@ -86,7 +88,7 @@ pub struct SocketReport {
     pub forward: Option<Forward>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GroupKind {
     /// One socket, at most one holding process.
@@ -98,7 +100,7 @@ pub enum GroupKind {
 }
 
 /// The listening sockets on one local address:port, and what they mean.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Group {
     /// The nsfs inode of the namespace: groups never span namespaces.
     pub netns: u64,
@@ -108,6 +110,9 @@ pub struct Group {
     pub inodes: Vec<Inode>,
     /// Distinct processes holding any of the group's sockets.
     pub holders: usize,
+    /// False when some processes could not be read: `holders` is then a
+    /// lower bound.
+    pub holders_complete: bool,
     /// The one plain sentence the table ends with.
     pub verdict: String,
 }

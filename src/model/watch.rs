@@ -1,15 +1,16 @@
 //! One `watch` sample: the queue figures of the watched sockets at one
 //! instant and the host counters' change since the previous sample. One
-//! JSON line per sample (`schema: 1`, `type: "sample"`).
+//! JSON line per sample (`schema` as the report's, `type: "sample"`).
 
 use std::net::IpAddr;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::report::{AcceptQueue, SynQueue};
-use super::{Inode, ListenCounters, TcpState};
+use super::{Inode, ListenCounters, TcpState, Warning};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Sample {
     pub schema: u32,
     #[serde(rename = "type")]
@@ -24,10 +25,10 @@ pub struct Sample {
     /// Change of the TcpExt listen counters since the previous sample
     /// (all zero in the first sample).
     pub counters: ListenCounters,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct SampleSocket {
     pub inode: Inode,
     pub state: TcpState,

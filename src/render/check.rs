@@ -4,7 +4,7 @@
 
 use std::io::{self, Write};
 
-use crate::analyze::check::CheckOutcome;
+use crate::analyze::check::{CheckOutcome, Status};
 
 /// ```text
 /// ok   listening: expected a listening socket, found 1 on 127.0.0.1:8000 (inode 7288)
@@ -13,28 +13,56 @@ use crate::analyze::check::CheckOutcome;
 /// ```
 pub fn write_text(out: &mut impl Write, outcome: &CheckOutcome) -> io::Result<()> {
     for a in &outcome.assertions {
-        let mark = if a.ok { "ok" } else { "FAIL" };
-        writeln!(out, "{mark:<4} {}: {}", a.name, a.detail)?;
+        let mark = match a.status {
+            Status::Ok => "ok",
+            Status::Fail => "FAIL",
+            Status::Unknown => "UNKNOWN",
+        };
+        writeln!(
+            out,
+            "{mark:<4} {}: {}",
+            a.name,
+            crate::escape::terminal(&a.detail)
+        )?;
     }
     let total = outcome.assertions.len();
-    let failed = outcome.assertions.iter().filter(|a| !a.ok).count();
+    let failed = outcome
+        .assertions
+        .iter()
+        .filter(|a| a.status == Status::Fail)
+        .count();
+    let unknown = outcome
+        .assertions
+        .iter()
+        .filter(|a| a.status == Status::Unknown)
+        .count();
     let noun = if total == 1 {
         "assertion"
     } else {
         "assertions"
     };
-    if failed == 0 {
+    if failed == 0 && unknown > 0 {
+        writeln!(
+            out,
+            "check {}: UNKNOWN, {unknown} of {total} {noun} could not be decided (see warnings)",
+            crate::escape::terminal(&outcome.target)
+        )
+    } else if failed == 0 {
         let all = if total == 1 {
             "1 assertion holds".to_string()
         } else {
             format!("all {total} assertions hold")
         };
-        writeln!(out, "check {}: ok, {all}", outcome.target)
+        writeln!(
+            out,
+            "check {}: ok, {all}",
+            crate::escape::terminal(&outcome.target)
+        )
     } else {
         writeln!(
             out,
             "check {}: FAILED, {failed} of {total} {noun} failed",
-            outcome.target
+            crate::escape::terminal(&outcome.target)
         )
     }
 }
@@ -50,7 +78,7 @@ pub fn write_json(out: &mut impl Write, outcome: &CheckOutcome) -> io::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyze::check::Assertion;
+    use crate::analyze::check::{Assertion, Status};
 
     fn outcome(oks: &[bool]) -> CheckOutcome {
         let assertions: Vec<Assertion> = oks
@@ -58,6 +86,7 @@ mod tests {
             .map(|&ok| Assertion {
                 name: "holders",
                 ok,
+                status: if ok { Status::Ok } else { Status::Fail },
                 expected: "3".into(),
                 actual: if ok { "3" } else { "2 (pids 10, 11)" }.into(),
                 detail: if ok {
@@ -71,6 +100,11 @@ mod tests {
         CheckOutcome {
             schema: 1,
             ok: oks.iter().all(|o| *o),
+            status: if oks.iter().all(|o| *o) {
+                Status::Ok
+            } else {
+                Status::Fail
+            },
             target: ":8000".into(),
             assertions,
             warnings: vec![],
@@ -108,10 +142,12 @@ mod tests {
             serde_json::json!({
                 "schema": 1,
                 "ok": false,
+                "status": "fail",
                 "target": ":8000",
                 "assertions": [{
                     "name": "holders",
                     "ok": false,
+                    "status": "fail",
                     "expected": "3",
                     "actual": "2 (pids 10, 11)",
                     "detail": "expected 3, found 2 (pids 10, 11)"

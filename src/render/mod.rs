@@ -11,8 +11,22 @@ pub mod watch;
 
 use std::net::IpAddr;
 
+use crate::escape;
 use crate::model::report::{SocketReport, SynScope};
-use crate::model::{Holder, Waiter};
+use crate::model::{Holder, Waiter, Warning};
+
+/// The warnings, one line each with its hint, escaped (a detail may hold
+/// the OS's words). Best effort: stderr that cannot be written (a closed
+/// pipe, a full disk) is not worth failing the command for.
+pub fn warnings(err: &mut impl std::io::Write, warnings: &[Warning]) {
+    for w in warnings {
+        let mut line = format!("sockmap: warning: {}", w.message());
+        if let Some(h) = w.hint() {
+            line.push_str(&format!(" ({h})"));
+        }
+        let _ = writeln!(err, "{}", escape::terminal(&line));
+    }
+}
 
 /// `127.0.0.1:8000`, `[::1]:8000`, `*:8000` for the wildcard.
 pub fn addr_port(addr: IpAddr, port: u16) -> String {
@@ -55,7 +69,8 @@ impl Row<'_> {
         if mine.len() == 1 {
             kinds.join(",")
         } else {
-            format!("{} ({} threads)", kinds.join(","), mine.len())
+            // No spaces: the cell stays one field in --plain.
+            format!("{}({}_threads)", kinds.join(","), mine.len())
         }
     }
 }
@@ -66,7 +81,28 @@ pub struct Column {
     pub id: &'static str,
     pub header: &'static str,
     pub doc: &'static str,
+    /// The raw cell text; renderers escape it (`escape::terminal` in the
+    /// table, `escape::field` in --plain).
     pub cell: fn(&Row<'_>) -> String,
+    /// The text came from another process (comm, user name).
+    pub external: bool,
+}
+
+impl Column {
+    /// The cell for a terminal table: text from other processes escaped.
+    pub fn table_cell(&self, row: &Row<'_>) -> String {
+        let raw = (self.cell)(row);
+        if self.external {
+            escape::terminal(&raw).into_owned()
+        } else {
+            raw
+        }
+    }
+
+    /// The cell for `--plain`: always one awk word.
+    pub fn plain_cell(&self, row: &Row<'_>) -> String {
+        escape::field(&(self.cell)(row)).into_owned()
+    }
 }
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -78,42 +114,43 @@ pub const COLUMNS: &[Column] = &[
         id: "command",
         header: "COMMAND",
         doc: "process name (comm)",
-        cell: |r| netns::esc(&r.holder.comm),
+        cell: |r| r.holder.comm.clone(),
+        external: true,
     },
     Column {
         id: "pid",
         header: "PID",
         doc: "process id",
         cell: |r| r.holder.pid.to_string(),
+        external: false,
     },
     Column {
         id: "ppid",
         header: "PPID",
         doc: "parent process id (a forked worker points at its parent)",
         cell: |r| opt(r.holder.ppid),
+        external: false,
     },
     Column {
         id: "user",
         header: "USER",
         doc: "effective user of the process",
-        cell: |r| {
-            r.holder
-                .user
-                .as_deref()
-                .map_or_else(|| opt(r.holder.uid), netns::esc)
-        },
+        cell: |r| r.holder.user.clone().unwrap_or_else(|| opt(r.holder.uid)),
+        external: true,
     },
     Column {
         id: "fd",
         header: "FD",
         doc: "file descriptor number in that process",
         cell: |r| r.holder.fd.to_string(),
+        external: false,
     },
     Column {
         id: "waiting",
         header: "WAITING",
         doc: "threads blocked on this socket right now: accept, epoll, poll or select",
         cell: |r| r.waiting(),
+        external: false,
     },
 ];
 

@@ -5,22 +5,8 @@
 use crate::model::netns::Netns;
 use crate::model::report::Report;
 
-/// Escape text from another process for a terminal: control characters,
-/// bidi overrides and a backslash made visible.
-pub fn esc(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            let bad = c == '\\'
-                || c.is_control()
-                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}');
-            let v: Vec<char> = if bad {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            v
-        })
-        .collect()
+fn esc(s: &str) -> String {
+    crate::escape::terminal(s).into_owned()
 }
 
 /// `netns INODE`, then in parentheses what it is: its `ip netns` name,
@@ -77,7 +63,7 @@ mod tests {
         };
         assert_eq!(label(&n), "netns 4026532281");
         n.name = Some("blue\x1b[2J".into());
-        assert_eq!(label(&n), "netns 4026532281 (ip netns blue\\u{1b}[2J)");
+        assert_eq!(label(&n), "netns 4026532281 (ip netns blue\\x1b[2J)");
         n.name = None;
         n.container = Some(Container {
             runtime: Runtime::Docker,

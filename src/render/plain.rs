@@ -43,8 +43,9 @@ pub fn write(out: &mut impl Write, report: &Report) -> io::Result<()> {
                 holder: h,
             };
             let mut r = sock.clone();
-            // Spaces would split awk fields: keep each cell one word.
-            r.extend(COLUMNS.iter().map(|c| (c.cell)(&row).replace(' ', "_")));
+            // Escaped so that each cell is one awk word, whatever a
+            // process named itself.
+            r.extend(COLUMNS.iter().map(|c| c.plain_cell(&row)));
             rows.push(r);
         }
     }

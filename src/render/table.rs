@@ -84,7 +84,7 @@ fn holder_table(s: &SocketReport, color: bool) -> Table {
             socket: s,
             holder: h,
         };
-        t.add_row(COLUMNS.iter().map(|c| (c.cell)(&row)));
+        t.add_row(COLUMNS.iter().map(|c| c.table_cell(&row)));
     }
     t
 }

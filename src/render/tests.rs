@@ -118,7 +118,7 @@ fn json_has_the_contract_fields() {
     let mut out = Vec::new();
     super::json::write(&mut out, &report()).unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    assert_eq!(v["schema"], 1);
+    assert_eq!(v["schema"], 2);
     assert_eq!(v["host"]["somaxconn"], 4096);
     let s = &v["sockets"][0];
     assert_eq!(
@@ -136,6 +136,7 @@ fn json_has_the_contract_fields() {
     );
     assert_eq!(v["groups"][0]["kind"], "shared");
     assert_eq!(v["groups"][0]["inodes"], serde_json::json!([7288]));
+    assert_eq!(v["groups"][0]["holders_complete"], true);
     assert_eq!(v["warnings"], serde_json::json!([]));
 }
 

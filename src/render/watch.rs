@@ -152,7 +152,10 @@ pub fn frame(
         counter(t.syncookies_sent),
     ));
     for w in &s.warnings {
-        f.push_str(&format!("warning: {w}\n"));
+        f.push_str(&format!(
+            "warning: {}\n",
+            crate::escape::terminal(&w.message())
+        ));
     }
     out.write_all(f.as_bytes())?;
     out.flush()

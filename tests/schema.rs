@@ -1,0 +1,154 @@
+//! The JSON contract: the committed schemas under schema/ are what the
+//! serde types generate (a drift test, like the man pages'), and what
+//! sockmap really prints validates against them.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+mod common;
+
+use common::{run_bounded, sockmap};
+
+const FIX: &str = "run `cargo run -- generate schema` and commit schema/";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        let dir = std::env::temp_dir().join(format!("sockmap-schema-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn committed_schemas_match_the_types() {
+    let tmp = TempDir::new();
+    let out = run_bounded(
+        {
+            let mut c = sockmap(&["generate", "schema"]);
+            c.arg(&tmp.0);
+            c
+        },
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let mut names: Vec<String> = std::fs::read_dir(&tmp.0)
+        .expect("generated")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["check.json", "inspect.json", "watch-sample.json"]);
+    for name in &names {
+        let fresh = std::fs::read(tmp.0.join(name)).expect("generated file");
+        let committed = std::fs::read(repo().join("schema").join(name))
+            .unwrap_or_else(|e| panic!("schema/{name}: {e}: {FIX}"));
+        assert!(fresh == committed, "schema/{name} is stale: {FIX}");
+    }
+}
+
+/// Validate `doc` against the committed schema `name`, listing every error.
+fn assert_valid(name: &str, doc: &Value) {
+    let schema = read_json(&repo().join("schema").join(name));
+    let validator = jsonschema::validator_for(&schema)
+        .unwrap_or_else(|e| panic!("schema/{name} is not a valid schema: {e}"));
+    let errors: Vec<String> = validator
+        .iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{name}: {errors:#?}\n{doc:#}");
+}
+
+fn json_of(args: &[&str]) -> Value {
+    let out = run_bounded(sockmap(args), Duration::from_secs(60));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?}: not JSON ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[test]
+fn real_output_validates_against_the_schemas() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let _waiting = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let target = format!("127.0.0.1:{port}");
+
+    let report = json_of(&["inspect", &target, "--json"]);
+    assert_eq!(report["sockets"][0]["accept_queue"]["depth"], 1);
+    assert_valid("inspect.json", &report);
+    // Every state, with a connection on the port.
+    assert_valid(
+        "inspect.json",
+        &json_of(&["inspect", &target, "--all", "--json"]),
+    );
+    // Warnings present: a pid that does not exist.
+    let gone = json_of(&["inspect", "pid:4194300", "--json"]);
+    assert!(!gone["warnings"].as_array().unwrap().is_empty());
+    assert_valid("inspect.json", &gone);
+
+    let check = json_of(&["check", &target, "--holders", "5", "--json"]);
+    assert_eq!(check["status"], "fail");
+    assert_valid("check.json", &check);
+
+    let out = run_bounded(
+        sockmap(&[
+            "watch",
+            &target,
+            "--count",
+            "2",
+            "--interval",
+            "20ms",
+            "--json",
+        ]),
+        Duration::from_secs(60),
+    );
+    let lines: Vec<&[u8]> = out
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for line in lines {
+        let v: Value = serde_json::from_slice(line).expect("a JSON line");
+        assert_valid("watch-sample.json", &v);
+    }
+}
+
+#[test]
+fn the_schemas_reject_what_the_contract_forbids() {
+    // The validator is not vacuous: a report missing a required field, or
+    // with a wrong type, fails.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = format!("127.0.0.1:{}", l.local_addr().unwrap().port());
+    let mut report = json_of(&["inspect", &target, "--json"]);
+    let schema = read_json(&repo().join("schema/inspect.json"));
+    let validator = jsonschema::validator_for(&schema).expect("valid schema");
+    assert!(validator.is_valid(&report));
+    report["sockets"][0]["inode"] = Value::String("seven".into());
+    assert!(!validator.is_valid(&report));
+    report.as_object_mut().unwrap().remove("groups");
+    assert!(!validator.is_valid(&report));
+}
