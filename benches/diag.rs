@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sockmap::collect::diag::{parse_dump, DumpStatus};
-use sockmap::model::Socket;
+use sockmap::model::{Proto, Socket};
 
 struct Counting;
 
@@ -111,7 +111,7 @@ fn dump(every: usize) -> Vec<Vec<u8>> {
 fn parse_all(grams: &[Vec<u8>], keep_all: bool) -> Vec<Socket> {
     let mut kept = Vec::new();
     for g in grams {
-        let status = parse_dump(g, |e| {
+        let status = parse_dump(Proto::Tcp, g, |e| {
             if keep_all || e.local().1 == 8000 {
                 kept.push(e.into_socket());
             }

@@ -1,6 +1,8 @@
-//! The library's error type and its mapping to exit codes (the contract in
-//! DESIGN.md §1): 2 usage/input, 3 kernel query failed. "Nothing found" (1)
-//! is not an error: `app` returns it as an outcome.
+//! The library's error type and its mapping to exit codes (a contract
+//! scripts depend on, documented in the man page's EXIT STATUS): 2
+//! usage/input, 3 kernel query failed. "Nothing found" (1) and a check's
+//! "failed" (1) or "unknown" (4) are not errors: `app` returns them as
+//! outcomes.
 
 use std::path::PathBuf;
 

@@ -1,6 +1,7 @@
 //! Thin entry point: parse arguments, run the library, map the outcome to
 //! an exit code. The only place `anyhow`-style reporting happens.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -29,7 +30,9 @@ fn main() -> ExitCode {
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
             let report = anyhow::Error::new(e);
-            eprintln!("sockmap: {report:#}");
+            // Not eprintln!: it panics when stderr cannot be written
+            // (`2>/dev/full`); the exit code still tells what happened.
+            let _ = writeln!(std::io::stderr(), "sockmap: {report:#}");
             let code = report
                 .downcast_ref::<Error>()
                 .map_or(exit::KERNEL, Error::exit_code);

@@ -82,18 +82,54 @@ fn clap_definition_is_consistent() {
 
 #[test]
 fn bad_targets_get_one_line_and_exit_2() {
+    let long_comm = "comm:0123456789abcdef";
+    let long_path = format!("unix:/{}", "a".repeat(108));
     let cases = [
         (":99999", "invalid port '99999'"),
         (":0", "invalid port '0'"),
         (":", "missing port"),
-        ("foo", "expected :PORT"),
+        ("foo", "unknown service 'foo'"),
         ("1.2.3:80", "invalid IPv4 address '1.2.3'"),
+        ("1.2.3", "invalid IPv4 address '1.2.3'"),
         ("[::1", "unclosed '['"),
         ("pid:abc", "invalid pid 'abc'"),
         ("inode:-1", "invalid inode '-1'"),
         ("localhost:80", "not a name"),
-        ("::1:80", "brackets"),
-        ("", "expected :PORT"),
+        ("::1:80", "write [::1]:80 for port 80"),
+        ("", "expected a port"),
+        // The forms added to the grammar, each bad part named.
+        ("tcp:", "missing port or address after 'tcp:'"),
+        ("udp:", "missing port or address after 'udp:'"),
+        (
+            "udp:pid:1",
+            "'udp:' goes before a port or an address, not 'pid:'",
+        ),
+        ("udp:99999", "invalid port '99999'"),
+        ("udp:1.2.3:53", "invalid IPv4 address '1.2.3'"),
+        (":8010-8000", "reversed port range '8010-8000'"),
+        (":0-10", "invalid port '0'"),
+        (":1-70000", "invalid port '70000'"),
+        (":80,", "empty item in the port list '80,'"),
+        (":80,,443", "empty item in the port list '80,,443'"),
+        (":nosuchservice", "unknown service 'nosuchservice'"),
+        ("*:", "missing port"),
+        ("*:0", "invalid port '0'"),
+        ("[::]:x y", "invalid port 'x y'"),
+        ("unix:", "missing path after 'unix:'"),
+        ("unix:@", "missing abstract name after 'unix:@'"),
+        (
+            long_path.as_str(),
+            "is 109 bytes: at most 108 fit in sun_path",
+        ),
+        ("comm:", "missing command name after 'comm:'"),
+        (
+            long_comm,
+            "is 16 bytes: the kernel keeps 15, so write 'comm:0123456789abcde'",
+        ),
+        ("netns:", "missing namespace after 'netns:'"),
+        ("netns:a/b", "invalid namespace name 'a/b'"),
+        ("netns:0", "invalid namespace inode '0'"),
+        ("netns:4294967296", "namespace inodes are 32-bit"),
     ];
     for (target, reason) in cases {
         bad_target(&["inspect", target], target, reason);
@@ -101,15 +137,126 @@ fn bad_targets_get_one_line_and_exit_2() {
     // The same parser behind every subcommand that takes targets, and a
     // bad target among good ones.
     bad_target(&["watch", ":0"], ":0", "'0'");
+    bad_target(&["watch", "udp:0"], "udp:0", "'0'");
     bad_target(&["check", "pid:abc"], "pid:abc", "'abc'");
+    bad_target(&["check", "unix:"], "unix:", "missing path");
     bad_target(
         &["check", ":80", "--holders", "2", ":99999"],
         ":99999",
         "'99999'",
     );
-    bad_target(&["inspect", ":80", "foo"], "foo", "expected");
+    bad_target(&["inspect", ":80", "foo"], "foo", "unknown service");
+    bad_target(
+        &["inspect", "comm:nginx", ":80-"],
+        ":80-",
+        "invalid port '80-'",
+    );
     // `--` lets a target start with '-'; it is still ours to reject.
-    bad_target(&["inspect", "--", "-1"], "-1", "expected :PORT");
+    bad_target(&["inspect", "--", "-1"], "-1", "invalid port '-1'");
+}
+
+/// Every good form of TARGET is accepted. `check` parses its targets before
+/// it validates its assertions, so a contradiction (exit 2, naming the two
+/// flags) proves the target parsed, without asking the kernel anything.
+#[test]
+fn good_targets_of_every_form_are_accepted() {
+    let forms = [
+        ":8000",
+        "8000",
+        "127.0.0.1:8000",
+        "[::1]:8000",
+        "0.0.0.0:8000",
+        "[::]:8000",
+        "*:2024",
+        "*",
+        "127.0.0.1",
+        "::1",
+        "[::1]",
+        "tcp:8000",
+        "udp:53",
+        "udp:127.0.0.1:53",
+        "udp:[::1]:53",
+        "udp:*:53",
+        ":8000-8010",
+        ":80,443",
+        "8000,8001",
+        ":80,8000-8010",
+        "unix:/run/php/fpm.sock",
+        "unix:@uwsgi",
+        "pid:1",
+        "inode:4322",
+        "comm:nginx",
+        "netns:blue",
+        "netns:4026531840",
+    ];
+    for t in forms {
+        let first = usage_error(&["check", t, "--shared", "--reuseport"]);
+        assert_eq!(
+            first,
+            "sockmap: contradictory assertions: --shared and --reuseport cannot both hold \
+             (shared is one listening socket, reuseport several)",
+            "{t}"
+        );
+    }
+}
+
+/// Service names come from /etc/services (the netbase package on Debian).
+#[test]
+fn service_names_from_etc_services() {
+    if !Path::new("/etc/services").exists() {
+        let msg = "no /etc/services (install netbase)";
+        assert!(std::env::var_os("CI").is_none(), "{msg}");
+        eprintln!("SKIP service_names_from_etc_services: {msg}");
+        return;
+    }
+    for t in [
+        ":http",
+        ":https",
+        "http",
+        "udp:domain",
+        ":http,https",
+        "tcp:ssh",
+    ] {
+        let first = usage_error(&["check", t, "--holders", "1", "--min-holders", "5"]);
+        assert!(
+            first.contains("--holders 1 and --min-holders 5"),
+            "{t}: {first}"
+        );
+    }
+    bad_target(
+        &["inspect", ":nosuch-svc"],
+        ":nosuch-svc",
+        "unknown service 'nosuch-svc': not in /etc/services",
+    );
+    bad_target(
+        &["inspect", "udp:ssh"],
+        "udp:ssh",
+        "service 'ssh' is tcp only in /etc/services, not udp",
+    );
+}
+
+#[test]
+fn contradictory_assertions_are_usage_errors_naming_both_flags() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--shared", "--reuseport"], "--shared and --reuseport"),
+        (
+            &["--holders", "1", "--min-holders", "5"],
+            "--holders 1 and --min-holders 5",
+        ),
+        (&["--holders", "1", "--shared"], "--holders 1 and --shared"),
+        (&["--holders", "0", "--pid", "7"], "--holders 0 and --pid 7"),
+    ];
+    for (flags, named) in cases {
+        let mut args = vec!["check", ":8000"];
+        args.extend_from_slice(flags);
+        let first = usage_error(&args);
+        assert!(
+            first.starts_with("sockmap: contradictory assertions: "),
+            "{first}"
+        );
+        assert!(first.contains(named), "{args:?}: {first}");
+        assert_eq!(run(&args).stderr.lines().count(), 1, "{args:?}");
+    }
 }
 
 #[test]
@@ -387,5 +534,48 @@ fn completions_for_each_shell() {
             "bash -n rejects the completion script: {}",
             String::from_utf8_lossy(&check.stderr)
         );
+    }
+}
+
+/// No output path may panic: with stderr (and stdout) on a full device the
+/// error cannot be shown, but the exit status still says what happened.
+#[test]
+fn a_full_stderr_never_panics() {
+    if !Path::new("/dev/full").exists() {
+        assert!(std::env::var_os("CI").is_none(), "no /dev/full");
+        eprintln!("SKIP a_full_stderr_never_panics: no /dev/full");
+        return;
+    }
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("open /dev/full")
+    };
+    let cases: &[(&[&str], i32)] = &[
+        (&["inspect", ":0"], 2),
+        (&["inspect", "--no-such-flag"], 2),
+        (&["check", ":80", "--shared", "--reuseport"], 2),
+        (&["serve", "--addr", "192.0.2.1", "--port", "0"], 2),
+    ];
+    let std_sockmap = || {
+        let mut c = Std::new(env!("CARGO_BIN_EXE_sockmap"));
+        c.env_remove("RUST_BACKTRACE").env("NO_COLOR", "1");
+        c
+    };
+    for (args, code) in cases {
+        let out = std_sockmap()
+            .args(*args)
+            .stderr(full())
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(*code), "{args:?} with stderr full");
+        let out = std_sockmap()
+            .args(*args)
+            .stderr(full())
+            .stdout(full())
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(*code), "{args:?} with both full");
     }
 }

@@ -30,6 +30,8 @@ const LOAD_LIMIT: Duration = Duration::from_secs(120);
 struct LoadReport {
     schema: u32,
     connect: String,
+    mode: String,
+    hold_seconds: Option<f64>,
     clients: u64,
     rounds: u32,
     size: u64,
@@ -55,6 +57,8 @@ struct Failures {
     timeout: u64,
     mismatch: u64,
     other: u64,
+    status: u64,
+    protocol: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -273,6 +277,41 @@ fn sigint_stops_it_like_sigterm() {
     );
 }
 
+/// A closed terminal (or `kill -HUP`) stops serve like SIGTERM: exit 0,
+/// the distribution printed, no worker left behind.
+#[test]
+fn sighup_stops_it_like_sigterm() {
+    let serve = ServeProc::start(&["--workers", "3"]);
+    let pids = serve.pids.clone();
+    echo_once(serve.port, b"hup");
+    serve.signal(libc::SIGHUP);
+    assert!(common::wait_exited(serve.pid(), common::STOP_LIMIT));
+    let done = Done::parse(&serve.terminate());
+    assert_eq!(done.total, 1);
+    let named: Vec<u32> = done.workers.iter().map(|w| w.pid).collect();
+    assert_eq!(named, pids);
+    assert!(
+        done.workers.iter().all(|w| w.accepted.is_some()),
+        "{done:?}"
+    );
+}
+
+/// A hangup reaches the whole foreground group, workers included.
+#[test]
+fn sighup_to_the_group_stops_it_too() {
+    let serve = ServeProc::start(&["--workers", "2", "--reuseport"]);
+    echo_once(serve.port, b"x");
+    // SAFETY: kill(2) on the process group this test created.
+    unsafe { libc::kill(-(serve.pid() as i32), libc::SIGHUP) };
+    assert!(common::wait_exited(serve.pid(), common::STOP_LIMIT));
+    let done = Done::parse(&serve.terminate());
+    assert_eq!(done.total, 1);
+    assert!(
+        done.workers.iter().all(|w| w.accepted.is_some()),
+        "{done:?}"
+    );
+}
+
 #[test]
 fn sigterm_abandons_a_connection_that_stays_open() {
     // One worker per idle client: every process ends up blocked in read().
@@ -436,18 +475,54 @@ fn load_catches_a_server_that_changes_a_byte() {
     assert!(msg.contains("round 1 byte 100 came back as"), "{msg}");
 }
 
+/// A TCP socket bound to a free loopback port but not listening: a
+/// connection to it is refused, and since it has no SO_REUSEADDR no other
+/// process can bind the port while we hold it (unlike a port freed a
+/// moment ago, which anyone may take).
+struct RefusingPort {
+    fd: std::os::fd::OwnedFd,
+    port: u16,
+}
+
+impl RefusingPort {
+    fn new() -> RefusingPort {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain socket(2); the fd is owned at once.
+        let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        assert!(raw >= 0, "socket: {}", std::io::Error::last_os_error());
+        // SAFETY: raw is a fresh fd we own.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+        let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        sa.sin_family = libc::AF_INET as libc::sa_family_t;
+        sa.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        use std::os::fd::AsRawFd;
+        // SAFETY: sa is a valid sockaddr_in of `len` bytes.
+        let rc = unsafe { libc::bind(fd.as_raw_fd(), (&raw const sa).cast(), len) };
+        assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
+        let mut got: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        let mut got_len = len;
+        // SAFETY: got is a writable sockaddr_in of got_len bytes.
+        let rc = unsafe { libc::getsockname(fd.as_raw_fd(), (&raw mut got).cast(), &mut got_len) };
+        assert_eq!(rc, 0, "getsockname: {}", std::io::Error::last_os_error());
+        RefusingPort {
+            fd,
+            port: u16::from_be(got.sin_port),
+        }
+    }
+}
+
 #[test]
 fn load_counts_refused_connections() {
-    // A port that was free a moment ago: nothing listens there.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let (code, r, _) = load(port, &["--clients", "5", "--rounds", "1", "--size", "1KiB"]);
+    let nobody = RefusingPort::new();
+    let (code, r, _) = load(
+        nobody.port,
+        &["--clients", "5", "--rounds", "1", "--size", "1KiB"],
+    );
     assert_eq!(code, 1);
     assert_eq!(r.failures.connect, 5, "{r:?}");
     assert_eq!(r.failed, 5);
+    drop(nobody.fd);
 }
 
 #[test]
@@ -598,6 +673,8 @@ impl Drop for GroupGuard {
     }
 }
 
+/// An address or port that cannot be had is bad input (exit 2), said in
+/// one line with the errno; it is not a failed kernel query.
 #[test]
 fn a_port_in_use_is_a_clear_error() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -606,15 +683,39 @@ fn a_port_in_use_is_a_clear_error() {
         let mut args = vec!["serve", "--port", &port];
         args.extend_from_slice(extra);
         let out = run_bounded(sockmap(&args), Duration::from_secs(30));
-        assert_eq!(out.status.code(), Some(3), "{extra:?}");
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            err.contains(&format!("cannot bind 127.0.0.1:{port}")),
+            err.starts_with(&format!("sockmap: cannot bind 127.0.0.1:{port}: ")),
             "{err}"
         );
-        assert!(err.contains("in use"), "{err}");
+        assert!(
+            err.contains("in use") && err.contains("os error 98"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(!err.contains("kernel query"), "{err}");
         assert!(out.stdout.is_empty());
     }
+}
+
+/// An address this host does not have (TEST-NET-1, never routed; bind
+/// fails before any packet could be sent).
+#[test]
+fn an_address_not_on_this_host_is_a_clear_error() {
+    let out = run_bounded(
+        sockmap(&["serve", "--addr", "192.0.2.1", "--port", "0"]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("sockmap: cannot bind 192.0.2.1:0: "),
+        "{err}"
+    );
+    assert!(err.contains("os error 99"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(out.stdout.is_empty());
 }
 
 #[test]
@@ -639,4 +740,238 @@ fn ipv6_loopback() {
     assert_eq!(code, 0);
     assert_eq!(r.failed, 0);
     assert_eq!(Done::parse(&serve.terminate()).total, 21);
+}
+
+/// `comm:NAME` selects the sockets of every process with that command
+/// name: the serve workers are all named `sockmap`.
+#[test]
+fn comm_target_finds_every_worker() {
+    let serve = ServeProc::start(&["--workers", "3"]);
+    let v = common::inspect_json("comm:sockmap");
+    let socks = v["sockets"].as_array().expect("sockets");
+    let ours: Vec<&serde_json::Value> = socks
+        .iter()
+        .filter(|s| s["local_port"] == serve.port && s["state"] == "LISTEN")
+        .collect();
+    assert_eq!(ours.len(), 1, "the one shared listener: {v}");
+    let mut holders: Vec<u32> = ours[0]["holders"]
+        .as_array()
+        .expect("holders")
+        .iter()
+        .map(|h| h["pid"].as_u64().expect("pid") as u32)
+        .collect();
+    holders.sort_unstable();
+    assert_eq!(holders, sorted(&serve.pids));
+    drop(serve);
+}
+
+/// `--mode hold` against a server that never accepts: the held
+/// connections fill its accept queue to backlog + 1, and they stay queued
+/// after the clients close (nobody accepts them).
+#[test]
+fn hold_mode_fills_a_stalled_accept_queue() {
+    let serve = ServeProc::start(&["--workers", "2", "--backlog", "5", "--stall"]);
+    let (code, r, err) = load(
+        serve.port,
+        &[
+            "--mode",
+            "hold",
+            "--hold",
+            "1s",
+            "--clients",
+            "12",
+            "--timeout",
+            "2s",
+        ],
+    );
+    assert_eq!(r.mode, "hold");
+    assert_eq!(r.hold_seconds, Some(1.0));
+    assert_eq!(r.rounds, 1);
+    assert_eq!(accept_queue_depth(serve.port), 6, "backlog 5 holds 6");
+    let held = r.clients - r.failed;
+    assert!(held >= 6, "{r:?}; {err}");
+    // Those that could not get in waited for the handshake until --timeout.
+    assert_eq!(r.failed, r.failures.timeout, "{r:?}");
+    assert_eq!(code, if r.failed == 0 { 0 } else { 1 });
+    drop(serve);
+}
+
+/// `--mode hold` against an accepting server: every client connects,
+/// sends nothing, holds, closes; serve counts every one.
+#[test]
+fn hold_mode_against_serve_holds_every_connection() {
+    let serve = ServeProc::start(&["--workers", "2"]);
+    let (code, r, err) = load(
+        serve.port,
+        &["--mode", "hold", "--hold", "300ms", "--clients", "20"],
+    );
+    assert_eq!(code, 0, "{r:?}; {err}");
+    assert_eq!(r.failed, 0);
+    assert_eq!(r.bytes_sent, 0);
+    assert_eq!(r.bytes, 0);
+    assert_eq!(Done::parse(&serve.terminate()).total, 20);
+}
+
+#[test]
+fn hold_is_only_for_hold_mode() {
+    let out = run_bounded(
+        sockmap(&["load", "--connect", "127.0.0.1:9", "--hold", "1s"]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.trim_end(),
+        "sockmap: --hold applies to --mode hold only"
+    );
+}
+
+/// A tiny HTTP/1.1 responder for one connection: reads requests (head
+/// only) and answers each with `respond(request_head)`; records every
+/// request head; closes when told to or when the client does.
+fn http_conn(mut s: TcpStream, seen: &Seen, respond: &dyn Fn(&str) -> (Vec<u8>, bool)) {
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut pending = Vec::new();
+    let mut buf = [0u8; 4096];
+    for _ in 0..1000 {
+        let end = pending.windows(4).position(|w| w == b"\r\n\r\n");
+        let Some(end) = end else {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => pending.extend_from_slice(&buf[..n]),
+            }
+            continue;
+        };
+        let head = String::from_utf8_lossy(&pending[..end + 4]).into_owned();
+        pending.drain(..end + 4);
+        seen.lock().unwrap().push(head.clone());
+        let (reply, close) = respond(&head);
+        if s.write_all(&reply).is_err() || close {
+            return;
+        }
+    }
+}
+
+/// Requests seen by an HTTP test server, in order.
+type Seen = Arc<std::sync::Mutex<Vec<String>>>;
+
+fn http_server(
+    respond: impl Fn(&str) -> (Vec<u8>, bool) + Send + Sync + 'static,
+) -> (u16, Arc<AtomicBool>, JoinHandle<u64>, Seen) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let (port, stop, t) = test_server(move |s| http_conn(s, &log, &respond));
+    (port, stop, t, seen)
+}
+
+const OK_BODY: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nContent-Type: text/plain\r\n\r\nhello world\n";
+
+fn wants_close(head: &str) -> bool {
+    head.lines()
+        .any(|l| l.eq_ignore_ascii_case("connection: close"))
+}
+
+#[test]
+fn http_mode_keeps_the_connection_alive_between_rounds() {
+    let (port, stop, t, seen) = http_server(|head| (OK_BODY.to_vec(), wants_close(head)));
+    let (code, r, err) = load(port, &["--mode", "http", "--clients", "4", "--rounds", "3"]);
+    stop.store(true, Ordering::SeqCst);
+    let accepted = t.join().unwrap();
+    assert_eq!(code, 0, "{r:?}; {err}");
+    assert_eq!(r.mode, "http");
+    assert_eq!(r.failed, 0);
+    assert_eq!(r.bytes, 4 * 3 * OK_BODY.len() as u64);
+    assert_eq!(accepted, 4, "one connection per client");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 12);
+    let host = format!("Host: 127.0.0.1:{port}\r\n");
+    for h in seen.iter() {
+        assert!(h.starts_with("GET / HTTP/1.1\r\n"), "{h}");
+        assert!(h.contains(&host), "{h}");
+    }
+    // Per connection: keep-alive, keep-alive, then close.
+    let closes = seen.iter().filter(|h| wants_close(h)).count();
+    let keeps = seen
+        .iter()
+        .filter(|h| h.contains("Connection: keep-alive\r\n"))
+        .count();
+    assert_eq!((keeps, closes), (8, 4));
+    assert!(r.round_trip_ms.p50.is_some());
+}
+
+#[test]
+fn http_mode_reads_chunked_bodies() {
+    let reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n";
+    let (port, stop, t, _) = http_server(move |head| (reply.to_vec(), wants_close(head)));
+    let (code, r, err) = load(port, &["--mode", "http", "--clients", "3", "--rounds", "2"]);
+    stop.store(true, Ordering::SeqCst);
+    t.join().unwrap();
+    assert_eq!(code, 0, "{r:?}; {err}");
+    assert_eq!(r.bytes, 3 * 2 * reply.len() as u64);
+}
+
+/// A server without keep-alive (a body that ends with the connection):
+/// each round on a new connection.
+#[test]
+fn http_mode_reconnects_when_the_server_closes() {
+    let reply = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nbody until close";
+    let (port, stop, t, seen) = http_server(move |_| (reply.to_vec(), true));
+    let (code, r, err) = load(port, &["--mode", "http", "--clients", "3", "--rounds", "4"]);
+    stop.store(true, Ordering::SeqCst);
+    let accepted = t.join().unwrap();
+    assert_eq!(code, 0, "{r:?}; {err}");
+    assert_eq!(accepted, 12, "a connection per round");
+    assert_eq!(seen.lock().unwrap().len(), 12);
+    assert_eq!(r.bytes, 12 * reply.len() as u64);
+}
+
+#[test]
+fn http_mode_counts_error_statuses_and_non_http_replies() {
+    let (port, stop, t, _) = http_server(|_| {
+        (
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            false,
+        )
+    });
+    let (code, r, _) = load(port, &["--mode", "http", "--clients", "3", "--rounds", "2"]);
+    stop.store(true, Ordering::SeqCst);
+    t.join().unwrap();
+    assert_eq!(code, 1);
+    assert_eq!((r.failed, r.failures.status), (3, 3), "{r:?}");
+    let first = &r.first_errors[0];
+    assert_eq!(first.kind, "status");
+    assert!(
+        first
+            .message
+            .ends_with("round 1: HTTP/1.1 503 Service Unavailable"),
+        "{first:?}"
+    );
+
+    let (port, stop, t, _) = http_server(|_| (b"SSH-2.0-OpenSSH_9.2\r\n\r\n".to_vec(), false));
+    let (code, r, _) = load(port, &["--mode", "http", "--clients", "2", "--rounds", "1"]);
+    stop.store(true, Ordering::SeqCst);
+    t.join().unwrap();
+    assert_eq!(code, 1);
+    assert_eq!((r.failed, r.failures.protocol), (2, 2), "{r:?}");
+    assert!(r.first_errors[0]
+        .message
+        .contains("not an HTTP/1.x status line: 'SSH-2.0-OpenSSH_9.2'"));
+}
+
+/// Echo, the default, against an HTTP server: every client fails on the
+/// first byte that differs, and says so (what made `--mode` necessary).
+#[test]
+fn echo_mode_against_http_is_a_mismatch() {
+    // Answers at once, whatever the request (as a server replies 400 to
+    // bytes that are not HTTP), then closes.
+    let (port, stop, t) = test_server(|mut s| {
+        let _ = s.write_all(OK_BODY);
+    });
+    let (code, r, _) = load(port, &["--clients", "2", "--rounds", "1", "--size", "64"]);
+    stop.store(true, Ordering::SeqCst);
+    t.join().unwrap();
+    assert_eq!(code, 1);
+    assert_eq!(r.mode, "echo");
+    assert_eq!((r.failed, r.failures.mismatch), (2, 2), "{r:?}");
 }

@@ -11,11 +11,9 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use schemars::JsonSchema;
-use serde::Serialize;
-
+pub use crate::model::check::{Assertion, CheckOutcome, Status};
 use crate::model::report::{GroupKind, Report, SocketReport, SynScope, SCHEMA};
-use crate::model::{TcpState, Warning};
+use crate::model::Proto;
 
 /// What `sockmap check` asserts about the target's listening sockets. With
 /// no assertion set, `listening` is implied.
@@ -31,97 +29,37 @@ pub struct Assertions {
     pub max_syn_queue: Option<u32>,
     pub min_backlog: Option<u32>,
     pub pid: Option<u32>,
-}
-
-/// An assertion's answer. `Unknown`: it depends on what could not be seen
-/// (processes that could not be read, a queue not measured), so neither
-/// pass nor fail would be honest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Ok,
-    Unknown,
-    Fail,
-}
-
-/// The verdict on every assertion; `ok` when all of them hold.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-pub struct CheckOutcome {
-    pub schema: u32,
-    pub ok: bool,
-    /// `fail` if any assertion failed, else `unknown` if any could not be
-    /// decided, else `ok`.
-    pub status: Status,
-    /// What was checked (`Report::query`), e.g. ":8000".
-    pub target: String,
-    pub assertions: Vec<Assertion>,
-    /// What could not be seen (copied from the report): holder counts may
-    /// be short when processes could not be read.
-    pub warnings: Vec<Warning>,
-}
-
-/// One assertion and its verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
-pub struct Assertion {
-    /// The flag without dashes, snake_case: `holders`, `max_accept_queue`.
-    pub name: &'static str,
-    /// True only when the assertion holds (`status` is `ok`).
-    pub ok: bool,
-    pub status: Status,
-    pub expected: String,
-    pub actual: String,
-    /// One line for people: "expected 3, found 2 (pids 10, 11)".
-    pub detail: String,
-}
-
-impl Assertion {
-    fn new(name: &'static str, ok: bool, expected: String, actual: String) -> Self {
-        let detail = format!("expected {expected}, found {actual}");
-        Assertion {
-            name,
-            ok,
-            status: if ok { Status::Ok } else { Status::Fail },
-            expected,
-            actual,
-            detail,
-        }
-    }
-
-    /// A failure that more visibility could turn into a pass is `unknown`.
-    fn unknown_if(mut self, cannot_tell: bool, why: &str) -> Self {
-        if cannot_tell && self.status == Status::Fail {
-            self.status = Status::Unknown;
-            self = self.note(why);
-        }
-        self
-    }
-
-    /// Add a caveat to the one-line explanation.
-    fn note(mut self, note: &str) -> Self {
-        self.detail.push_str("; ");
-        self.detail.push_str(note);
-        self
-    }
+    /// The protocol the check is about (the query is narrowed to it).
+    pub proto: Option<Proto>,
+    /// Every UDP receive queue holds at most this many bytes.
+    pub max_recv_queue: Option<u64>,
+    /// Every listener's `sk_drops` is at most this.
+    pub max_drops: Option<u64>,
 }
 
 const NO_LISTENER: &str = "no listening socket";
+const NO_QUEUE: &str = "no listener with an accept queue (TCP or unix)";
 const HIDDEN_HOLDERS: &str =
     "some processes could not be read, so holders may be missing: run as root to decide";
 
-fn addr_port(addr: IpAddr, port: u16) -> String {
-    match addr {
-        IpAddr::V6(a) => format!("[{a}]:{port}"),
-        IpAddr::V4(a) => format!("{a}:{port}"),
+fn addr_port(addr: Option<IpAddr>, port: Option<u16>) -> String {
+    match (addr, port) {
+        (Some(a), Some(port)) => crate::model::Endpoint(a, port).to_string(),
+        _ => "?".to_string(),
     }
 }
 
-/// "127.0.0.1:8000 (inode 7288)": which socket an `actual` is about.
+/// "127.0.0.1:8000 (inode 7288)", "udp 127.0.0.1:53 (inode 9)", "unix
+/// /run/x.sock (inode 12)": which socket an `actual` is about.
 fn which(s: &SocketReport) -> String {
-    format!(
-        "{} (inode {})",
-        addr_port(s.local_addr, s.local_port),
-        s.inode
-    )
+    let place = match (&s.unix_name, s.proto) {
+        // Display escapes the name.
+        (Some(n), _) => format!("unix {n}"),
+        (None, Proto::Unix) => "unix (unnamed)".to_string(),
+        (None, Proto::Udp) => format!("udp {}", addr_port(s.local_addr, s.local_port)),
+        (None, Proto::Tcp) => addr_port(s.local_addr, s.local_port),
+    };
+    format!("{place} (inode {})", s.inode)
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -174,11 +112,8 @@ struct Facts<'a> {
 
 impl<'a> Facts<'a> {
     fn new(report: &'a Report) -> Self {
-        let listeners: Vec<&SocketReport> = report
-            .sockets
-            .iter()
-            .filter(|s| s.state == TcpState::Listen)
-            .collect();
+        let listeners: Vec<&SocketReport> =
+            report.sockets.iter().filter(|s| s.is_listener()).collect();
         let pids = listeners
             .iter()
             .flat_map(|s| s.holders.iter().map(|h| h.pid))
@@ -213,14 +148,25 @@ impl<'a> Facts<'a> {
             .unknown_if(self.hidden && more_could_pass, HIDDEN_HOLDERS)
     }
 
-    /// The listener with the largest `key` (the first one on a tie), if any.
+    /// Why no accept queue was found: no listener at all, or only UDP.
+    fn no_queue(&self) -> String {
+        if self.listeners.is_empty() {
+            NO_LISTENER
+        } else {
+            NO_QUEUE
+        }
+        .to_string()
+    }
+
+    /// The listener with the largest `key` (the first one on a tie), among
+    /// those `key` applies to (`Some`), if any.
     fn worst<K: PartialOrd>(
         &self,
-        key: impl Fn(&SocketReport) -> K,
+        key: impl Fn(&SocketReport) -> Option<K>,
     ) -> Option<(&'a SocketReport, K)> {
         let mut best: Option<(&SocketReport, K)> = None;
         for s in &self.listeners {
-            let k = key(s);
+            let Some(k) = key(s) else { continue };
             if best.as_ref().is_none_or(|(_, b)| k > *b) {
                 best = Some((s, k));
             }
@@ -241,6 +187,8 @@ fn any_assertion(cfg: &Assertions) -> bool {
         || cfg.max_syn_queue.is_some()
         || cfg.min_backlog.is_some()
         || cfg.pid.is_some()
+        || cfg.max_recv_queue.is_some()
+        || cfg.max_drops.is_some()
 }
 
 /// Evaluate every assertion in `cfg` against `report`.
@@ -249,7 +197,7 @@ pub fn evaluate(cfg: &Assertions, report: &Report) -> CheckOutcome {
     let mut out = Vec::new();
 
     if cfg.listening || !any_assertion(cfg) {
-        out.push(listening(&f));
+        out.push(listening(&f, cfg.proto));
     }
     // Hidden holders can only add to the count seen: "holders N" with more
     // than N seen fails for certain; with fewer (or exactly N) it is unknown.
@@ -287,6 +235,12 @@ pub fn evaluate(cfg: &Assertions, report: &Report) -> CheckOutcome {
     if let Some(pid) = cfg.pid {
         out.push(holds(&f, pid));
     }
+    if let Some(n) = cfg.max_recv_queue {
+        out.push(max_recv_queue(&f, n));
+    }
+    if let Some(n) = cfg.max_drops {
+        out.push(max_drops(&f, n));
+    }
 
     let status = out.iter().map(|a| a.status).max().unwrap_or(Status::Ok);
     CheckOutcome {
@@ -299,18 +253,79 @@ pub fn evaluate(cfg: &Assertions, report: &Report) -> CheckOutcome {
     }
 }
 
-fn listening(f: &Facts) -> Assertion {
+fn listening(f: &Facts, proto: Option<Proto>) -> Assertion {
     let n = f.listeners.len();
     let actual = match n {
         0 => "none".to_string(),
         1 => format!("1 on {}", which(f.listeners[0])),
         n => plural(n, "listening socket", "listening sockets"),
     };
+    let expected = match proto {
+        None => "a listening socket".to_string(),
+        Some(Proto::Udp) => "a bound unconnected UDP socket".to_string(),
+        Some(Proto::Tcp) => "a listening TCP socket".to_string(),
+        Some(Proto::Unix) => "a listening unix socket".to_string(),
+    };
     // Nothing seen here, but namespaces we could not enter may hold it.
     let unseen_netns = f.netns_hidden && n == 0;
-    Assertion::new("listening", n > 0, "a listening socket".into(), actual).unknown_if(
+    Assertion::new("listening", n > 0, expected, actual).unknown_if(
         unseen_netns,
         "other network namespaces were not inspected (see warnings)",
+    )
+}
+
+fn max_recv_queue(f: &Facts, n: u64) -> Assertion {
+    let expected = format!("at most {n} bytes waiting");
+    let worst = f
+        .listeners
+        .iter()
+        .filter(|s| s.proto == Proto::Udp)
+        .max_by_key(|s| s.recv_q.unwrap_or(0));
+    match worst {
+        None => Assertion::new(
+            "max_recv_queue",
+            false,
+            expected,
+            "no bound unconnected UDP socket".into(),
+        ),
+        Some(s) => {
+            let q = s.recv_q.unwrap_or(0);
+            let limit = s
+                .rcvbuf
+                .map_or_else(String::new, |b| format!(" of rcvbuf {b}"));
+            Assertion::new(
+                "max_recv_queue",
+                u64::from(q) <= n,
+                expected,
+                format!("{q} bytes{limit} on {}", which(s)),
+            )
+        }
+    }
+}
+
+fn max_drops(f: &Facts, n: u64) -> Assertion {
+    let expected = format!("at most {n} dropped");
+    if f.listeners.is_empty() {
+        return Assertion::new("max_drops", false, expected, NO_LISTENER.into());
+    }
+    // Unix sockets have no sk_drops to speak of: only TCP and UDP count.
+    let counted: Vec<&&SocketReport> = f
+        .listeners
+        .iter()
+        .filter(|s| s.proto != Proto::Unix)
+        .collect();
+    if counted.is_empty() || counted.iter().any(|s| s.drops.is_none()) {
+        return Assertion::new("max_drops", false, expected, "not measured".into());
+    }
+    let Some(s) = counted.iter().max_by_key(|s| s.drops.unwrap_or(0)) else {
+        return Assertion::new("max_drops", false, expected, NO_LISTENER.into());
+    };
+    let d = s.drops.unwrap_or(0);
+    Assertion::new(
+        "max_drops",
+        u64::from(d) <= n,
+        expected,
+        format!("{d} on {}", which(s)),
     )
 }
 
@@ -376,9 +391,9 @@ fn reuseport(f: &Facts, report: &Report) -> Assertion {
 
 fn max_accept_queue(f: &Facts, n: u32) -> Assertion {
     let expected = format!("at most {n} waiting");
-    let worst = f.worst(|s| s.accept_queue.map_or(0, |q| q.depth));
+    let worst = f.worst(|s| s.accept_queue.map(|q| q.depth));
     match worst {
-        None => Assertion::new("max_accept_queue", false, expected, NO_LISTENER.into()),
+        None => Assertion::new("max_accept_queue", false, expected, f.no_queue()),
         Some((s, depth)) => {
             let backlog = s.accept_queue.map_or(0, |q| q.backlog);
             Assertion::new(
@@ -393,9 +408,9 @@ fn max_accept_queue(f: &Facts, n: u32) -> Assertion {
 
 fn max_accept_ratio(f: &Facts, r: f64) -> Assertion {
     let expected = format!("depth/backlog at most {}", show_ratio(r));
-    let worst = f.worst(|s| s.accept_queue.map_or(0.0, |q| ratio(q.depth, q.backlog)));
+    let worst = f.worst(|s| s.accept_queue.map(|q| ratio(q.depth, q.backlog)));
     match worst {
-        None => Assertion::new("max_accept_ratio", false, expected, NO_LISTENER.into()),
+        None => Assertion::new("max_accept_ratio", false, expected, f.no_queue()),
         Some((s, worst)) => {
             let (depth, backlog) = s.accept_queue.map_or((0, 0), |q| (q.depth, q.backlog));
             Assertion::new(
@@ -410,14 +425,15 @@ fn max_accept_ratio(f: &Facts, r: f64) -> Assertion {
 
 fn max_syn_queue(f: &Facts, n: u32) -> Assertion {
     let expected = format!("at most {n} half-open");
-    if f.listeners.is_empty() {
-        return Assertion::new("max_syn_queue", false, expected, NO_LISTENER.into());
+    let tcp = || f.listeners.iter().filter(|s| s.proto == Proto::Tcp);
+    if tcp().next().is_none() {
+        return Assertion::new("max_syn_queue", false, expected, "no TCP listener".into());
     }
-    if f.listeners.iter().any(|s| s.syn_queue.is_none()) {
+    if tcp().any(|s| s.syn_queue.is_none()) {
         return Assertion::new("max_syn_queue", false, expected, "not measured".into())
             .unknown_if(true, "the SYN queue could not be measured (see warnings)");
     }
-    let Some((s, depth)) = f.worst(|s| s.syn_queue.map_or(0, |q| q.depth)) else {
+    let Some((s, depth)) = f.worst(|s| s.syn_queue.map(|q| q.depth)) else {
         return Assertion::new("max_syn_queue", false, expected, NO_LISTENER.into());
     };
     let scope = match s.syn_queue.map(|q| q.scope) {
@@ -435,9 +451,9 @@ fn max_syn_queue(f: &Facts, n: u32) -> Assertion {
 fn min_backlog(f: &Facts, n: u32) -> Assertion {
     let expected = format!("at least {n}");
     // The smallest backlog is the worst: key on its negation.
-    let worst = f.worst(|s| std::cmp::Reverse(s.accept_queue.map_or(0, |q| q.backlog)));
+    let worst = f.worst(|s| s.accept_queue.map(|q| std::cmp::Reverse(q.backlog)));
     match worst {
-        None => Assertion::new("min_backlog", false, expected, NO_LISTENER.into()),
+        None => Assertion::new("min_backlog", false, expected, f.no_queue()),
         Some((s, std::cmp::Reverse(backlog))) => {
             let a = Assertion::new(
                 "min_backlog",
@@ -471,7 +487,7 @@ mod tests {
 
     use super::*;
     use crate::model::report::SynQueue;
-    use crate::model::{Family, Holder, Inode, Snapshot, Socket};
+    use crate::model::{Family, Holder, Inode, Snapshot, Socket, TcpState, Warning};
     use crate::target::Query;
 
     const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -481,6 +497,7 @@ mod tests {
         let s = Socket {
             inode: Inode(inode),
             cookie: inode,
+            proto: Proto::Tcp,
             family: Family::Inet,
             state: TcpState::Listen,
             local_addr: LO,
@@ -488,10 +505,12 @@ mod tests {
             remote_addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             remote_port: 0,
             ifindex: 0,
-            uid: 0,
+            uid: Some(0),
             rqueue: depth,
             wqueue: backlog,
             drops: Some(0),
+            rcvbuf: None,
+            unix: None,
         };
         (s, pids.to_vec())
     }

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use crate::model::netns::Forward;
 use crate::model::report::{Group, SocketReport};
-use crate::model::Inode;
+use crate::model::{Endpoint, Inode, Proto};
 
 /// Attach each forwarder's destination listeners (found in this report).
 pub fn resolve(
@@ -16,8 +16,8 @@ pub fn resolve(
 ) -> Vec<SocketReport> {
     let listeners: Vec<(Inode, u64, IpAddr, u16)> = sockets
         .iter()
-        .filter(|s| s.accept_queue.is_some())
-        .map(|s| (s.inode, s.netns.inode, s.local_addr, s.local_port))
+        .filter(|s| s.proto == Proto::Tcp && s.accept_queue.is_some())
+        .filter_map(|s| Some((s.inode, s.netns.inode, s.local_addr?, s.local_port?)))
         .collect();
     for s in &mut sockets {
         let Some(f) = forwards.get(&s.inode) else {
@@ -64,10 +64,7 @@ pub fn add_to_verdict(g: &mut Group, socks: &[&SocketReport], all: &[SocketRepor
     let Some(f) = socks.iter().find_map(|s| s.forward.as_ref()) else {
         return;
     };
-    let dest = match f.to_addr {
-        IpAddr::V6(a) => format!("[{a}]:{}", f.to_port),
-        IpAddr::V4(a) => format!("{a}:{}", f.to_port),
-    };
+    let dest = Endpoint(f.to_addr, f.to_port);
     let mut text = format!(
         "; a forwarder ({}): each connection goes on to {dest}",
         f.via
@@ -104,10 +101,10 @@ pub fn add_reached_through(g: &mut Group, all: &[SocketReport]) {
         if !f.to_inodes.iter().any(|i| g.inodes.contains(i)) {
             continue;
         }
-        let from = match s.local_addr {
-            IpAddr::V6(a) => format!("[{a}]:{}", s.local_port),
-            IpAddr::V4(a) => format!("{a}:{}", s.local_port),
+        let (Some(addr), Some(port)) = (s.local_addr, s.local_port) else {
+            continue;
         };
+        let from = Endpoint(addr, port);
         g.verdict.push_str(&format!(
             "; reached from netns {} through {} on {from} (inode {})",
             s.netns.inode, f.via, s.inode

@@ -13,16 +13,27 @@ use crate::model::netns::NetnsMap;
 use crate::model::report::{
     AcceptQueue, Group, GroupKind, Report, SocketReport, SynQueue, SynScope, SCHEMA,
 };
-use crate::model::{Holder, Inode, RequestSock, Snapshot, Socket, WaitHow};
+use crate::model::{
+    Holder, Inode, PathStatus, Proto, RequestSock, Snapshot, SockType, Socket, UnixName, WaitHow,
+};
 use crate::target::Query;
 
-/// A listener's identity for grouping: sockets sharing it can only exist
-/// through SO_REUSEPORT. The namespace comes first: two containers each
-/// listening on :80 are two unrelated listeners.
-type GroupKey = (u64, IpAddr, u16, u32);
+/// A listener's identity for grouping. Inet: sockets sharing one (proto,
+/// address, port, device) exist only through SO_REUSEPORT (UDP: or
+/// SO_REUSEADDR). Unix: one group per socket (a path names one socket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// The network namespace comes first: two containers each listening on
+/// :80 are two unrelated listeners.
+enum GroupKey {
+    Inet(u64, Proto, IpAddr, u16, u32),
+    Unix(Inode),
+}
 
 fn key(ns: &NetnsMap, s: &Socket) -> GroupKey {
-    (ns.socket(s.inode), s.local_addr, s.local_port, s.ifindex)
+    match s.proto {
+        Proto::Unix => GroupKey::Unix(s.inode),
+        p => GroupKey::Inet(ns.socket(s.inode), p, s.local_addr, s.local_port, s.ifindex),
+    }
 }
 
 /// `::ffff:a.b.c.d` → `a.b.c.d`, so IPv4 traffic to dual-stack listeners compares.
@@ -38,12 +49,12 @@ fn canonical(a: IpAddr) -> IpAddr {
 /// (dual-stack) — the order the kernel's lookup prefers.
 fn owner(ns: &NetnsMap, r: &RequestSock, listeners: &[&Socket]) -> Option<GroupKey> {
     let addr = canonical(r.local_addr);
-    // A request socket's namespace is the dump's; 0 means ours.
+    // A request socket's namespace is its dump's; 0 means ours.
     let r_ns = if r.netns == 0 { ns.own } else { r.netns };
     let on_port = || {
-        listeners
-            .iter()
-            .filter(move |l| l.local_port == r.local_port && ns.socket(l.inode) == r_ns)
+        listeners.iter().filter(move |l| {
+            l.is_tcp_listener() && l.local_port == r.local_port && ns.socket(l.inode) == r_ns
+        })
     };
     on_port()
         .find(|l| canonical(l.local_addr) == addr)
@@ -55,12 +66,113 @@ fn owner(ns: &NetnsMap, r: &RequestSock, listeners: &[&Socket]) -> Option<GroupK
         .map(|l| key(ns, l))
 }
 
+fn socket_report(
+    s: &Socket,
+    snap: &Snapshot,
+    group_size: usize,
+    syn: Option<&HashMap<GroupKey, u32>>,
+) -> SocketReport {
+    let listener = s.is_listener();
+    let ns = &snap.netns;
+    let sock_ns = ns.socket(s.inode);
+    // somaxconn is per namespace.
+    let somaxconn = ns
+        .namespaces
+        .get(&sock_ns)
+        .map_or(snap.host.somaxconn, |i| i.host.somaxconn);
+    let queue_listener = listener && s.proto != Proto::Udp;
+    let inet = s.proto != Proto::Unix;
+    let connected = !listener && inet && s.remote_port != 0;
+    let reuseport = snap
+        .reuseport
+        .get(&s.inode)
+        .copied()
+        // Two TCP listeners on one address:port exist only through
+        // SO_REUSEPORT; UDP sockets can share one with SO_REUSEADDR too.
+        .or((s.proto == Proto::Tcp && listener && group_size > 1).then_some(true));
+    let unix = s.unix.as_ref();
+    SocketReport {
+        inode: s.inode,
+        cookie: s.cookie,
+        proto: s.proto,
+        sock_type: match (s.proto, unix) {
+            (Proto::Tcp, _) => SockType::Stream,
+            (Proto::Udp, _) => SockType::Dgram,
+            (Proto::Unix, u) => u.map_or(SockType::Unknown, |u| u.sock_type),
+        },
+        family: s.family,
+        state: s.state,
+        local_addr: inet.then_some(s.local_addr),
+        local_port: inet.then_some(s.local_port),
+        remote_addr: connected.then_some(s.remote_addr),
+        remote_port: connected.then_some(s.remote_port),
+        path: unix
+            .and_then(|u| u.name.as_ref())
+            .map(UnixName::to_string_lossy),
+        unix_name: unix.and_then(|u| u.name.clone()),
+        path_status: unix.and_then(|u| u.path_status),
+        vfs: unix.and_then(|u| u.vfs),
+        peer: unix.and_then(|u| u.peer),
+        uid: s.uid,
+        accept_queue: queue_listener.then_some(AcceptQueue {
+            depth: s.rqueue,
+            backlog: s.wqueue,
+        }),
+        syn_queue: match syn {
+            Some(m) if s.is_tcp_listener() => Some(SynQueue {
+                depth: m.get(&key(ns, s)).copied().unwrap_or(0),
+                scope: if group_size > 1 {
+                    SynScope::Group
+                } else {
+                    SynScope::Socket
+                },
+            }),
+            _ => None,
+        },
+        recv_q: (!queue_listener).then_some(s.rqueue),
+        send_q: (!queue_listener).then_some(s.wqueue),
+        drops: s.drops,
+        rcvbuf: s.rcvbuf,
+        reuseport,
+        backlog_clamped: match (queue_listener, somaxconn) {
+            (true, Some(max)) => Some(s.wqueue == max),
+            _ => None,
+        },
+        holders: holders_of(snap, s.inode, sock_ns),
+        waiters: snap.waiters.get(&s.inode).cloned().unwrap_or_default(),
+        netns: ns.label(sock_ns),
+        forward: None,
+    }
+}
+
+/// A socket's holders; each one whose own namespace differs from the
+/// socket's carries it.
+fn holders_of(snap: &Snapshot, inode: Inode, sock_ns: u64) -> Vec<Holder> {
+    let mut list = snap.holders.get(&inode).cloned().unwrap_or_default();
+    for h in &mut list {
+        h.netns = snap
+            .netns
+            .of_pid
+            .get(&h.pid)
+            .copied()
+            .filter(|theirs| *theirs != sock_ns && sock_ns != 0);
+    }
+    list
+}
+
+/// The namespaces looked into, ours first.
+fn namespaces(ns: &NetnsMap) -> Vec<crate::model::netns::Netns> {
+    let mut v: Vec<_> = ns.namespaces.values().map(|i| i.label.clone()).collect();
+    v.sort_by_key(|n| (n.inode != ns.own, n.inode));
+    v
+}
+
 /// Build the report for `query` from one snapshot.
 pub fn report(query: &Query, snap: &Snapshot) -> Report {
     let listeners: Vec<&Socket> = snap.sockets.iter().filter(|s| s.is_listener()).collect();
     let ns = &snap.netns;
 
-    // Listener groups, in socket order.
+    // Listener groups, in key order.
     let mut members: BTreeMap<GroupKey, Vec<Inode>> = BTreeMap::new();
     for l in &listeners {
         members.entry(key(ns, l)).or_default().push(l.inode);
@@ -81,58 +193,12 @@ pub fn report(query: &Query, snap: &Snapshot) -> Report {
         .sockets
         .iter()
         .map(|s| {
-            let listener = s.is_listener();
-            let sock_ns = ns.socket(s.inode);
-            // somaxconn is per namespace.
-            let somaxconn = ns
-                .namespaces
-                .get(&sock_ns)
-                .map_or(snap.host.somaxconn, |i| i.host.somaxconn);
-            let group_size = members.get(&key(ns, s)).map_or(0, Vec::len);
-            let reuseport = snap
-                .reuseport
-                .get(&s.inode)
-                .copied()
-                .or((listener && group_size > 1).then_some(true));
-            SocketReport {
-                inode: s.inode,
-                cookie: s.cookie,
-                proto: "tcp",
-                family: s.family,
-                state: s.state,
-                local_addr: s.local_addr,
-                local_port: s.local_port,
-                remote_addr: (!listener).then_some(s.remote_addr),
-                remote_port: (!listener).then_some(s.remote_port),
-                uid: s.uid,
-                accept_queue: listener.then_some(AcceptQueue {
-                    depth: s.rqueue,
-                    backlog: s.wqueue,
-                }),
-                syn_queue: match (&syn, listener) {
-                    (Some(m), true) => Some(SynQueue {
-                        depth: m.get(&key(ns, s)).copied().unwrap_or(0),
-                        scope: if group_size > 1 {
-                            SynScope::Group
-                        } else {
-                            SynScope::Socket
-                        },
-                    }),
-                    _ => None,
-                },
-                recv_q: (!listener).then_some(s.rqueue),
-                send_q: (!listener).then_some(s.wqueue),
-                drops: s.drops,
-                reuseport,
-                backlog_clamped: match (listener, somaxconn) {
-                    (true, Some(max)) => Some(s.wqueue == max),
-                    _ => None,
-                },
-                holders: holders_of(snap, s.inode, sock_ns),
-                waiters: snap.waiters.get(&s.inode).cloned().unwrap_or_default(),
-                netns: ns.label(sock_ns),
-                forward: None,
-            }
+            let group_size = if s.is_listener() {
+                members.get(&key(ns, s)).map_or(0, Vec::len)
+            } else {
+                0
+            };
+            socket_report(s, snap, group_size, syn.as_ref())
         })
         .collect();
     let sockets = forwards::resolve(sockets, &snap.forwards);
@@ -140,17 +206,18 @@ pub fn report(query: &Query, snap: &Snapshot) -> Report {
     let by_inode: HashMap<Inode, &SocketReport> = sockets.iter().map(|s| (s.inode, s)).collect();
     let unseen = crate::model::warning::unreadable_processes(&snap.warnings);
     let groups = members
-        .iter()
-        .map(|((netns, addr, port, _), inodes)| {
+        .values()
+        .filter_map(|inodes| {
             let socks: Vec<&SocketReport> = inodes
                 .iter()
                 .filter_map(|i| by_inode.get(i).copied())
                 .collect();
-            let mut g = group(*addr, *port, &socks, unseen);
-            g.netns = *netns;
-            forwards::add_to_verdict(&mut g, &socks, &sockets);
-            forwards::add_reached_through(&mut g, &sockets);
-            g
+            (!socks.is_empty()).then(|| {
+                let mut g = group(&socks, unseen);
+                forwards::add_to_verdict(&mut g, &socks, &sockets);
+                forwards::add_reached_through(&mut g, &sockets);
+                g
+            })
         })
         .collect();
 
@@ -165,36 +232,15 @@ pub fn report(query: &Query, snap: &Snapshot) -> Report {
     }
 }
 
-/// The namespaces looked into, ours first.
-fn namespaces(ns: &NetnsMap) -> Vec<crate::model::netns::Netns> {
-    let mut v: Vec<_> = ns.namespaces.values().map(|i| i.label.clone()).collect();
-    v.sort_by_key(|n| (n.inode != ns.own, n.inode));
-    v
-}
-
-/// A socket's holders; each one whose own namespace differs from the
-/// socket's carries it.
-fn holders_of(snap: &Snapshot, inode: Inode, sock_ns: u64) -> Vec<Holder> {
-    let mut list = snap.holders.get(&inode).cloned().unwrap_or_default();
-    for h in &mut list {
-        h.netns = snap
-            .netns
-            .of_pid
-            .get(&h.pid)
-            .copied()
-            .filter(|theirs| *theirs != sock_ns && sock_ns != 0);
-    }
-    list
-}
-
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-fn show_addr(addr: IpAddr, port: u16) -> String {
-    match addr {
-        IpAddr::V6(a) => format!("[{a}]:{port}"),
-        IpAddr::V4(a) => format!("{a}:{port}"),
+/// `127.0.0.1:8000`, `*:8000`, `[::1]:8000`; `?` without an address (unix).
+fn show_addr(addr: Option<IpAddr>, port: Option<u16>) -> String {
+    match (addr, port) {
+        (Some(a), Some(p)) => crate::model::Endpoint(a, p).to_string(),
+        _ => "?".to_string(),
     }
 }
 
@@ -210,9 +256,27 @@ fn caveat(unseen: Option<u64>) -> Option<String> {
     }
 }
 
+/// Who holds the group's one socket, as the verdict opens ("at least"
+/// when some processes could not be read).
+fn who(pids: usize, unseen: Option<u64>) -> String {
+    match (pids, caveat(unseen)) {
+        (0, Some(c)) => format!("one socket, no holder visible ({c})"),
+        (0, None) => {
+            "one socket, no holding process found (held outside this PID namespace, or closing)"
+                .to_string()
+        }
+        (1, Some(c)) => format!("one socket held by at least 1 process ({c})"),
+        (1, None) => "one socket held by 1 process".to_string(),
+        (n, Some(c)) => format!("one socket shared by at least {n} processes (fork; {c})"),
+        (n, None) => format!("one socket shared by {n} processes (fork)"),
+    }
+}
+
 /// `unseen`: how many processes could not be read (`Some(0)`: an unknown
 /// number hidden by hidepid), `None` when the holder scan saw everything.
-fn group(addr: IpAddr, port: u16, socks: &[&SocketReport], unseen: Option<u64>) -> Group {
+fn group(socks: &[&SocketReport], unseen: Option<u64>) -> Group {
+    let first = socks[0];
+    let proto = first.proto;
     let pids: HashSet<u32> = socks
         .iter()
         .flat_map(|s| s.holders.iter().map(|h| h.pid))
@@ -224,36 +288,9 @@ fn group(addr: IpAddr, port: u16, socks: &[&SocketReport], unseen: Option<u64>) 
     } else {
         GroupKind::Single
     };
-    let queue = |s: &SocketReport| s.accept_queue.map_or((0, 0), |q| (q.depth, q.backlog));
-    let full = socks.iter().any(|s| {
-        let (d, b) = queue(s);
-        d > b
-    });
-    let mut verdict = match kind {
-        GroupKind::Single | GroupKind::Shared => {
-            let (depth, backlog) = socks.first().map_or((0, 0), |s| queue(s));
-            let who = match (pids.len(), caveat(unseen)) {
-                (0, Some(c)) => format!("one socket, no holder visible ({c})"),
-                (0, None) => "one socket, no holding process found (held outside this PID namespace, or closing)".to_string(),
-                (1, Some(c)) => format!("one socket held by at least 1 process ({c})"),
-                (1, None) => "one socket held by 1 process".to_string(),
-                (n, Some(c)) => {
-                    format!("one socket shared by at least {n} processes (fork; {c})")
-                }
-                (n, None) => format!("one socket shared by {n} processes (fork)"),
-            };
-            format!("{who}: one accept queue, {depth} waiting of {backlog}")
-        }
-        GroupKind::Reuseport => {
-            let depths: Vec<String> = socks.iter().map(|s| queue(s).0.to_string()).collect();
-            format!(
-                "{} on {} (SO_REUSEPORT group): {} accept queues ({} waiting); the kernel hashes each new connection to one of them",
-                plural(socks.len(), "socket", "sockets"),
-                show_addr(addr, port),
-                socks.len(),
-                depths.join(", ")
-            )
-        }
+    let mut verdict = match proto {
+        Proto::Tcp | Proto::Unix => queue_verdict(socks, kind, pids.len(), unseen),
+        Proto::Udp => datagram_verdict(socks, kind, pids.len(), unseen),
     };
     let accepting: HashSet<(u32, u32)> = socks
         .iter()
@@ -270,18 +307,121 @@ fn group(addr: IpAddr, port: u16, socks: &[&SocketReport], unseen: Option<u64>) 
             accepting.len()
         ));
     }
+    let full = socks
+        .iter()
+        .any(|s| s.accept_queue.is_some_and(|q| q.depth > q.backlog));
     if full {
-        verdict.push_str("; accept queue FULL: new connections are being dropped or delayed");
+        verdict.push_str(match proto {
+            Proto::Unix => {
+                "; accept queue FULL: new connections fail with EAGAIN (non-blocking) or wait"
+            }
+            _ => "; accept queue FULL: new connections are being dropped or delayed",
+        });
+    }
+    if proto == Proto::Unix {
+        match first.path_status {
+            Some(PathStatus::Unlinked) => verdict.push_str(
+                "; its path was unlinked: new clients cannot reach it (ENOENT), only those already queued",
+            ),
+            Some(PathStatus::Replaced) => verdict.push_str(
+                "; its path now names another file: new clients reach that, not this socket",
+            ),
+            _ => {}
+        }
     }
     Group {
-        netns: 0,
-        local_addr: addr,
-        local_port: port,
+        netns: first.netns.inode,
+        proto,
+        local_addr: first.local_addr,
+        local_port: first.local_port,
+        path: first.path.clone(),
         kind,
         inodes: socks.iter().map(|s| s.inode).collect(),
         holders: pids.len(),
         holders_complete: unseen.is_none(),
         verdict,
+    }
+}
+
+/// TCP and unix listeners: accept queues.
+fn queue_verdict(
+    socks: &[&SocketReport],
+    kind: GroupKind,
+    pids: usize,
+    unseen: Option<u64>,
+) -> String {
+    let queue = |s: &SocketReport| s.accept_queue.map_or((0, 0), |q| (q.depth, q.backlog));
+    match kind {
+        GroupKind::Single | GroupKind::Shared => {
+            let (depth, backlog) = queue(socks[0]);
+            format!(
+                "{}: one accept queue, {depth} waiting of {backlog}",
+                who(pids, unseen)
+            )
+        }
+        GroupKind::Reuseport => {
+            let depths: Vec<String> = socks.iter().map(|s| queue(s).0.to_string()).collect();
+            format!(
+                "{} on {} (SO_REUSEPORT group): {} accept queues ({} waiting); the kernel hashes each new connection to one of them",
+                plural(socks.len(), "socket", "sockets"),
+                show_addr(socks[0].local_addr, socks[0].local_port),
+                socks.len(),
+                depths.join(", ")
+            )
+        }
+    }
+}
+
+fn opt_num(v: Option<u32>) -> String {
+    v.map_or_else(|| "?".into(), |v| v.to_string())
+}
+
+/// UDP: receive queues (bytes) and drops.
+fn datagram_verdict(
+    socks: &[&SocketReport],
+    kind: GroupKind,
+    pids: usize,
+    unseen: Option<u64>,
+) -> String {
+    match kind {
+        GroupKind::Single | GroupKind::Shared => {
+            let s = socks[0];
+            let mut v = format!(
+                "{}: one receive queue, {} bytes of {}",
+                who(pids, unseen),
+                opt_num(s.recv_q),
+                opt_num(s.rcvbuf)
+            );
+            if let Some(d) = s.drops {
+                v.push_str(&format!(
+                    ", {} dropped",
+                    plural(d as usize, "datagram", "datagrams")
+                ));
+            }
+            v
+        }
+        GroupKind::Reuseport => {
+            let drops: Vec<String> = socks.iter().map(|s| opt_num(s.drops)).collect();
+            let mut v = format!(
+                "{} on {} (SO_REUSEPORT group): {} receive queues, drops {}; the kernel hashes each datagram's addresses and ports to one of them",
+                plural(socks.len(), "socket", "sockets"),
+                show_addr(socks[0].local_addr, socks[0].local_port),
+                socks.len(),
+                drops.join("/")
+            );
+            // Several UDP sockets can also share a port through
+            // SO_REUSEADDR alone; then one of them gets every unicast
+            // datagram. Say so when the sockets told us.
+            if socks.iter().any(|s| s.reuseport == Some(false)) {
+                v = format!(
+                    "{} on {} without SO_REUSEPORT (SO_REUSEADDR): one of them receives each unicast datagram, drops {}",
+                    plural(socks.len(), "socket", "sockets"),
+                    show_addr(socks[0].local_addr, socks[0].local_port),
+                    drops.join("/")
+                );
+            }
+            v
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::*;
-use crate::model::{Family, Holder, HostInfo, TcpState, Waiter};
+use crate::model::{Family, Holder, HostInfo, Proto, TcpState, Waiter};
 use crate::target;
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -13,6 +13,7 @@ fn listener(inode: u64, addr: IpAddr, port: u16, depth: u32, backlog: u32) -> So
     Socket {
         inode: Inode(inode),
         cookie: inode,
+        proto: Proto::Tcp,
         family: if addr.is_ipv4() {
             Family::Inet
         } else {
@@ -28,10 +29,12 @@ fn listener(inode: u64, addr: IpAddr, port: u16, depth: u32, backlog: u32) -> So
         },
         remote_port: 0,
         ifindex: 0,
-        uid: 0,
+        uid: Some(0),
         rqueue: depth,
         wqueue: backlog,
         drops: Some(0),
+        rcvbuf: None,
+        unix: None,
     }
 }
 

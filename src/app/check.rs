@@ -12,7 +12,7 @@ pub fn run(cfg: &CheckConfig, out: &mut impl Write, err: &mut impl Write) -> Res
     let report = analyze::report(&cfg.query, &snap);
     let outcome = analyze::check::evaluate(&cfg.assertions, &report);
     if cfg.json {
-        render::check::write_json(out, &outcome)
+        render::json::write(out, &outcome)
     } else {
         render::check::write_text(out, &outcome)
     }

@@ -82,7 +82,7 @@ impl Server {
             .spawn()
             .map_err(|e| Error::os("cannot start sockmap serve", e))?;
         let Some(out) = child.stdout.take() else {
-            return Err(Error::Usage("sockmap serve has no stdout".into()));
+            return Err(failed("sockmap serve has no stdout"));
         };
         let mut stdout = BufReader::new(out);
         let (tx, rx) = std::sync::mpsc::channel();
@@ -98,15 +98,17 @@ impl Server {
             _ => {
                 kill_group(&child);
                 let _ = child.wait();
-                return Err(Error::Usage("sockmap serve did not become ready".into()));
+                return Err(failed(
+                    "sockmap serve did not become ready (its error, if any, is above)",
+                ));
             }
         };
         let stdout = reader
             .join()
-            .map_err(|_| Error::Usage("reader thread failed".into()))?;
+            .map_err(|_| failed("the thread reading sockmap serve's ready line panicked"))?;
         let ready: Ready = serde_json::from_str(&line).map_err(|e| {
             kill_group(&child);
-            Error::Usage(format!(
+            failed(&format!(
                 "unexpected ready line from sockmap serve: {e}: {line}"
             ))
         })?;
@@ -149,8 +151,18 @@ fn kill_group(child: &Child) {
     }
 }
 
+/// Exit status after Ctrl-C (SIGINT) or SIGTERM: 128 + SIGINT, as shells
+/// and other tools report an interrupted command.
+pub const INTERRUPTED: i32 = 130;
+
+/// Something the demo needs at run time failed (not bad usage): exit 3,
+/// like any other failure of the OS underneath.
+fn failed(what: &str) -> Error {
+    Error::os(what, std::io::Error::other("demo cannot continue"))
+}
+
 pub fn run(cfg: &DemoConfig, out: &mut impl Write) -> Result<i32> {
-    interrupt::install();
+    interrupt::install()?;
     let mut ok = true;
     writeln!(
         out,
@@ -161,7 +173,7 @@ pub fn run(cfg: &DemoConfig, out: &mut impl Write) -> Result<i32> {
     .map_err(stdout_err)?;
     ok &= act(cfg, false, out)?;
     if interrupt::requested() {
-        return Ok(130);
+        return Ok(INTERRUPTED);
     }
     writeln!(
         out,
@@ -169,6 +181,9 @@ pub fn run(cfg: &DemoConfig, out: &mut impl Write) -> Result<i32> {
     )
     .map_err(stdout_err)?;
     ok &= act(cfg, true, out)?;
+    if interrupt::requested() {
+        return Ok(INTERRUPTED);
+    }
     Ok(if ok { exit::OK } else { exit::NOT_FOUND })
 }
 
@@ -200,6 +215,7 @@ fn act(cfg: &DemoConfig, reuseport: bool, out: &mut impl Write) -> Result<bool> 
         size: cfg.size,
         timeout: Duration::from_secs(20),
         json: false,
+        mode: lab::LoadMode::Echo,
     };
     let load = std::thread::spawn(move || {
         let mut buf = Vec::new();
@@ -208,10 +224,10 @@ fn act(cfg: &DemoConfig, reuseport: bool, out: &mut impl Write) -> Result<bool> 
     });
 
     // Inspect while the load runs; keep the report with the deepest queue.
-    let query = Query::new(vec![Target::Port {
-        addr: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+    let query = Query::new(vec![Target::port(
+        Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         port,
-    }]);
+    )]);
     let mut collector = Collector::new()?;
     let mut best: Option<(u32, Report)> = None;
     let started = Instant::now();
@@ -239,7 +255,7 @@ fn act(cfg: &DemoConfig, reuseport: bool, out: &mut impl Write) -> Result<bool> 
     }
     let (load_result, load_out) = load
         .join()
-        .map_err(|_| Error::Usage("the load thread panicked".into()))?;
+        .map_err(|_| failed("the load thread panicked"))?;
     let load_ok = load_result?;
     // A load that finished before the first look: inspect once now.
     let report = match best {

@@ -48,10 +48,7 @@ fn schemas() -> Vec<(&'static str, schemars::Schema)> {
             "watch-sample.json",
             schema_for!(crate::model::watch::Sample),
         ),
-        (
-            "check.json",
-            schema_for!(crate::analyze::check::CheckOutcome),
-        ),
+        ("check.json", schema_for!(crate::model::check::CheckOutcome)),
     ]
 }
 
@@ -127,7 +124,25 @@ impl Page {
     fn clap_sections(&mut self, man: &Man, cmd: &clap::Command) {
         self.add(|w| man.render_title(w));
         self.add(|w| man.render_name_section(w));
-        self.add(|w| man.render_synopsis_section(w));
+        self.add(|w| {
+            // clap_mangen shows a repeatable positional as `[TARGET]`: add
+            // the `...` that says it takes several.
+            let mut synopsis = Vec::new();
+            man.render_synopsis_section(&mut synopsis)?;
+            let mut text = String::from_utf8_lossy(&synopsis).into_owned();
+            for arg in cmd.get_positionals().filter(|a| {
+                matches!(a.get_action(), clap::ArgAction::Append)
+                    && a.get_num_args().is_some_and(|n| n.max_values() > 1)
+            }) {
+                for name in arg.get_value_names().into_iter().flatten() {
+                    for close in ["]", ">"] {
+                        let shown = format!("\\fI{name}\\fR{close}");
+                        text = text.replace(&shown, &format!("{shown}..."));
+                    }
+                }
+            }
+            w.write_all(text.as_bytes())
+        });
         self.add(|w| man.render_description_section(w));
         if cmd.get_arguments().any(|a| !a.is_hide_set()) {
             self.add(|w| man.render_options_section(w));
@@ -168,6 +183,7 @@ fn sub_page(man: &Man, sub: &clap::Command) -> Vec<u8> {
     }
     match name {
         "inspect" => {
+            columns(&mut r);
             r.control("SH", ["JSON OUTPUT"]);
             r.text([
                 roman("With "),
@@ -180,7 +196,7 @@ fn sub_page(man: &Man, sub: &clap::Command) -> Vec<u8> {
         "check" => check_output(&mut r),
         _ => {}
     }
-    if matches!(name, "inspect" | "check") {
+    if matches!(name, "inspect" | "check" | "watch") {
         exit_status(&mut r);
     }
     see_also(&mut r, sub, Some(name));
@@ -200,6 +216,18 @@ fn para(r: &mut Roff, text: &str) {
     r.text([roman(text)]);
 }
 
+/// The holder table's columns, from the list that draws them.
+fn columns(r: &mut Roff) {
+    r.control("SH", ["COLUMNS"]);
+    r.text([roman(
+        "Each socket is a heading line (address, state, inode, queues) and one row per \
+         holding process and fd:",
+    )]);
+    for c in crate::render::COLUMNS {
+        item(r, c.header, [roman(c.doc)]);
+    }
+}
+
 /// `optional`: the command runs without a target (inspect: every listener).
 fn targets(r: &mut Roff, optional: bool) {
     r.control("SH", ["TARGETS"]);
@@ -214,31 +242,65 @@ fn targets(r: &mut Roff, optional: bool) {
     }
     item(
         r,
-        ":PORT, PORT",
+        ":PORTS, PORTS",
         [roman(
-            "Sockets on PORT (1 to 65535) on any local address, e.g. :8000 or 8000.",
+            "Sockets on those ports (1 to 65535) on any local address: :8000 or 8000, a list \
+             :80,443, a range :8000-8010, or a service name from /etc/services (:http), mixed \
+             freely (:http,8000-8010).",
         )],
     );
     item(
         r,
-        "ADDR:PORT",
+        "ADDR:PORTS, ADDR",
         [roman(
             "Sockets bound to exactly that IPv4 address, e.g. 127.0.0.1:8000. 0.0.0.0:8000 is \
-             the IPv4 wildcard listener itself, not \"any address\".",
+             the IPv4 wildcard listener itself, not \"any address\". Without a port \
+             (127.0.0.1), every socket bound to the address.",
         )],
     );
     item(
         r,
-        "[IPV6]:PORT",
+        "[IPV6]:PORTS, IPV6",
         [roman(
-            "Sockets bound to exactly that IPv6 address, e.g. [::1]:8000 or [::]:8000. The \
-             brackets are required.",
+            "Sockets bound to exactly that IPv6 address, e.g. [::1]:8000 or [::]:8000; the \
+             brackets are required before a port. Without a port, ::1 or [::1].",
+        )],
+    );
+    item(
+        r,
+        "*:PORTS",
+        [roman(
+            "Sockets bound to the wildcard address of either family (0.0.0.0 or ::), as the \
+             table header prints them.",
+        )],
+    );
+    item(
+        r,
+        "tcp:..., udp:...",
+        [roman(
+            "Any of the forms above for that protocol: udp:53, udp:127.0.0.1:53, tcp:8000. \
+             Without a prefix, TCP; a service name is looked up for the prefix's protocol.",
+        )],
+    );
+    item(
+        r,
+        "unix:PATH, unix:@NAME",
+        [roman(
+            "A unix socket by the path it is bound to, or by its abstract name.",
         )],
     );
     item(
         r,
         "pid:PID",
-        [roman("Every TCP socket that process holds, in any state.")],
+        [roman("Every socket that process holds, in any state.")],
+    );
+    item(
+        r,
+        "comm:NAME",
+        [roman(
+            "Every socket held by processes whose command name (comm, at most 15 bytes) is \
+             NAME, e.g. comm:nginx.",
+        )],
     );
     item(
         r,
@@ -248,10 +310,18 @@ fn targets(r: &mut Roff, optional: bool) {
              to, or ino: in ss -e.",
         )],
     );
+    item(
+        r,
+        "netns:NAME, netns:INODE",
+        [roman(
+            "Look in that network namespace (a name under /run/netns, or the namespace's \
+             inode); alone, every listener there; with other targets, narrows them to it.",
+        )],
+    );
     para(
         r,
-        "Host names are not resolved. An invalid target (:99999, :0, :, foo, 1.2.3:80, [::1, \
-         pid:abc, inode:-1) is reported in one line that names the bad part, and the exit \
+        "Host names are not resolved. An invalid target (:99999, :0, :, :8010-8000, foo, \
+         1.2.3:80, [::1, pid:abc, inode:-1, unix:) is reported in one line that names the bad part, and the exit \
          status is 2.",
     );
 }
@@ -308,18 +378,54 @@ fn json_output(r: &mut Roff) {
                 "The socket inode, as in socket:[INODE] under /proc/PID/fd.",
             ),
             ("cookie", "The kernel's socket cookie."),
-            ("proto", "\"tcp\"."),
-            ("family", "\"inet\" (IPv4) or \"inet6\" (IPv6)."),
+            ("proto", "\"tcp\", \"udp\" or \"unix\"."),
+            (
+                "sock_type",
+                "\"stream\" (TCP, unix), \"dgram\" (UDP, unix) or \"seqpacket\" (unix).",
+            ),
+            (
+                "family",
+                "\"inet\" (IPv4), \"inet6\" (IPv6) or \"unix\".",
+            ),
             (
                 "state",
-                "TCP state: \"LISTEN\", \"ESTABLISHED\", \"SYN_RECV\", \"TIME_WAIT\", ...",
+                "TCP state numbering, also for unix and UDP: \"LISTEN\", \"ESTABLISHED\", \
+                 \"SYN_RECV\", \"TIME_WAIT\", ...; an unconnected UDP socket is \"CLOSE\" \
+                 (text output says UNCONN, as ss does).",
             ),
-            ("local_addr, local_port", "The local address and port."),
-            ("remote_addr, remote_port", "The peer; null for a listener."),
-            ("uid", "The user that owns the socket."),
+            (
+                "local_addr, local_port",
+                "The local address and port (TCP and UDP); null for unix sockets.",
+            ),
+            (
+                "remote_addr, remote_port",
+                "The peer; null for a listener and an unconnected UDP socket.",
+            ),
+            (
+                "path",
+                "Unix sockets: the bound path, or \"@name\" for an abstract name; null for \
+                 an unnamed socket. Invalid UTF-8 is replaced here; text output escapes it.",
+            ),
+            (
+                "path_status",
+                "Unix sockets bound to a path: \"bound\" (the path leads to this socket), \
+                 \"unlinked\" (nothing there: new clients get ENOENT), \"replaced\" (the path \
+                 now names another file) or \"unknown\" (could not be checked). The path is \
+                 looked up from a holder's root directory.",
+            ),
+            (
+                "vfs {ino, dev}",
+                "Unix sockets bound to a path: the socket file's inode and device (st_dev \
+                 encoding), as stat(2) would report them.",
+            ),
+            ("peer", "Connected unix sockets: the peer socket's inode."),
+            (
+                "uid",
+                "The user that owns the socket (null if the kernel did not report it).",
+            ),
             (
                 "accept_queue {depth, backlog}",
-                "Listeners only. depth: connections waiting for accept() (sk_ack_backlog); \
+                "TCP and unix listeners only. depth: connections waiting for accept() (sk_ack_backlog); \
                  backlog: the listen() backlog after the somaxconn clamp (sk_max_ack_backlog). \
                  The queue is full when depth exceeds backlog.",
             ),
@@ -333,18 +439,27 @@ fn json_output(r: &mut Roff) {
             ),
             (
                 "recv_q, send_q",
-                "Other states only: bytes not yet read by the application, and bytes not yet \
-                 acknowledged by the peer.",
+                "Not for TCP/unix listeners. TCP: bytes not yet read by the application, and \
+                 bytes not yet acknowledged by the peer. UDP: memory held by datagrams waiting \
+                 to be read and being sent, in bytes (what ss shows as Recv-Q/Send-Q). Unix: \
+                 bytes waiting to be read, and sent but not yet read by the peer.",
+            ),
+            (
+                "rcvbuf",
+                "TCP and UDP: sk_rcvbuf, the receive buffer limit in bytes (SO_RCVBUF \
+                 doubled); a UDP socket drops datagrams when its receive queue reaches it.",
             ),
             (
                 "drops",
-                "sk_drops: for a listener, mostly connections dropped on a full queue (the \
-                 kernel counts some other failures there too).",
+                "sk_drops: for a TCP listener, mostly connections dropped on a full queue (the \
+                 kernel counts some other failures there too); for UDP, datagrams dropped \
+                 (receive buffer full, bad checksum, socket filter). Null for unix.",
             ),
             (
                 "reuseport",
                 "SO_REUSEPORT: true or false when read from the socket, true when inferred \
-                 from several listeners on one address:port, else null.",
+                 from several TCP listeners on one address:port, else null (several UDP \
+                 sockets on one address:port may also share it through SO_REUSEADDR).",
             ),
             (
                 "backlog_clamped",
@@ -380,7 +495,8 @@ fn json_output(r: &mut Roff) {
         r,
         "groups[]",
         [roman(
-            "The listening sockets on one local address:port, and what they mean:",
+            "The listening sockets (TCP LISTEN, UDP unconnected, unix LISTEN) on one \
+             protocol and local address:port, or one unix listener, and what they mean:",
         )],
     );
     fields(
@@ -391,7 +507,15 @@ fn json_output(r: &mut Roff) {
                 "The nsfs inode of the group's namespace: groups never span namespaces, so \
                  two containers on one port are two groups.",
             ),
-            ("local_addr, local_port", "The address:port."),
+            ("proto", "\"tcp\", \"udp\" or \"unix\"."),
+            (
+                "local_addr, local_port",
+                "The address:port (TCP, UDP); null for unix.",
+            ),
+            (
+                "path",
+                "Unix: the listener's path or @name; a unix group is one socket.",
+            ),
             (
                 "kind",
                 "\"single\" (one socket, at most one process), \"shared\" (one socket held by \
@@ -414,7 +538,8 @@ fn json_output(r: &mut Roff) {
         [roman(
             "What could not be seen, one object each: kind (processes_unreadable, \
              processes_partly_readable, proc_hidden, no_such_process, pid_not_visible, \
-             other_netns, ipv6_unavailable, syn_queue_unmeasured, waiters_unreadable), count, \
+             other_netns, ipv6_unavailable, syn_queue_unmeasured, udp_unavailable, \
+             unix_unavailable, waiters_unreadable, netns_not_inspected, netns_dump_failed), count, \
              pid and detail where they apply, message (a sentence) and hint (what to do). \
              Empty only when nothing was hidden.",
         )],

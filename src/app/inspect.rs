@@ -1,9 +1,14 @@
-//! `sockmap inspect`: one pass, one report, rendered.
+//! `sockmap inspect`: one pass, one report, rendered — the overview of
+//! every listening socket with no target, detailed blocks with one. When
+//! nothing matches, one more look says what is there instead.
 
 use std::io::Write;
 
 use super::{Format, InspectConfig};
 use crate::error::{exit, Result};
+use crate::model::report::{Report, SocketReport};
+use crate::model::Proto;
+use crate::target::{AddrMatch, Inet, PortSet, Query, Target};
 use crate::{analyze, collect, render};
 
 pub fn run(cfg: &InspectConfig, out: &mut impl Write, err: &mut impl Write) -> Result<i32> {
@@ -12,6 +17,7 @@ pub fn run(cfg: &InspectConfig, out: &mut impl Write, err: &mut impl Write) -> R
     match cfg.format {
         Format::Json => render::json::write(out, &report),
         Format::Plain => render::plain::write(out, &report),
+        Format::Table if cfg.query.is_empty() => render::overview::write(out, &report),
         Format::Table => render::table::write(out, &report, cfg.color),
     }
     .map_err(super::stdout_err)?;
@@ -20,18 +26,132 @@ pub fn run(cfg: &InspectConfig, out: &mut impl Write, err: &mut impl Write) -> R
         render::warnings(err, &report.warnings);
     }
     if report.sockets.is_empty() {
-        let what = if cfg.query.wants_all_states() {
-            "TCP socket"
-        } else {
-            "listening TCP socket"
-        };
-        let hint = if cfg.query.wants_all_states() {
-            ""
-        } else {
-            " (add --all for other states)"
-        };
-        let _ = writeln!(err, "sockmap: no {what} matches {}{hint}", cfg.query);
+        // A unix path in the query is escaped by its Display.
+        let _ = writeln!(err, "sockmap: {}", nothing_matches(&cfg.query));
         return Ok(exit::NOT_FOUND);
     }
     Ok(exit::OK)
+}
+
+/// "TCP", "UDP", "TCP or unix": the kinds the query looked for.
+fn kinds(query: &Query) -> String {
+    let names: Vec<&str> = Proto::ALL
+        .iter()
+        .filter(|p| query.wants(**p))
+        .map(|p| match p {
+            Proto::Tcp => "TCP",
+            Proto::Udp => "UDP",
+            Proto::Unix => "unix",
+        })
+        .collect();
+    names.join(" or ")
+}
+
+/// "no listening TCP socket matches :18130; a UDP socket is bound there
+/// (try udp:18130)": what was looked for, and what exists on the same
+/// ports in other protocols or states.
+fn nothing_matches(query: &Query) -> String {
+    let all = query.wants_all_states();
+    let mut msg = if all {
+        format!("no {} socket matches {query}", kinds(query))
+    } else {
+        format!("no listening {} socket matches {query}", kinds(query))
+    };
+    let hints = look_around(query);
+    if hints.is_empty() {
+        if !all {
+            msg.push_str(" (add --all for other states)");
+        }
+    } else {
+        msg.push_str("; ");
+        msg.push_str(&hints.join("; "));
+    }
+    msg
+}
+
+/// The port targets of `query`, each as a bare port.
+fn ports(query: &Query) -> Vec<u16> {
+    let mut ports: Vec<u16> = query
+        .targets
+        .iter()
+        .filter_map(|t| match t {
+            // A few ports to look around; a wide range is not worth it.
+            Target::Inet(i) => i.ports.as_ref().filter(|p| p.len() <= 16),
+            _ => None,
+        })
+        .flat_map(|p| p.ports())
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+/// Look again on the query's ports, every protocol and state, and say
+/// what is there. Best effort: a failed look adds nothing.
+fn look_around(query: &Query) -> Vec<String> {
+    let ports = ports(query);
+    if ports.is_empty() {
+        return Vec::new();
+    }
+    let wide = Query::new(
+        [Proto::Tcp, Proto::Udp]
+            .into_iter()
+            .flat_map(|proto| {
+                ports.iter().map(move |&port| {
+                    Target::Inet(Inet {
+                        proto: Some(proto),
+                        addr: AddrMatch::Any,
+                        ports: Some(PortSet::single(port)),
+                    })
+                })
+            })
+            .collect(),
+    )
+    .with_all_states(true);
+    let Ok(snap) = collect::collect(&wide) else {
+        return Vec::new();
+    };
+    let report: Report = analyze::report(&wide, &snap);
+    let mut hints = Vec::new();
+    for port in ports {
+        let here: Vec<&SocketReport> = report
+            .sockets
+            .iter()
+            .filter(|s| s.local_port == Some(port))
+            .collect();
+        let count = |f: &dyn Fn(&SocketReport) -> bool| here.iter().filter(|s| f(s)).count();
+        let udp_bound = count(&|s| s.proto == Proto::Udp && s.is_listener());
+        let udp_other = count(&|s| s.proto == Proto::Udp && !s.is_listener());
+        let tcp_listen = count(&|s| s.proto == Proto::Tcp && s.is_listener());
+        let tcp_other = count(&|s| s.proto == Proto::Tcp && !s.is_listener());
+        if !query.wants(Proto::Udp) && udp_bound + udp_other > 0 {
+            let what = if udp_bound > 0 {
+                "a UDP socket is bound there"
+            } else {
+                "a connected UDP socket uses that port"
+            };
+            hints.push(format!("{what} (try udp:{port})"));
+        }
+        if !query.wants(Proto::Tcp) && tcp_listen > 0 {
+            hints.push(format!("a TCP socket listens there (try tcp:{port})"));
+        }
+        if !query.wants_all_states() {
+            let other = if query.wants(Proto::Tcp) {
+                tcp_other
+            } else {
+                0
+            } + if query.wants(Proto::Udp) {
+                udp_other
+            } else {
+                0
+            };
+            if other > 0 {
+                hints.push(format!(
+                    "{other} socket{} on port {port} in other states (add --all)",
+                    if other == 1 { "" } else { "s" }
+                ));
+            }
+        }
+    }
+    hints
 }

@@ -12,13 +12,14 @@ use crate::analyze;
 use crate::collect::{host, Collector};
 use crate::error::{exit, Result};
 use crate::model::watch::{Sample, SampleSocket};
-use crate::render::watch::{frame, json_line, History};
+use crate::render::json;
+use crate::render::watch::{frame, History};
 
 const RESCAN: Duration = Duration::from_secs(30);
 const NEW_PIDS: Duration = Duration::from_secs(2);
 
 pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
-    interrupt::install();
+    interrupt::install()?;
     let json = cfg.json || !std::io::stdout().is_terminal();
     let mut collector = Collector::with_netns(cfg.netns.clone())?;
     let proc_root = collector.proc_root().to_path_buf();
@@ -27,6 +28,7 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
     let mut last_scan = start;
     let mut last_new_pids = start;
     let mut prev_counters = host::read_counters(&proc_root).unwrap_or_default();
+    let mut prev_udp = host::read_udp_counters(&proc_root).unwrap_or_default();
     let mut history = History::default();
     let mut seq = 0u64;
     let mut next = start;
@@ -54,6 +56,9 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
             counters.delta(&prev_counters)
         };
         prev_counters = counters;
+        let udp = host::read_udp_counters(&proc_root).unwrap_or_default();
+        let udp_delta = udp.delta(if seq == 1 { &udp } else { &prev_udp });
+        prev_udp = udp;
         let report = analyze::report(&cfg.query, &snap);
         let sample = Sample {
             schema: crate::model::report::SCHEMA,
@@ -68,11 +73,16 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
                 .iter()
                 .map(|s| SampleSocket {
                     inode: s.inode,
+                    proto: s.proto,
                     state: s.state,
                     local_addr: s.local_addr,
                     local_port: s.local_port,
+                    path: s.path.clone(),
+                    unix_name: s.unix_name.clone(),
                     accept_queue: s.accept_queue,
                     syn_queue: s.syn_queue,
+                    recv_q: s.recv_q,
+                    rcvbuf: s.rcvbuf,
                     drops: s.drops,
                     holders: s
                         .holders
@@ -84,11 +94,12 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
                 })
                 .collect(),
             counters: delta,
+            udp_counters: udp_delta,
             warnings: report.warnings.clone(),
         };
         history.push(&sample);
         if json {
-            json_line(out, &sample).map_err(stdout_err)?;
+            json::line(out, &sample).map_err(stdout_err)?;
         } else {
             frame(
                 out,

@@ -4,6 +4,8 @@
 
 #![allow(rustdoc::broken_intra_doc_links)] // help text like "[::1]:8000" is not a link
 
+mod assertions;
+mod services;
 mod values;
 
 use std::net::{IpAddr, SocketAddr};
@@ -16,24 +18,40 @@ use crate::app::{
     CheckConfig, Command, DemoConfig, Format, GenerateWhat, InspectConfig, WatchConfig,
 };
 use crate::error::{Error, Result};
-use crate::lab::{LoadConfig, ServeConfig};
+use crate::lab::{LoadConfig, LoadMode, ServeConfig};
 use crate::model::netns::NetnsScope;
+use crate::model::Proto;
 use crate::target::{self, Query};
 
 pub use values::{parse_duration, parse_size};
 
 const TARGET_HELP: &str = "\
-TARGET selects sockets: ':8000' or '8000' (any local address on port 8000), \
-'127.0.0.1:8000' or '[::1]:8000' (exactly that local address), \
-'0.0.0.0:8000' (the IPv4 wildcard listener), 'pid:1234' (every socket that \
-process holds), 'inode:4322' (one socket). Several targets add up. With no \
-target, every listening TCP socket.";
+TARGET selects sockets. Ports: ':8000' or '8000' (any local address), \
+':80,443' (a list), ':8000-8010' (a range), ':http' (a name from \
+/etc/services). Addresses: '127.0.0.1:8000' or '[::1]:8000' (exactly that \
+local address), '0.0.0.0:8000' or '[::]:8000' (one family's wildcard), \
+'*:8000' (the wildcard of either family, as headers print it), '127.0.0.1' \
+or '::1' (every port on that address). 'tcp:' or 'udp:' before a port or \
+address picks the protocol ('udp:53', 'udp:127.0.0.1:53'); without one, \
+TCP. 'unix:/run/app.sock' or 'unix:@name' (a unix socket by path or \
+abstract name), 'pid:1234' (every socket that process holds), \
+'comm:nginx' (every socket held by processes with that command name), \
+'inode:4322' (one socket), 'netns:NAME' or 'netns:INODE' (look in that \
+network namespace; alone, every listener there). Several targets add up. \
+With no target, inspect shows every listening socket: TCP LISTEN, UDP \
+unconnected, unix LISTEN.";
 
 const EXIT_HELP: &str = "\
 EXIT STATUS: 0 ok; 1 nothing matched the target (inspect) or an assertion \
 failed (check); 2 bad usage or bad input; 3 the kernel query failed; 4 (check) \
 no assertion failed but some could not be decided (part of the picture \
 could not be seen).";
+
+const DEMO_EXIT_HELP: &str = "\
+EXIT STATUS: 0 the demo ran and showed both cases; 1 the load saw failures \
+or the proof did not hold; 2 bad usage; 3 something it needs failed at run \
+time (sockmap serve did not start, the kernel query failed); 130 \
+interrupted (Ctrl-C or SIGTERM), as shells report it.";
 
 /// Who holds a socket and what its queues are doing right now.
 ///
@@ -54,16 +72,17 @@ pub enum Sub {
     #[command(after_help = format!("{TARGET_HELP}\n\n{EXIT_HELP}"))]
     Inspect(InspectArgs),
     /// Sample the target's queues repeatedly (a live view, or JSON lines).
-    #[command(after_help = TARGET_HELP)]
+    #[command(after_help = format!("{TARGET_HELP}\n\n{EXIT_HELP}"))]
     Watch(WatchArgs),
     /// Exit 0 if every assertion about the target holds, 1 if not.
     #[command(after_help = format!("{TARGET_HELP}\n\n{EXIT_HELP}"))]
     Check(CheckArgs),
     /// The bundled fork server: listen, fork workers that accept on one socket.
     Serve(ServeArgs),
-    /// The bundled load client: concurrent echo clients that verify bytes.
+    /// The bundled load client: concurrent echo, hold or HTTP clients.
     Load(LoadArgs),
     /// Run the experiment end to end: serve + load + inspect, then reuseport.
+    #[command(after_help = DEMO_EXIT_HELP)]
     Demo(DemoArgs),
     /// Write the man page or shell completions (for packagers).
     #[command(hide = true)]
@@ -104,14 +123,43 @@ pub struct NetnsArgs {
     pub netns: Option<NetnsScope>,
 }
 
+/// Narrow to kinds of socket, as in `ss`.
+#[derive(Debug, Args)]
+pub struct KindArgs {
+    /// TCP sockets (a bare port target means TCP unless -u is given).
+    #[arg(long, short = 't')]
+    pub tcp: bool,
+    /// UDP sockets.
+    #[arg(long, short = 'u')]
+    pub udp: bool,
+    /// Unix stream and seqpacket sockets.
+    #[arg(long = "unix", short = 'x')]
+    pub unix: bool,
+}
+
+impl KindArgs {
+    fn protos(&self) -> Vec<Proto> {
+        [
+            (self.tcp, Proto::Tcp),
+            (self.udp, Proto::Udp),
+            (self.unix, Proto::Unix),
+        ]
+        .into_iter()
+        .filter_map(|(on, p)| on.then_some(p))
+        .collect()
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// What to inspect (see below); none means every listening TCP socket.
+    /// What to inspect (see below); none means every listening socket, as an overview.
     #[arg(value_name = "TARGET")]
     pub targets: Vec<String>,
-    /// Include sockets in every TCP state on the port, not just listeners.
+    /// Include sockets in every state, not just listeners (and unconnected UDP).
     #[arg(long, short = 'a')]
     pub all: bool,
+    #[command(flatten)]
+    pub kinds: KindArgs,
     #[command(flatten)]
     pub output: OutputArgs,
     #[command(flatten)]
@@ -134,6 +182,8 @@ pub struct WatchArgs {
     pub json: bool,
     #[command(flatten)]
     pub netns: NetnsArgs,
+    #[command(flatten)]
+    pub kinds: KindArgs,
 }
 
 #[derive(Debug, Args)]
@@ -171,11 +221,39 @@ pub struct CheckArgs {
     /// This process holds the socket(s).
     #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..))]
     pub pid: Option<u32>,
+    /// Check only sockets of this protocol (as -t/-u/-x); a bare port then means it.
+    #[arg(long, value_enum, value_name = "PROTO", conflicts_with_all = ["tcp", "udp", "unix"])]
+    pub proto: Option<ProtoArg>,
+    /// Every UDP receive queue holds at most this many bytes: '64KiB', '1000'.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub max_recv_queue: Option<u64>,
+    /// Every listening socket has dropped at most N packets or connections (sk_drops).
+    #[arg(long, value_name = "N")]
+    pub max_drops: Option<u64>,
     /// Print a JSON result with each assertion's verdict, expected and actual.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
     pub netns: NetnsArgs,
+    #[command(flatten)]
+    pub kinds: KindArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ProtoArg {
+    Tcp,
+    Udp,
+    Unix,
+}
+
+impl From<ProtoArg> for Proto {
+    fn from(p: ProtoArg) -> Proto {
+        match p {
+            ProtoArg::Tcp => Proto::Tcp,
+            ProtoArg::Udp => Proto::Udp,
+            ProtoArg::Unix => Proto::Unix,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -205,7 +283,7 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// The echo server to load: ADDR:PORT, e.g. 127.0.0.1:8000 or [::1]:8000.
+    /// The server to load: ADDR:PORT, e.g. 127.0.0.1:8000 or [::1]:8000.
     #[arg(long, short = 'c')]
     pub connect: SocketAddr,
     /// Concurrent client connections.
@@ -223,6 +301,23 @@ pub struct LoadArgs {
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// What each client does: echo (send --size bytes per round and verify
+    /// the echo), hold (connect and keep the connection open for --hold,
+    /// e.g. to fill a server's accept queue) or http (GET / per round,
+    /// one response read; a status other than 2xx/3xx counts as failed).
+    #[arg(long, value_enum, default_value = "echo")]
+    pub mode: LoadModeArg,
+    /// How long each client holds its connection in --mode hold: '10s' (the
+    /// default), '500ms', '1m'.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub hold: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LoadModeArg {
+    Echo,
+    Hold,
+    Http,
 }
 
 #[derive(Debug, Args)]
@@ -302,11 +397,20 @@ fn parse_netns(s: &str) -> Result<NetnsScope, String> {
 }
 
 fn parse_targets(raw: &[String]) -> Result<Query> {
+    let services = services::EtcServices::new();
     let mut parsed = Vec::with_capacity(raw.len());
     for t in raw {
-        parsed.push(target::parse(t).map_err(|e| Error::Usage(e.to_string()))?);
+        parsed.push(target::parse_with(t, &services).map_err(|e| Error::Usage(e.to_string()))?);
     }
     Ok(Query::new(parsed))
+}
+
+/// The assertions, or a usage error when they contradict each other.
+fn checked(a: Assertions) -> Result<Assertions> {
+    match assertions::contradiction(&a) {
+        Some(why) => Err(Error::Usage(why)),
+        None => Ok(a),
+    }
 }
 
 /// `--color auto` follows the usual conventions through anstream: no
@@ -343,8 +447,10 @@ impl Cli {
                     Format::Table
                 };
                 Command::Inspect(InspectConfig {
-                    query: parse_targets(&a.targets)?.with_all_states(a.all),
                     netns: a.netns.netns.unwrap_or_default(),
+                    query: parse_targets(&a.targets)?
+                        .with_all_states(a.all)
+                        .with_only_protos(&a.kinds.protos()),
                     format,
                     color: color_enabled(a.output.color),
                 })
@@ -357,8 +463,8 @@ impl Cli {
                     )));
                 }
                 Command::Watch(WatchConfig {
-                    query: parse_targets(&a.targets)?,
                     netns: a.netns.netns.unwrap_or_default(),
+                    query: parse_targets(&a.targets)?.with_only_protos(&a.kinds.protos()),
                     interval: a.interval,
                     count: a.count,
                     json: a.json,
@@ -366,10 +472,14 @@ impl Cli {
                 })
             }
             Sub::Check(a) => Command::Check(CheckConfig {
-                query: parse_targets(&a.targets)?,
                 netns: a.netns.netns.unwrap_or_default(),
+                // --proto narrows like -t/-u/-x, and names the protocol in the verdicts.
+                query: parse_targets(&a.targets)?.with_only_protos(&match a.proto {
+                    Some(p) => vec![Proto::from(p)],
+                    None => a.kinds.protos(),
+                }),
                 json: a.json,
-                assertions: Assertions {
+                assertions: checked(Assertions {
                     listening: a.listening,
                     holders: a.holders,
                     min_holders: a.min_holders,
@@ -380,7 +490,10 @@ impl Cli {
                     max_syn_queue: a.max_syn_queue,
                     min_backlog: a.min_backlog,
                     pid: a.pid,
-                },
+                    proto: a.proto.map(Proto::from),
+                    max_recv_queue: a.max_recv_queue,
+                    max_drops: a.max_drops,
+                })?,
             }),
             Sub::Serve(a) => Command::Serve(ServeConfig {
                 addr: a.addr,
@@ -397,6 +510,16 @@ impl Cli {
                         "invalid size '0': must be at least 1 byte".into(),
                     ));
                 }
+                let mode = match (a.mode, a.hold) {
+                    (LoadModeArg::Hold, hold) => {
+                        LoadMode::Hold(hold.unwrap_or(Duration::from_secs(10)))
+                    }
+                    (_, Some(_)) => {
+                        return Err(Error::Usage("--hold applies to --mode hold only".into()))
+                    }
+                    (LoadModeArg::Echo, None) => LoadMode::Echo,
+                    (LoadModeArg::Http, None) => LoadMode::Http,
+                };
                 Command::Load(LoadConfig {
                     connect: a.connect,
                     clients: a.clients,
@@ -404,6 +527,7 @@ impl Cli {
                     size: a.size,
                     timeout: a.timeout,
                     json: a.json,
+                    mode,
                 })
             }
             Sub::Demo(a) => Command::Demo(DemoConfig {

@@ -1,6 +1,8 @@
-//! Pure sock_diag encoding and decoding: request bytes (with the in-kernel
-//! port filter the crate cannot express) and dump messages → `Socket`.
-//! No I/O; every function here is tested on bytes.
+//! Pure inet_diag encoding and decoding (TCP and UDP): request bytes (with
+//! the in-kernel port filter the crate cannot express) and dump messages →
+//! `Socket`; and the netlink message walk every sock_diag dump shares (unix
+//! dumps decode their payloads in `unixdiag`). No I/O; every function here
+//! is tested on bytes.
 
 use std::net::IpAddr;
 
@@ -12,13 +14,17 @@ use netlink_packet_sock_diag::{
         nlas::Nla, ExtensionFlags, InetRequest, InetResponse, InetResponseHeader, SocketId,
         StateFlags,
     },
-    SockDiagMessage, AF_INET, AF_INET6, IPPROTO_TCP,
+    SockDiagMessage, AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP,
 };
 
-use crate::model::{Family, Inode, RequestSock, Socket, TcpState};
+use crate::model::{Family, Inode, Proto, RequestSock, Socket, TcpState};
 
 /// TCP state bits for `idiag_states`.
 pub const STATE_LISTEN: u32 = 1 << 10;
+/// ESTABLISHED: a connected UDP or unix socket.
+pub const STATE_ESTABLISHED: u32 = 1 << 1;
+/// CLOSE (7): an unconnected UDP socket (bound, or not even that).
+pub const STATE_CLOSE: u32 = 1 << 7;
 /// SYN_RECV (3) and NEW_SYN_RECV (12): request sockets, i.e. the SYN queue.
 pub const STATE_SYN_RECV: u32 = (1 << 3) | (1 << 12);
 /// Every state (what `ss -a` asks for).
@@ -69,17 +75,29 @@ pub fn port_filter_bytecode(ports: &[u16]) -> Vec<u8> {
     bc
 }
 
-/// A complete `SOCK_DIAG_BY_FAMILY` dump request for TCP sockets of one
-/// family in `states`, optionally filtered in the kernel to `ports`.
-pub fn build_request(family: Family, states: u32, ports: Option<&[u16]>, seq: u32) -> Vec<u8> {
+/// A complete `SOCK_DIAG_BY_FAMILY` dump request for TCP or UDP sockets of
+/// one inet family in `states`, optionally filtered in the kernel to `ports`.
+/// (`Proto::Unix` or `Family::Unix` here is a caller bug: it asks for TCP
+/// over IPv6, which the caller's own filter then drops.)
+pub fn build_request(
+    proto: Proto,
+    family: Family,
+    states: u32,
+    ports: Option<&[u16]>,
+    seq: u32,
+) -> Vec<u8> {
     let (af, socket_id) = match family {
         Family::Inet => (AF_INET, SocketId::new_v4()),
-        Family::Inet6 => (AF_INET6, SocketId::new_v6()),
+        Family::Inet6 | Family::Unix => (AF_INET6, SocketId::new_v6()),
     };
     let req = InetRequest {
         family: af,
-        protocol: IPPROTO_TCP,
-        // SKMEMINFO carries sk_drops: per-listener drops on a full queue.
+        protocol: match proto {
+            Proto::Udp => IPPROTO_UDP,
+            Proto::Tcp | Proto::Unix => IPPROTO_TCP,
+        },
+        // SKMEMINFO carries sk_drops (per-listener drops on a full queue;
+        // UDP datagrams dropped) and sk_rcvbuf.
         extensions: ExtensionFlags::SKMEMINFO,
         states: StateFlags::from_bits_retain(states),
         socket_id,
@@ -137,11 +155,22 @@ pub struct DecodeError {
 /// attributes, so a dump costs allocations for the sockets kept, not for
 /// every socket the kernel sent.
 pub struct Entry<'a> {
+    pub proto: Proto,
     pub header: InetResponseHeader,
     payload: &'a [u8],
 }
 
-impl Entry<'_> {
+impl<'a> Entry<'a> {
+    /// Decode the fixed header of one inet_diag message payload.
+    pub fn parse(proto: Proto, payload: &'a [u8]) -> Result<Self, String> {
+        let header = InetResponseHeader::parse(payload).map_err(|e| e.to_string())?;
+        Ok(Entry {
+            proto,
+            header,
+            payload,
+        })
+    }
+
     pub fn family(&self) -> Family {
         if self.header.family == AF_INET6 {
             Family::Inet6
@@ -174,9 +203,9 @@ impl Entry<'_> {
 
     /// The full socket, attributes included.
     pub fn into_socket(self) -> Socket {
-        let drops = InetResponse::parse(self.payload).ok().and_then(|r| {
+        let mem = InetResponse::parse(self.payload).ok().and_then(|r| {
             r.nlas.iter().find_map(|n| match n {
-                Nla::MemInfo(m) => Some(m.drops),
+                Nla::MemInfo(m) => Some((m.drops, m.receive_queue_max)),
                 _ => None,
             })
         });
@@ -185,6 +214,7 @@ impl Entry<'_> {
         Socket {
             inode: self.inode(),
             cookie: u64::from_ne_bytes(id.cookie),
+            proto: self.proto,
             family: self.family(),
             state: self.state(),
             local_addr: id.source_address,
@@ -192,19 +222,35 @@ impl Entry<'_> {
             remote_addr: id.destination_address,
             remote_port: id.destination_port,
             ifindex: id.interface_id,
-            uid: h.uid,
+            uid: Some(h.uid),
             rqueue: h.recv_queue,
             wqueue: h.send_queue,
-            drops,
+            drops: mem.map(|m| m.0),
+            rcvbuf: mem.map(|m| m.1),
+            unix: None,
         }
     }
 }
 
-/// Walk the netlink messages of one received datagram, handing each socket
-/// to `on_entry`. Handles multipart dumps, NLMSG_DONE and NLMSG_ERROR.
+/// Walk the netlink messages of one received inet_diag datagram, handing
+/// each socket to `on_entry`.
 pub fn parse_dump(
+    proto: Proto,
     buf: &[u8],
     mut on_entry: impl FnMut(Entry<'_>),
+) -> Result<DumpStatus, DecodeError> {
+    walk_messages(buf, |payload| {
+        on_entry(Entry::parse(proto, payload)?);
+        Ok(())
+    })
+}
+
+/// Walk the netlink messages of one received sock_diag datagram, handing
+/// each `SOCK_DIAG_BY_FAMILY` payload to `on_payload` (which may reject it
+/// as malformed). Handles multipart dumps, NLMSG_DONE and NLMSG_ERROR.
+pub fn walk_messages(
+    buf: &[u8],
+    mut on_payload: impl FnMut(&[u8]) -> Result<(), String>,
 ) -> Result<DumpStatus, DecodeError> {
     let mut off = 0;
     while off + NLMSG_HDRLEN <= buf.len() {
@@ -236,11 +282,10 @@ pub fn parse_dump(
                 }
             }
             netlink_packet_sock_diag::SOCK_DIAG_BY_FAMILY => {
-                let header = InetResponseHeader::parse(payload).map_err(|e| DecodeError {
+                on_payload(payload).map_err(|reason| DecodeError {
                     offset: off,
-                    reason: e.to_string(),
+                    reason,
                 })?;
-                on_entry(Entry { header, payload });
             }
             _ => {} // NLMSG_NOOP and anything new: skip.
         }
@@ -283,9 +328,9 @@ mod tests {
 
     #[test]
     fn request_with_filter_patches_length() {
-        let plain = build_request(Family::Inet, STATE_LISTEN, None, 7);
+        let plain = build_request(Proto::Tcp, Family::Inet, STATE_LISTEN, None, 7);
         assert_eq!(plain.len(), 16 + 56);
-        let filtered = build_request(Family::Inet, STATE_LISTEN, Some(&[8000]), 7);
+        let filtered = build_request(Proto::Tcp, Family::Inet, STATE_LISTEN, Some(&[8000]), 7);
         assert_eq!(filtered.len(), 16 + 56 + 4 + 16);
         assert_eq!(
             u32::from_ne_bytes([filtered[0], filtered[1], filtered[2], filtered[3]]),
@@ -330,7 +375,7 @@ mod tests {
     fn parses_a_listener_and_done() {
         let buf = captured_dump();
         let mut got = Vec::new();
-        let status = parse_dump(&buf, |e| got.push(e.into_socket())).unwrap();
+        let status = parse_dump(Proto::Tcp, &buf, |e| got.push(e.into_socket())).unwrap();
         assert_eq!(status, DumpStatus::Done);
         assert_eq!(got.len(), 1);
         let s = &got[0];
@@ -343,14 +388,68 @@ mod tests {
         assert_eq!(s.drops, None);
     }
 
+    /// An unconnected UDP socket 127.0.0.1:5353, inode 9, 7680 bytes queued,
+    /// with INET_DIAG_SKMEMINFO: rcvbuf 8192, 174 drops.
+    #[rustfmt::skip]
+    fn udp_message() -> Vec<u8> {
+        vec![
+            128, 0, 0, 0,      // nlmsg_len: 16 + 72 + 40
+            20, 0, 2, 0,       // SOCK_DIAG_BY_FAMILY, NLM_F_MULTI
+            1, 0, 0, 0,  0, 0, 0, 0, // seq, pid
+            2,                 // family AF_INET
+            7,                 // state CLOSE: unconnected
+            0, 0,              // timer, retrans
+            0x14, 0xe9,        // sport 5353 (big endian)
+            0, 0,              // dport 0
+            127, 0, 0, 1,  0, 0, 0, 0,  0, 0, 0, 0,  0, 0, 0, 0, // src
+            0, 0, 0, 0,  0, 0, 0, 0,  0, 0, 0, 0,  0, 0, 0, 0,   // dst
+            0, 0, 0, 0,        // ifindex
+            3, 0, 0, 0, 0, 0, 0, 0, // cookie
+            0, 0, 0, 0,        // expires
+            0, 30, 0, 0,       // rqueue: 7680 bytes (sk_rmem_alloc)
+            0, 0, 0, 0,        // wqueue
+            0, 0, 0, 0,        // uid
+            9, 0, 0, 0,        // inode
+            // INET_DIAG_SKMEMINFO (7): len 4 + 9 × 4
+            40, 0, 7, 0,
+            0, 30, 0, 0,       // SK_MEMINFO_RMEM_ALLOC 7680
+            0, 32, 0, 0,       // SK_MEMINFO_RCVBUF 8192
+            0, 0, 0, 0,        // WMEM_ALLOC
+            0, 64, 3, 0,       // SNDBUF 212992
+            0, 2, 0, 0,        // FWD_ALLOC 512
+            0, 0, 0, 0,        // WMEM_QUEUED
+            0, 0, 0, 0,        // OPTMEM
+            0, 0, 0, 0,        // BACKLOG
+            174, 0, 0, 0,      // SK_MEMINFO_DROPS 174
+        ]
+    }
+
+    #[test]
+    fn parses_a_udp_socket_with_meminfo() {
+        let mut got = Vec::new();
+        let status = parse_dump(Proto::Udp, &udp_message(), |e| got.push(e.into_socket())).unwrap();
+        assert_eq!(status, DumpStatus::More);
+        let s = &got[0];
+        assert_eq!((s.proto, s.state), (Proto::Udp, TcpState::Close));
+        assert!(s.is_listener(), "bound and unconnected: it takes datagrams");
+        assert!(!s.is_tcp_listener());
+        assert_eq!((s.local_port, s.inode), (5353, Inode(9)));
+        assert_eq!(s.rqueue, 7680);
+        assert_eq!((s.rcvbuf, s.drops), (Some(8192), Some(174)));
+        let udp = build_request(Proto::Udp, Family::Inet6, STATE_CLOSE, None, 1);
+        // AF_INET6, IPPROTO_UDP (17), SKMEMINFO, states CLOSE (1 << 7)
+        assert_eq!(&udp[16..24], &[10, 17, 64, 0, 0x80, 0, 0, 0]);
+    }
+
     #[test]
     fn error_and_truncation() {
         #[rustfmt::skip]
         let err = [20, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0xea, 0xff, 0xff, 0xff]; // -22
-        assert_eq!(parse_dump(&err, |_| {}).unwrap(), DumpStatus::Error(22));
+        let parse = |b: &[u8]| parse_dump(Proto::Tcp, b, |_| {});
+        assert_eq!(parse(&err).unwrap(), DumpStatus::Error(22));
         let buf = captured_dump();
-        assert!(parse_dump(&buf[..40], |_| {}).is_err());
+        assert!(parse(&buf[..40]).is_err());
         // A datagram that ends between messages is "more to come".
-        assert_eq!(parse_dump(&buf[..88], |_| {}).unwrap(), DumpStatus::More);
+        assert_eq!(parse(&buf[..88]).unwrap(), DumpStatus::More);
     }
 }

@@ -1,9 +1,13 @@
 //! The only code that talks to the kernel: sock_diag netlink (`netlink`,
-//! with pure encoding/decoding in `diag`), the /proc fd scan (`fdscan`),
-//! host settings and counters (`host`), waiting threads (`waiters`).
+//! with pure encoding/decoding in `diag` for TCP/UDP and `unixdiag` for unix
+//! sockets), one diag socket per network namespace (`netns`, kept by
+//! `nsset`), container ids from cgroups (`cgroup`), forwarders
+//! (`forward`), the /proc fd scan (`fdscan`), host settings and counters
+//! (`host`), waiting threads (`waiters`).
 //! `collect()` runs one pass for a query and returns a `model::Snapshot`.
 
 pub mod cgroup;
+mod comm;
 pub mod diag;
 pub mod fdscan;
 pub mod forward;
@@ -11,10 +15,10 @@ pub mod host;
 pub mod mountinfo;
 pub mod netlink;
 pub mod netns;
+pub mod unixdiag;
 pub mod waiters;
 
 mod nsset;
 mod pass;
 
-pub use nsset::NsSelector;
 pub use pass::{collect, collect_in, Collector};

@@ -12,6 +12,7 @@ use super::netns::{self, NsHandle, NsKey, OpenError};
 use crate::error::{Error, Result};
 use crate::model::netns::{Netns, NetnsInfo, NetnsScope};
 use crate::model::{Warning, WarningKind};
+use crate::target::NetnsRef;
 
 pub struct NsSet {
     pub scope: NetnsScope,
@@ -65,14 +66,14 @@ impl NsSet {
     }
 
     /// Bring the open set in line with the scope, given every process's
-    /// namespace from a full scan; `extra` namespaces (by inode, from
-    /// `netns:` targets) are opened too. Returns the warnings.
+    /// namespace from a full scan. `netns:` targets, when any, name the
+    /// namespaces to look in instead of the scope. Returns the warnings.
     pub fn sync(
         &mut self,
         proc_root: &Path,
         pid_netns: HashMap<u32, NsKey>,
         netns_denied: usize,
-        extra: &[NsSelector],
+        targets: &[&NetnsRef],
     ) -> Result<Vec<Warning>> {
         let mut warnings = Vec::new();
         self.pid_netns = pid_netns;
@@ -83,22 +84,25 @@ impl NsSet {
         let mut all = netns::enumerate(&self.pid_netns, &named);
         all.entry(own).or_default();
 
-        let mut wanted: Vec<NsKey> = match &self.scope {
-            NetnsScope::All => all.keys().copied().collect(),
-            NetnsScope::Own => vec![own],
-            NetnsScope::Name(n) => vec![find(&all, &NsSelector::Name(n.clone()))?],
-            NetnsScope::Inode(i) => vec![find(&all, &NsSelector::Inode(*i))?],
-            NetnsScope::Pid(p) => vec![*self.pid_netns.get(p).ok_or_else(|| {
-                Error::Usage(format!(
-                    "invalid --netns 'pid:{p}': no such process, or its namespace cannot be read (needs root)"
-                ))
-            })?],
-        };
-        for sel in extra {
-            let k = find(&all, sel)?;
+        let mut wanted: Vec<NsKey> = Vec::new();
+        for t in targets {
+            let k = find(&all, t)?;
             if !wanted.contains(&k) {
                 wanted.push(k);
             }
+        }
+        if wanted.is_empty() {
+            wanted = match &self.scope {
+                NetnsScope::All => all.keys().copied().collect(),
+                NetnsScope::Own => vec![own],
+                NetnsScope::Name(n) => vec![find(&all, &NetnsRef::Name(n.clone()))?],
+                NetnsScope::Inode(i) => vec![find(&all, &NetnsRef::Inode(*i))?],
+                NetnsScope::Pid(p) => vec![*self.pid_netns.get(p).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "invalid --netns 'pid:{p}': no such process, or its namespace cannot be read (needs root)"
+                    ))
+                })?],
+            };
         }
 
         let to_open: Vec<(NsKey, Vec<std::path::PathBuf>)> = wanted
@@ -161,25 +165,19 @@ impl NsSet {
     }
 }
 
-/// A namespace named on the command line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NsSelector {
-    Name(String),
-    Inode(u64),
-}
-
-fn find(all: &BTreeMap<NsKey, netns::Namespace>, sel: &NsSelector) -> Result<NsKey> {
+/// The namespace a `--netns NAME|INODE` or `netns:` target names.
+fn find(all: &BTreeMap<NsKey, netns::Namespace>, sel: &NetnsRef) -> Result<NsKey> {
     let hit = all.iter().find(|(k, ns)| match sel {
-        NsSelector::Name(n) => ns.name.as_deref() == Some(n.as_str()),
-        NsSelector::Inode(i) => k.ino == *i,
+        NetnsRef::Name(n) => ns.name.as_deref() == Some(n.as_str()),
+        NetnsRef::Inode(i) => k.ino == *i,
     });
     hit.map(|(k, _)| *k).ok_or_else(|| {
         Error::Usage(match sel {
-            NsSelector::Name(n) => format!(
+            NetnsRef::Name(n) => format!(
                 "no network namespace named '{}' (see `ip netns list`)",
-                n.escape_debug()
+                crate::escape::terminal(n)
             ),
-            NsSelector::Inode(i) => format!(
+            NetnsRef::Inode(i) => format!(
                 "no network namespace with inode {i} (see `lsns -t net`; other users' need root)"
             ),
         })

@@ -10,16 +10,20 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use super::diag::{STATE_ALL, STATE_LISTEN, STATE_SYN_RECV};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
+use super::diag::{STATE_ALL, STATE_CLOSE, STATE_LISTEN, STATE_SYN_RECV};
 use super::netns::NsHandle;
-use super::nsset::{NsSelector, NsSet};
+use super::nsset::NsSet;
 use super::{fdscan, waiters};
 use crate::error::{Error, Result};
 use crate::model::netns::{NetnsMap, NetnsScope};
 use crate::model::{
-    Family, Holder, Inode, ListenCounters, RequestSock, Snapshot, Socket, Warning, WarningKind,
+    Family, Holder, Inode, ListenCounters, PathStatus, Proto, RequestSock, Snapshot, Socket,
+    UnixName, Vfs, Warning, WarningKind,
 };
-use crate::target::Query;
+use crate::target::{NetnsRef, PortFilter, Query, UnixName as TargetUnix, MAX_KERNEL_PORTS};
 
 /// More listener ports than this: dump the SYN queue unfiltered (one walk)
 /// rather than build a long filter.
@@ -75,6 +79,9 @@ impl Collector {
 
     /// Everything for `query`: sockets, holders, queues, waiters, warnings.
     pub fn snapshot(&mut self, query: &Query) -> Result<Snapshot> {
+        // comm: targets become pid: targets for the processes so named.
+        let resolved = super::comm::with_comm_pids(&self.proc_root, query);
+        let query = resolved.as_ref().unwrap_or(query);
         let mut warnings = Vec::new();
         let hidden = hidden_processes(&self.proc_root);
         if let Some(opts) = &hidden {
@@ -95,12 +102,12 @@ impl Collector {
                 scan.denied as u64,
             ));
         }
-        let extra: Vec<NsSelector> = Vec::new();
+        let targets: Vec<&NetnsRef> = query.netns().collect();
         warnings.extend(self.ns.sync(
             &self.proc_root,
             scan.netns.clone(),
             scan.netns_denied,
-            &extra,
+            &targets,
         )?);
 
         // pid: targets select sockets by the inodes those processes hold.
@@ -157,6 +164,7 @@ impl Collector {
             .collect();
         let holders = fdscan::holders_with_details(&self.proc_root, &found);
         let netns = self.with_holder_netns(netns, &holders);
+        check_paths(&self.proc_root, &mut sockets, &holders);
 
         let request_socks = self.request_socks(&sockets, &netns, &mut warnings);
         let waiters = waiters::find_waiters(&self.proc_root, &holders);
@@ -254,7 +262,7 @@ impl Collector {
         for key in self.ns.keys_in_order() {
             let listeners: Vec<&Socket> = sockets
                 .iter()
-                .filter(|s| s.is_listener() && netns.socket(s.inode) == key.ino)
+                .filter(|s| s.is_tcp_listener() && netns.socket(s.inode) == key.ino)
                 .collect();
             if listeners.is_empty() {
                 continue;
@@ -328,12 +336,13 @@ impl Collector {
     pub fn refresh(&mut self, query: &Query, prev: &Snapshot) -> Result<Snapshot> {
         let mut warnings = Vec::new();
         // pid: targets select sockets by inode: keep the ones already known.
-        let extra: HashSet<u64> = if query.pids().next().is_some() {
+        let by_process = query.pids().next().is_some() || query.comms().next().is_some();
+        let extra: HashSet<u64> = if by_process {
             prev.sockets.iter().map(|s| s.inode.0).collect()
         } else {
             HashSet::new()
         };
-        let (sockets, mut netns) = self.sockets(query, &extra, &mut warnings)?;
+        let (mut sockets, mut netns) = self.sockets(query, &extra, &mut warnings)?;
         let same = sockets.len() == prev.sockets.len()
             && sockets
                 .iter()
@@ -341,6 +350,12 @@ impl Collector {
                 .all(|(a, b)| a.inode == b.inode);
         if !same {
             return self.snapshot(query);
+        }
+        // The path checks of the last full pass still stand.
+        for (s, p) in sockets.iter_mut().zip(&prev.sockets) {
+            if let (Some(u), Some(pu)) = (s.unix.as_mut(), p.unix.as_ref()) {
+                u.path_status = pu.path_status;
+            }
         }
         netns.of_pid = prev.netns.of_pid.clone();
         let request_socks = self.request_socks(&sockets, &netns, &mut warnings);
@@ -360,53 +375,95 @@ impl Collector {
     }
 }
 
-/// The TCP sockets matching `query` in one namespace: the one function
-/// every per-namespace dump goes through.
+/// The sockets matching `query` (plus those in `extra_inodes`) in one
+/// namespace: TCP and UDP in both families, and unix sockets, as far as
+/// the query wants each protocol. Every per-namespace dump goes through
+/// here.
 fn dump_ns(
     handle: &mut NsHandle,
     query: &Query,
     extra_inodes: &HashSet<u64>,
     warnings: &mut Vec<Warning>,
 ) -> Result<Vec<Socket>> {
-    let states = if query.wants_all_states() {
-        STATE_ALL
-    } else {
-        STATE_LISTEN
-    };
-    let ports = query.kernel_ports();
+    let all = query.wants_all_states();
     let mut out = Vec::new();
-    for family in [Family::Inet, Family::Inet6] {
-        let mut keep = |e: super::diag::Entry<'_>| {
-            let (addr, port) = e.local();
-            let inode = e.inode();
-            let selected = query.is_empty()
-                || query.matches_local(addr, port, inode.0)
-                || extra_inodes.contains(&inode.0);
-            if selected {
-                out.push(e.into_socket());
+    for proto in [Proto::Tcp, Proto::Udp] {
+        // Sockets found by inode (pid: targets) may be on any port.
+        let ports = match query.port_filter(proto) {
+            PortFilter::Nothing if extra_inodes.is_empty() => continue,
+            PortFilter::Ports(set) if extra_inodes.is_empty() && set.len() <= MAX_KERNEL_PORTS => {
+                Some(set.ports().collect::<Vec<u16>>())
             }
+            _ => None,
         };
-        match handle
-            .diag
-            .dump(family, states, ports.as_deref(), &mut keep)
-        {
-            Ok(()) => {}
-            // A host without IPv6 still answers for IPv4: keep that, say so.
-            Err(e) if family == Family::Inet6 => {
-                warnings.push(Warning::new(WarningKind::Ipv6Unavailable, 1).detail(e.to_string()))
+        let states = match (proto, all) {
+            (_, true) => STATE_ALL,
+            (Proto::Udp, false) => STATE_CLOSE,
+            _ => STATE_LISTEN,
+        };
+        for family in [Family::Inet, Family::Inet6] {
+            let mut keep = |e: super::diag::Entry<'_>| {
+                let (addr, port) = e.local();
+                let inode = e.inode();
+                let selected = extra_inodes.contains(&inode.0)
+                    || if query.is_empty() {
+                        // The overview: UDP sockets that can receive
+                        // (bound), not the unbound ones clients hold.
+                        all || proto != Proto::Udp || port != 0
+                    } else {
+                        query.matches_inet(proto, addr, port, inode.0)
+                    };
+                if selected {
+                    out.push(e.into_socket());
+                }
+            };
+            match handle
+                .diag
+                .dump(proto, family, states, ports.as_deref(), &mut keep)
+            {
+                Ok(()) => {}
+                // A host without IPv6 still answers for IPv4: keep that, say so.
+                Err(e) if family == Family::Inet6 => warnings
+                    .push(Warning::new(WarningKind::Ipv6Unavailable, 1).detail(e.to_string())),
+                // No udp_diag module: TCP still works; say so.
+                Err(e) if proto == Proto::Udp => {
+                    warnings
+                        .push(Warning::new(WarningKind::UdpUnavailable, 1).detail(e.to_string()));
+                    break;
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
         }
     }
-    out.sort_by(|a, b| {
-        (a.local_port, a.family, a.local_addr, a.state, a.inode).cmp(&(
-            b.local_port,
-            b.family,
-            b.local_addr,
-            b.state,
-            b.inode,
-        ))
-    });
+    if query.wants(Proto::Unix) {
+        let states = if all { STATE_ALL } else { STATE_LISTEN };
+        // unix:PATH targets also match the socket file the path leads
+        // to now, through a symlink or a rename.
+        let resolved: Vec<Vfs> = query
+            .unix_names()
+            .filter_map(|n| match n {
+                TargetUnix::Path(p) => stat_vfs(Path::new(p)),
+                TargetUnix::Abstract(_) => None,
+            })
+            .collect();
+        let mut keep = |s: Socket| {
+            let u = s.unix.as_ref();
+            let raw = u.and_then(|u| u.name.as_ref()).map(UnixName::sun_path);
+            let selected = extra_inodes.contains(&s.inode.0)
+                || query.is_empty()
+                || query.matches_unix(raw.as_deref().unwrap_or_default(), s.inode.0)
+                || (query.wants(Proto::Unix)
+                    && u.and_then(|u| u.vfs).is_some_and(|v| resolved.contains(&v)));
+            if selected {
+                out.push(s);
+            }
+        };
+        if let Err(e) = handle.diag.dump_unix(states, &mut keep) {
+            // No unix_diag module: the inet results still stand.
+            warnings.push(Warning::new(WarningKind::UnixUnavailable, 1).detail(e.to_string()));
+        }
+    }
+    out.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
     Ok(out)
 }
 
@@ -432,13 +489,89 @@ fn syn_queue_ns(handle: &mut NsHandle, listeners: &[&Socket]) -> Result<Vec<Requ
                 out.push(r);
             }
         };
-        if let Err(e) = handle.diag.dump(family, STATE_SYN_RECV, filter, &mut keep) {
+        if let Err(e) = handle
+            .diag
+            .dump(Proto::Tcp, family, STATE_SYN_RECV, filter, &mut keep)
+        {
             if family == Family::Inet {
                 return Err(e);
             }
         }
     }
     Ok(out)
+}
+
+/// TCP, then UDP, then unix; by port, family, address; unix by name.
+#[allow(clippy::type_complexity)]
+fn sort_key(
+    s: &Socket,
+) -> (
+    Proto,
+    u16,
+    Family,
+    std::net::IpAddr,
+    Option<&UnixName>,
+    crate::model::TcpState,
+    Inode,
+) {
+    (
+        s.proto,
+        s.local_port,
+        s.family,
+        s.local_addr,
+        s.unix.as_ref().and_then(|u| u.name.as_ref()),
+        s.state,
+        s.inode,
+    )
+}
+
+/// The inode and device a path leads to (following symlinks), if any.
+fn stat_vfs(path: &Path) -> Option<Vfs> {
+    let st = rustix::fs::stat(path).ok()?;
+    Some(Vfs {
+        ino: st.st_ino,
+        dev: st.st_dev,
+    })
+}
+
+/// Whether each unix socket's path still leads to it. The path is looked
+/// up from a holder's root (`/proc/PID/root`), so a server in another
+/// mount namespace (a container) is judged by its own filesystem.
+fn check_paths(proc_root: &Path, sockets: &mut [Socket], holders: &HashMap<Inode, Vec<Holder>>) {
+    for s in sockets.iter_mut() {
+        let inode = s.inode;
+        let Some(u) = s.unix.as_mut() else { continue };
+        let Some(UnixName::Path(p)) = &u.name else {
+            continue;
+        };
+        let path = Path::new(OsStr::from_bytes(p));
+        let rooted = holders
+            .get(&inode)
+            .and_then(|h| h.first())
+            .filter(|_| path.is_absolute())
+            .map(|h| {
+                proc_root
+                    .join(h.pid.to_string())
+                    .join("root")
+                    .join(path.strip_prefix("/").unwrap_or(path))
+            });
+        u.path_status = Some(path_status(u.vfs, rooted.as_deref().unwrap_or(path)));
+    }
+}
+
+/// Compare what `path` leads to now with the socket's own file.
+fn path_status(own: Option<Vfs>, path: &Path) -> PathStatus {
+    match rustix::fs::stat(path) {
+        Ok(st) => match own {
+            Some(v) if v.ino == st.st_ino && v.dev == st.st_dev => PathStatus::Bound,
+            // The kernel drops the socket's own VFS reference only when
+            // the socket closes: a live socket without one is unusual.
+            None => PathStatus::Unknown,
+            Some(_) => PathStatus::Replaced,
+        },
+        Err(rustix::io::Errno::NOENT) | Err(rustix::io::Errno::NOTDIR) => PathStatus::Unlinked,
+        Err(_) => PathStatus::Unknown,
+    }
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> Error {

@@ -1,9 +1,12 @@
-//! One I/O thread of `sockmap load`: many non-blocking echo clients driven
-//! by one edge-triggered epoll. Each client connects, then per round sends
-//! `size` bytes of its pattern while reading the echo back (interleaved:
-//! a client that wrote everything first would deadlock once the socket
-//! buffers fill), verifies every byte, and after `rounds` rounds closes.
-//! Owns the per-connection state machine and timeouts; prints nothing.
+//! One I/O thread of `sockmap load`: many non-blocking clients driven by
+//! one edge-triggered epoll. Each client connects, then per its mode:
+//! echo sends `size` bytes of its pattern per round while reading the echo
+//! back (interleaved: a client that wrote everything first would deadlock
+//! once the socket buffers fill) and verifies every byte; hold sends
+//! nothing and keeps the connection open for the hold time; http sends
+//! one `GET /` per round and reads one response. After the last round it
+//! closes. Owns the per-connection state machine and timeouts; prints
+//! nothing.
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
@@ -15,6 +18,10 @@ use rustix::io::Errno;
 use rustix::net::{AddressFamily, SendFlags, SocketFlags, SocketType};
 
 use super::pattern::{Pattern, MAX_SLICE};
+use super::{http, LoadMode};
+
+mod modes;
+use modes::{drive_hold, drive_http, next_request};
 
 /// What every client of a run does.
 #[derive(Debug, Clone)]
@@ -23,6 +30,9 @@ pub(super) struct Plan {
     pub rounds: u32,
     pub size: u64,
     pub timeout: Duration,
+    pub mode: LoadMode,
+    /// The Host header of `http` mode (the address connected to).
+    pub host: String,
 }
 
 /// Why a client failed; each is counted separately.
@@ -40,16 +50,22 @@ pub(super) enum FailKind {
     Mismatch,
     /// Any other socket error.
     Other,
+    /// `http`: a response whose status is not 2xx or 3xx.
+    Status,
+    /// `http`: what came back is not a well-formed HTTP/1.x response.
+    Protocol,
 }
 
 impl FailKind {
-    pub(super) const ALL: [FailKind; 6] = [
+    pub(super) const ALL: [FailKind; KINDS] = [
         FailKind::Connect,
         FailKind::Eof,
         FailKind::Reset,
         FailKind::Timeout,
         FailKind::Mismatch,
         FailKind::Other,
+        FailKind::Status,
+        FailKind::Protocol,
     ];
 
     pub(super) fn name(self) -> &'static str {
@@ -60,6 +76,8 @@ impl FailKind {
             FailKind::Timeout => "timeout",
             FailKind::Mismatch => "mismatch",
             FailKind::Other => "other",
+            FailKind::Status => "status",
+            FailKind::Protocol => "protocol",
         }
     }
 
@@ -72,18 +90,21 @@ impl FailKind {
     }
 }
 
+/// How many kinds of failure there are.
+pub(super) const KINDS: usize = 8;
+
 /// One thread's results, merged by `load`.
 #[derive(Debug, Default)]
 pub(super) struct Stats {
     pub connect_ms: Vec<f64>,
     pub round_trip_ms: Vec<f64>,
-    /// Bytes echoed back and verified.
+    /// Bytes echoed back and verified (echo), or received (hold, http).
     pub bytes: u64,
     pub bytes_sent: u64,
     /// Count per kind, indexed like [`FailKind::ALL`].
-    pub failures: [u64; 6],
+    pub failures: [u64; KINDS],
     /// The first failure message of each kind (for the report).
-    pub first_error: [Option<String>; 6],
+    pub first_error: [Option<String>; KINDS],
 }
 
 impl Stats {
@@ -108,6 +129,11 @@ struct Client {
     /// When connect() or the current round started.
     started: Instant,
     last_progress: Instant,
+    /// `hold`: when to close.
+    hold_until: Option<Instant>,
+    /// `http`: this round's request and the response being read.
+    request: Vec<u8>,
+    response: Option<http::Response>,
 }
 
 /// What `drive` concluded.
@@ -117,6 +143,9 @@ enum Step {
     /// All rounds done.
     Finished,
     Failed(FailKind, String),
+    /// `http`: the server closed after a response and rounds remain: the
+    /// next round goes on a new connection.
+    Reconnect,
 }
 
 /// Run the clients `ids` to completion (success or failure) and return
@@ -153,12 +182,15 @@ pub(super) fn run_thread(
             recvd: 0,
             started: now,
             last_progress: now,
+            hold_until: None,
+            request: Vec::new(),
+            response: None,
         };
         match open(plan.addr, &ep, i as u64) {
             Ok((fd, connected)) => {
                 c.fd = Some(fd);
                 if connected {
-                    established(&mut c, &mut stats);
+                    established(&mut c, plan, &mut stats);
                 }
                 live += 1;
             }
@@ -210,7 +242,7 @@ pub(super) fn run_thread(
                 continue;
             };
             match check_connect(fd, c.id) {
-                Ok(()) => established(c, &mut stats),
+                Ok(()) => established(c, plan, &mut stats),
                 Err(step) => {
                     finish(c, step, plan, &mut stats, progress);
                     live -= 1;
@@ -224,7 +256,10 @@ pub(super) fn run_thread(
             if c.fd.is_none() || !c.connected {
                 continue;
             }
-            let step = drive(c, plan, pattern, &mut buf, &mut stats, progress);
+            let mut step = drive(c, plan, pattern, &mut buf, &mut stats, progress);
+            if let Step::Reconnect = step {
+                step = reopen(c, plan, &ep, ev.data.u64(), &mut stats);
+            }
             if !matches!(step, Step::Blocked) {
                 finish(c, step, plan, &mut stats, progress);
                 live -= 1;
@@ -234,6 +269,16 @@ pub(super) fn run_thread(
         if now >= next_scan {
             next_scan = now + scan_every;
             for c in clients.iter_mut().filter(|c| c.fd.is_some()) {
+                // A held connection makes no progress on purpose: it ends
+                // when its hold is over.
+                if let Some(until) = c.hold_until {
+                    if now >= until {
+                        advance(progress, u64::from(plan.rounds));
+                        finish(c, Step::Finished, plan, &mut stats, progress);
+                        live -= 1;
+                    }
+                    continue;
+                }
                 if now.duration_since(c.last_progress) >= plan.timeout {
                     let msg = format!(
                         "client {}: no progress for {:?} ({})",
@@ -298,6 +343,27 @@ fn open(addr: SocketAddr, ep: &OwnedFd, key: u64) -> Result<(OwnedFd, bool), Err
     Ok((fd, connected))
 }
 
+/// Close the client's connection and start a new one for its next round.
+fn reopen(c: &mut Client, plan: &Plan, ep: &OwnedFd, key: u64, stats: &mut Stats) -> Step {
+    c.fd = None;
+    c.connected = false;
+    c.started = Instant::now();
+    c.last_progress = c.started;
+    match open(plan.addr, ep, key) {
+        Ok((fd, connected)) => {
+            c.fd = Some(fd);
+            if connected {
+                established(c, plan, stats);
+            }
+            Step::Blocked
+        }
+        Err(e) => Step::Failed(
+            FailKind::Connect,
+            format!("client {}: reconnect for round {}: {e}", c.id, c.round + 1),
+        ),
+    }
+}
+
 /// After an epoll event on a connecting socket: did the handshake work?
 fn check_connect(fd: &OwnedFd, id: u64) -> Result<(), Step> {
     match rustix::net::sockopt::socket_error(fd) {
@@ -309,7 +375,7 @@ fn check_connect(fd: &OwnedFd, id: u64) -> Result<(), Step> {
     }
 }
 
-fn established(c: &mut Client, stats: &mut Stats) {
+fn established(c: &mut Client, plan: &Plan, stats: &mut Stats) {
     let now = Instant::now();
     stats
         .connect_ms
@@ -317,10 +383,30 @@ fn established(c: &mut Client, stats: &mut Stats) {
     c.connected = true;
     c.started = now;
     c.last_progress = now;
+    match plan.mode {
+        LoadMode::Echo => {}
+        LoadMode::Hold(d) => c.hold_until = Some(now + d),
+        LoadMode::Http => next_request(c, plan),
+    }
 }
 
 /// Move bytes until the socket would block in every direction we need.
 fn drive(
+    c: &mut Client,
+    plan: &Plan,
+    pattern: &Pattern,
+    buf: &mut [u8],
+    stats: &mut Stats,
+    progress: Option<&ProgressBar>,
+) -> Step {
+    match plan.mode {
+        LoadMode::Echo => drive_echo(c, plan, pattern, buf, stats, progress),
+        LoadMode::Hold(_) => drive_hold(c, plan, buf, stats),
+        LoadMode::Http => drive_http(c, plan, buf, stats, progress),
+    }
+}
+
+fn drive_echo(
     c: &mut Client,
     plan: &Plan,
     pattern: &Pattern,
@@ -420,6 +506,25 @@ fn io_failure(c: &Client, plan: &Plan, e: Errno, op: &str) -> Step {
 fn where_(c: &Client, plan: &Plan) -> String {
     if !c.connected {
         return "while connecting".into();
+    }
+    match plan.mode {
+        LoadMode::Echo => {}
+        LoadMode::Hold(d) => {
+            return format!(
+                "{:.1} s into a {d:?} hold",
+                c.started.elapsed().as_secs_f64()
+            )
+        }
+        LoadMode::Http => {
+            return format!(
+                "round {} of {}, sent {} of {} request bytes, received {} response bytes",
+                c.round + 1,
+                plan.rounds,
+                c.sent,
+                c.request.len(),
+                c.recvd
+            )
+        }
     }
     format!(
         "round {} of {}, sent {}, received {} of {} bytes",

@@ -1,7 +1,9 @@
-//! `sockmap load`: the seed experiment's client. `clients` concurrent
-//! connections, all opened at once; each sends `size` bytes and reads the
-//! same bytes back, `rounds` times, verifying every byte; then it closes.
-//! Works against any echo server. Owns the fd limit, the I/O threads, the
+//! `sockmap load`: the experiment's client. `clients` concurrent
+//! connections, all opened at once. In echo mode each sends `size` bytes
+//! and reads the same bytes back, `rounds` times, verifying every byte
+//! (any echo server); in hold mode each keeps its connection open for the
+//! hold time (fills a real server's accept queue); in http mode each sends
+//! `GET /` and reads one response per round (any HTTP/1.1 server). Owns the fd limit, the I/O threads, the
 //! merge of their stats and the report; the per-connection work is in
 //! `client`.
 //!
@@ -23,7 +25,7 @@ use serde::Serialize;
 
 use super::client::{self, FailKind, Plan, Stats};
 use super::pattern::Pattern;
-use super::LoadConfig;
+use super::{LoadConfig, LoadMode};
 use crate::error::{Error, Result};
 
 /// File descriptors beyond one per client: stdio, epoll fds, and whatever
@@ -36,12 +38,16 @@ pub struct LoadReport {
     pub schema: u32,
     /// The server loaded, as given.
     pub connect: String,
+    /// `echo`, `hold` or `http`.
+    pub mode: &'static str,
+    /// `hold`: seconds each connection was to be held; else null.
+    pub hold_seconds: Option<f64>,
     pub clients: u64,
     pub rounds: u32,
     /// Bytes per round.
     pub size: u64,
-    /// Bytes echoed back and verified (clients × rounds × size when
-    /// nothing failed).
+    /// Echo: bytes echoed back and verified (clients × rounds × size when
+    /// nothing failed). Hold and http: bytes received.
     pub bytes: u64,
     pub bytes_sent: u64,
     /// Clients that failed, whatever the reason.
@@ -72,6 +78,10 @@ pub struct Failures {
     pub timeout: u64,
     pub mismatch: u64,
     pub other: u64,
+    /// `http`: responses with a status other than 2xx/3xx.
+    pub status: u64,
+    /// `http`: replies that are not well-formed HTTP/1.x responses.
+    pub protocol: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -89,6 +99,14 @@ pub struct Percentiles {
 
 /// Run the load; Ok(true) when every client succeeded.
 pub fn run(cfg: &LoadConfig, out: &mut dyn Write) -> Result<bool> {
+    // A held connection is one "round": there is nothing to repeat.
+    let cfg = &LoadConfig {
+        rounds: match cfg.mode {
+            LoadMode::Hold(_) => 1,
+            _ => cfg.rounds,
+        },
+        ..cfg.clone()
+    };
     let threads = io_threads(cfg.clients);
     raise_fd_limit(cfg.clients + threads as u64 + FD_MARGIN, cfg.clients)?;
     let plan = Arc::new(Plan {
@@ -96,6 +114,8 @@ pub fn run(cfg: &LoadConfig, out: &mut dyn Write) -> Result<bool> {
         rounds: cfg.rounds,
         size: cfg.size,
         timeout: cfg.timeout,
+        mode: cfg.mode,
+        host: cfg.connect.to_string(),
     });
     let pattern = Arc::new(Pattern::new());
     let progress = progress_bar(cfg.clients * u64::from(cfg.rounds));
@@ -208,8 +228,8 @@ fn build_report(cfg: &LoadConfig, parts: Vec<Stats>, seconds: f64, threads: usiz
     let mut connect_ms = Vec::new();
     let mut round_trip_ms = Vec::new();
     let (mut bytes, mut bytes_sent) = (0, 0);
-    let mut counts = [0u64; 6];
-    let mut first: [Option<String>; 6] = Default::default();
+    let mut counts = [0u64; client::KINDS];
+    let mut first: [Option<String>; client::KINDS] = Default::default();
     for s in parts {
         connect_ms.extend(s.connect_ms);
         round_trip_ms.extend(s.round_trip_ms);
@@ -237,6 +257,11 @@ fn build_report(cfg: &LoadConfig, parts: Vec<Stats>, seconds: f64, threads: usiz
     LoadReport {
         schema: 1,
         connect: cfg.connect.to_string(),
+        mode: cfg.mode.name(),
+        hold_seconds: match cfg.mode {
+            LoadMode::Hold(d) => Some(d.as_secs_f64()),
+            _ => None,
+        },
         clients: cfg.clients,
         rounds: cfg.rounds,
         size: cfg.size,
@@ -250,6 +275,8 @@ fn build_report(cfg: &LoadConfig, parts: Vec<Stats>, seconds: f64, threads: usiz
             timeout: count(FailKind::Timeout),
             mismatch: count(FailKind::Mismatch),
             other: count(FailKind::Other),
+            status: count(FailKind::Status),
+            protocol: count(FailKind::Protocol),
         },
         first_errors,
         seconds,
@@ -303,22 +330,57 @@ fn ms(v: Option<f64>) -> String {
 }
 
 fn write_text(out: &mut dyn Write, r: &LoadReport) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "load {}: {} clients x {} rounds x {}",
-        r.connect,
-        r.clients,
-        r.rounds,
-        human_bytes(r.size)
-    )?;
-    writeln!(
-        out,
-        "echoed and verified {} in {:.2} s: {:.1} MiB/s ({} I/O threads)",
-        human_bytes(r.bytes),
-        r.seconds,
-        r.throughput_mib_s,
-        r.threads
-    )?;
+    match r.mode {
+        "hold" => {
+            let hold = r.hold_seconds.unwrap_or_default();
+            writeln!(
+                out,
+                "load {}: {} clients, each holding its connection {hold} s",
+                r.connect, r.clients
+            )?;
+            writeln!(
+                out,
+                "held {} of {} connections to the end in {:.2} s ({} I/O threads)",
+                r.clients - r.failed,
+                r.clients,
+                r.seconds,
+                r.threads
+            )?;
+        }
+        "http" => {
+            writeln!(
+                out,
+                "load {}: {} clients x {} rounds of GET /",
+                r.connect, r.clients, r.rounds
+            )?;
+            writeln!(
+                out,
+                "received {} in {:.2} s: {:.1} MiB/s ({} I/O threads)",
+                human_bytes(r.bytes),
+                r.seconds,
+                r.throughput_mib_s,
+                r.threads
+            )?;
+        }
+        _ => {
+            writeln!(
+                out,
+                "load {}: {} clients x {} rounds x {}",
+                r.connect,
+                r.clients,
+                r.rounds,
+                human_bytes(r.size)
+            )?;
+            writeln!(
+                out,
+                "echoed and verified {} in {:.2} s: {:.1} MiB/s ({} I/O threads)",
+                human_bytes(r.bytes),
+                r.seconds,
+                r.throughput_mib_s,
+                r.threads
+            )?;
+        }
+    }
     let f = &r.failures;
     let kinds: Vec<String> = [
         ("connect", f.connect),
@@ -327,6 +389,8 @@ fn write_text(out: &mut dyn Write, r: &LoadReport) -> std::io::Result<()> {
         ("timeout", f.timeout),
         ("mismatch", f.mismatch),
         ("other", f.other),
+        ("status", f.status),
+        ("protocol", f.protocol),
     ]
     .iter()
     .filter(|(_, n)| *n > 0)

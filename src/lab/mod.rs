@@ -1,8 +1,9 @@
-//! The bundled experiment: a fork server (`serve`) and an echo load client
-//! (`load`). Uses std/libc/rustix directly; must not import collect,
+//! The bundled experiment: a fork server (`serve`) and a load client
+//! (`load`: echo, hold or HTTP). Uses std/libc/rustix directly; must not import collect,
 //! analyze or render (it is what sockmap observes, not part of observing).
 
 mod client;
+mod http;
 pub mod load;
 mod pattern;
 pub mod serve;
@@ -39,4 +40,28 @@ pub struct LoadConfig {
     /// Per-connection inactivity limit.
     pub timeout: Duration,
     pub json: bool,
+    pub mode: LoadMode,
+}
+
+/// What each `load` client does once connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadMode {
+    /// Send `size` bytes per round and verify the echo.
+    Echo,
+    /// Send nothing; keep the connection open this long, then close (fills
+    /// a server's accept queue when it does not accept fast enough).
+    Hold(Duration),
+    /// `GET / HTTP/1.1` per round and read one response; a status other
+    /// than 2xx/3xx is a failure.
+    Http,
+}
+
+impl LoadMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            LoadMode::Echo => "echo",
+            LoadMode::Hold(_) => "hold",
+            LoadMode::Http => "http",
+        }
+    }
 }

@@ -25,7 +25,7 @@ pub fn run(cfg: &ServeConfig, out: &mut dyn Write) -> Result<()> {
     signals::install().map_err(|e| Error::os("cannot install signal handlers", e))?;
     let requested = SocketAddr::new(cfg.addr, cfg.port);
     let listener = worker::listen_on(requested, cfg.backlog, cfg.reuseport)
-        .map_err(|e| Error::os(format!("cannot bind {requested}"), e))?;
+        .map_err(|e| bind_error(requested, e))?;
     let port = worker::local_port(listener.as_fd())
         .map_err(|e| Error::os(format!("cannot read the bound port of {requested}"), e))?;
     let bound = SocketAddr::new(cfg.addr, port);
@@ -85,6 +85,21 @@ pub fn run(cfg: &ServeConfig, out: &mut dyn Write) -> Result<()> {
         .map(|(pid, accepted)| WorkerCount { pid, accepted })
         .collect();
     write_distribution(out, &rows, cfg.json).map_err(stdout_err)
+}
+
+/// An address or port the user chose that cannot be had (in use, not an
+/// address of this host, a privileged port) is bad input, exit 2, with the
+/// errno; any other failure is the OS refusing, exit 3.
+fn bind_error(requested: SocketAddr, e: io::Error) -> Error {
+    let input = matches!(
+        e.raw_os_error(),
+        Some(libc::EADDRINUSE | libc::EADDRNOTAVAIL | libc::EACCES | libc::EAFNOSUPPORT)
+    );
+    if input {
+        Error::Usage(format!("cannot bind {requested}: {e}"))
+    } else {
+        Error::os(format!("cannot bind {requested}"), e)
+    }
 }
 
 fn stdout_err(source: io::Error) -> Error {

@@ -1,5 +1,5 @@
-//! Signal flags for the fork server. Owns the handlers for SIGINT/SIGTERM
-//! (stop), SIGCHLD (a worker ended) and SIGALRM (a periodic tick). Every
+//! Signal flags for the fork server. Owns the handlers for
+//! SIGINT/SIGTERM/SIGHUP (stop), SIGCHLD (a worker ended) and SIGALRM (a periodic tick). Every
 //! handler only stores to an atomic, the one thing that is async-signal-safe;
 //! the loops look at the flags. Must not do any other work in a handler.
 //!
@@ -56,6 +56,8 @@ fn set_handler(sig: libc::c_int, handler: extern "C" fn(libc::c_int)) -> io::Res
 pub(super) fn install() -> io::Result<()> {
     set_handler(libc::SIGINT, on_stop)?;
     set_handler(libc::SIGTERM, on_stop)?;
+    // A closed terminal or `kill -HUP`: stop cleanly, as for SIGTERM.
+    set_handler(libc::SIGHUP, on_stop)?;
     set_handler(libc::SIGCHLD, on_child)?;
     set_handler(libc::SIGALRM, on_tick)
 }
@@ -88,7 +90,7 @@ pub(super) fn reset_in_child() {
     CHILD.store(false, Ordering::SeqCst);
 }
 
-/// SIGINT or SIGTERM arrived.
+/// SIGINT, SIGTERM or SIGHUP arrived.
 pub(super) fn stop_requested() -> bool {
     STOP.load(Ordering::SeqCst)
 }

@@ -2,6 +2,7 @@
 //! (`report::Report`, the JSON contract). No I/O, no formatting beyond
 //! `Display` of enums.
 
+pub mod check;
 pub mod netns;
 pub mod report;
 pub mod warning;
@@ -15,6 +16,24 @@ use std::net::IpAddr;
 
 use schemars::JsonSchema;
 use serde::{Serialize, Serializer};
+
+/// An address and port as sockmap prints them everywhere (headers,
+/// verdicts, check lines, targets): `127.0.0.1:8000`, `[::1]:8000`, and the
+/// wildcards as `*:8000` (IPv4) and `[::]:8000` (IPv6), both of which are
+/// also accepted as targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint(pub IpAddr, pub u16);
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Endpoint(addr, port) = *self;
+        match addr {
+            IpAddr::V4(a) if a.is_unspecified() => write!(f, "*:{port}"),
+            IpAddr::V4(a) => write!(f, "{a}:{port}"),
+            IpAddr::V6(a) => write!(f, "[{a}]:{port}"),
+        }
+    }
+}
 
 /// A socket inode: `socket:[INODE]` in /proc/PID/fd, `idiag_inode` in sock_diag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
@@ -32,6 +51,148 @@ impl fmt::Display for Inode {
 pub enum Family {
     Inet,
     Inet6,
+    Unix,
+}
+
+/// The transport a socket speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Unix,
+}
+
+impl Proto {
+    pub const ALL: [Proto; 3] = [Proto::Tcp, Proto::Udp, Proto::Unix];
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Unix => "unix",
+        })
+    }
+}
+
+/// The socket type (`SOCK_STREAM`, ...): TCP is a stream, UDP datagrams;
+/// a unix socket can be any of the three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SockType {
+    Stream,
+    Dgram,
+    Seqpacket,
+    Unknown,
+}
+
+impl fmt::Display for SockType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SockType::Stream => "stream",
+            SockType::Dgram => "dgram",
+            SockType::Seqpacket => "seqpacket",
+            SockType::Unknown => "unknown",
+        })
+    }
+}
+
+/// A unix socket's address (`UNIX_DIAG_NAME`), as raw bytes: paths are
+/// not necessarily UTF-8 and abstract names may hold any byte.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum UnixName {
+    /// A filesystem path (`/run/php/fpm.sock`).
+    Path(Vec<u8>),
+    /// An abstract name (leading NUL in `sun_path`), without that NUL;
+    /// shown as `@name`.
+    Abstract(Vec<u8>),
+}
+
+impl UnixName {
+    /// The name as people write it: the path, or `@` + the abstract name.
+    /// Raw bytes: escape before a terminal sees them.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            UnixName::Path(p) => p.clone(),
+            UnixName::Abstract(a) => {
+                let mut v = Vec::with_capacity(a.len() + 1);
+                v.push(b'@');
+                v.extend_from_slice(a);
+                v
+            }
+        }
+    }
+
+    /// The name as the kernel reports it in `sun_path`: the path, or a NUL
+    /// and the abstract name.
+    pub fn sun_path(&self) -> Vec<u8> {
+        match self {
+            UnixName::Path(p) => p.clone(),
+            UnixName::Abstract(a) => {
+                let mut v = Vec::with_capacity(a.len() + 1);
+                v.push(0);
+                v.extend_from_slice(a);
+                v
+            }
+        }
+    }
+
+    /// The name as a string, invalid UTF-8 replaced (for JSON).
+    pub fn to_string_lossy(&self) -> String {
+        String::from_utf8_lossy(&self.to_bytes()).into_owned()
+    }
+}
+
+/// Shown escaped (`escape::bytes`): control bytes, bidi overrides and
+/// invalid UTF-8 made visible, so a name another process chose cannot
+/// drive the terminal.
+impl fmt::Display for UnixName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::escape::bytes(&self.to_bytes()))
+    }
+}
+
+/// The file a unix socket was bound to (`UNIX_DIAG_VFS`): the inode and
+/// device of the socket file as `stat(2)` reports them (`dev` in the
+/// userspace `st_dev` encoding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
+pub struct Vfs {
+    pub ino: u64,
+    pub dev: u64,
+}
+
+/// Whether a unix listener's path still leads to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PathStatus {
+    /// `stat(path)` gives the socket's own inode and device.
+    Bound,
+    /// Nothing at the path any more: new clients get ENOENT.
+    Unlinked,
+    /// The path now names another file (a restarted server bound a new
+    /// socket there): clients reach that one, not this socket.
+    Replaced,
+    /// The path could not be checked (permission, other mount namespace).
+    Unknown,
+}
+
+/// What unix_diag adds for a unix socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnixInfo {
+    pub sock_type: SockType,
+    /// None: an unnamed socket (socketpair, or an unbound client).
+    pub name: Option<UnixName>,
+    /// The bound file, for path sockets that still have one.
+    pub vfs: Option<Vfs>,
+    /// The peer socket's inode (connected sockets), if asked for.
+    pub peer: Option<Inode>,
+    /// Listeners: the inodes of the client sockets waiting to be accepted
+    /// (`UNIX_DIAG_ICONS`), when asked for.
+    pub pending: Option<Vec<Inode>>,
+    /// Filled in by the collector after a `stat` of the path.
+    pub path_status: Option<PathStatus>,
 }
 
 /// TCP states as the kernel numbers them (include/net/tcp_states.h).
@@ -116,31 +277,53 @@ impl Serialize for TcpState {
     }
 }
 
-/// One TCP socket as sock_diag reported it.
+/// One socket as sock_diag reported it: TCP or UDP (inet_diag) or unix
+/// (unix_diag). Unix sockets use the TCP state numbers (LISTEN,
+/// ESTABLISHED, CLOSE); UDP reports CLOSE for an unconnected socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Socket {
     pub inode: Inode,
     pub cookie: u64,
+    pub proto: Proto,
     pub family: Family,
     pub state: TcpState,
+    /// The inet endpoints; unspecified address and port 0 for unix sockets
+    /// (their address is in `unix`).
     pub local_addr: IpAddr,
     pub local_port: u16,
     pub remote_addr: IpAddr,
     pub remote_port: u16,
     /// Bound device (SO_BINDTODEVICE), 0 for none.
     pub ifindex: u32,
-    pub uid: u32,
-    /// LISTEN: accept-queue depth (`sk_ack_backlog`); else bytes unread.
+    /// The socket's owner; None when the kernel did not say (unix_diag
+    /// before Linux 5.3).
+    pub uid: Option<u32>,
+    /// LISTEN (TCP and unix): accept-queue depth; UDP: receive-queue
+    /// memory in bytes (what `ss` shows as Recv-Q); else bytes unread.
     pub rqueue: u32,
     /// LISTEN: backlog (`sk_max_ack_backlog`); else bytes unsent.
     pub wqueue: u32,
     /// `sk_drops` (SK_MEMINFO_DROPS), when the kernel sent it.
     pub drops: Option<u32>,
+    /// `sk_rcvbuf` (SK_MEMINFO_RCVBUF), when the kernel sent it.
+    pub rcvbuf: Option<u32>,
+    /// Unix sockets only.
+    pub unix: Option<UnixInfo>,
 }
 
 impl Socket {
+    /// A socket that takes new work: a TCP or unix LISTEN socket, or an
+    /// unconnected UDP socket (state CLOSE) bound to a port.
     pub fn is_listener(&self) -> bool {
-        self.state == TcpState::Listen
+        match self.proto {
+            Proto::Tcp | Proto::Unix => self.state == TcpState::Listen,
+            Proto::Udp => self.state == TcpState::Close && self.local_port != 0,
+        }
+    }
+
+    /// A TCP LISTEN socket: the only kind with a SYN queue.
+    pub fn is_tcp_listener(&self) -> bool {
+        self.proto == Proto::Tcp && self.state == TcpState::Listen
     }
 }
 
@@ -257,6 +440,33 @@ impl ListenCounters {
             req_q_full_drop: d(self.req_q_full_drop, earlier.req_q_full_drop),
             req_q_full_do_cookies: d(self.req_q_full_do_cookies, earlier.req_q_full_do_cookies),
             syncookies_sent: d(self.syncookies_sent, earlier.syncookies_sent),
+        }
+    }
+}
+
+/// Host-wide UDP receive counters (`Udp:` in /proc/net/snmp, `Udp6*` in
+/// /proc/net/snmp6). `None` when this kernel does not have the counter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct UdpCounters {
+    /// Datagrams that could not be delivered, every reason (Udp InErrors).
+    pub in_errors: Option<u64>,
+    /// Of those, dropped because a socket's receive buffer was full
+    /// (Udp RcvbufErrors).
+    pub rcvbuf_errors: Option<u64>,
+    /// The same two for IPv6 (Udp6InErrors, Udp6RcvbufErrors).
+    pub in6_errors: Option<u64>,
+    pub rcvbuf6_errors: Option<u64>,
+}
+
+impl UdpCounters {
+    /// `self - earlier`, per counter (a counter that went backwards gives 0).
+    pub fn delta(&self, earlier: &UdpCounters) -> UdpCounters {
+        let d = |a: Option<u64>, b: Option<u64>| Some(a?.saturating_sub(b?));
+        UdpCounters {
+            in_errors: d(self.in_errors, earlier.in_errors),
+            rcvbuf_errors: d(self.rcvbuf_errors, earlier.rcvbuf_errors),
+            in6_errors: d(self.in6_errors, earlier.in6_errors),
+            rcvbuf6_errors: d(self.rcvbuf6_errors, earlier.rcvbuf6_errors),
         }
     }
 }

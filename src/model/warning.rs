@@ -29,6 +29,10 @@ pub enum WarningKind {
     Ipv6Unavailable,
     /// The SYN-queue dump failed, so SYN queues are not measured.
     SynQueueUnmeasured,
+    /// The UDP dump failed (no udp_diag module). `detail`: the error.
+    UdpUnavailable,
+    /// The unix socket dump failed (no unix_diag module). `detail`: the error.
+    UnixUnavailable,
     /// Threads whose state could not be read: waiters may be missing.
     /// `count`: processes.
     WaitersUnreadable,
@@ -115,6 +119,8 @@ impl Warning {
             ),
             WarningKind::Ipv6Unavailable => format!("IPv6 sockets not listed: {detail}"),
             WarningKind::SynQueueUnmeasured => format!("SYN queue not measured: {detail}"),
+            WarningKind::UdpUnavailable => format!("UDP sockets not listed: {detail}"),
+            WarningKind::UnixUnavailable => format!("unix sockets not listed: {detail}"),
             WarningKind::WaitersUnreadable => format!(
                 "the threads of {n} {procs} could not be read: waiting threads may be missing"
             ),
@@ -167,6 +173,8 @@ impl Warning {
             ),
             WarningKind::NetnsDumpFailed => None,
             WarningKind::Ipv6Unavailable | WarningKind::SynQueueUnmeasured => None,
+            WarningKind::UdpUnavailable => Some("load the udp_diag kernel module".into()),
+            WarningKind::UnixUnavailable => Some("load the unix_diag kernel module".into()),
         }
     }
 }

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::report::{AcceptQueue, SynQueue};
-use super::{Inode, ListenCounters, TcpState, Warning};
+use super::{Inode, ListenCounters, Proto, TcpState, UdpCounters, UnixName, Warning};
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Sample {
@@ -25,17 +25,30 @@ pub struct Sample {
     /// Change of the TcpExt listen counters since the previous sample
     /// (all zero in the first sample).
     pub counters: ListenCounters,
+    /// Change of the host's UDP receive counters since the previous sample
+    /// (all zero in the first sample).
+    pub udp_counters: UdpCounters,
     pub warnings: Vec<Warning>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct SampleSocket {
     pub inode: Inode,
+    pub proto: Proto,
     pub state: TcpState,
-    pub local_addr: IpAddr,
-    pub local_port: u16,
+    /// TCP and UDP; null for unix.
+    pub local_addr: Option<IpAddr>,
+    pub local_port: Option<u16>,
+    /// Unix: the path or `@name`.
+    pub path: Option<String>,
+    #[serde(skip)]
+    pub unix_name: Option<UnixName>,
     pub accept_queue: Option<AcceptQueue>,
     pub syn_queue: Option<SynQueue>,
+    /// UDP (and other non-listeners): bytes in the receive queue.
+    pub recv_q: Option<u32>,
+    /// UDP: the receive buffer limit in bytes.
+    pub rcvbuf: Option<u32>,
     /// `sk_drops` so far (cumulative, from the socket).
     pub drops: Option<u32>,
     /// Distinct processes holding the socket (as of the last /proc scan).

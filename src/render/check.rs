@@ -67,14 +67,6 @@ pub fn write_text(out: &mut impl Write, outcome: &CheckOutcome) -> io::Result<()
     }
 }
 
-/// The result document, pretty-printed, one trailing newline.
-pub fn write_json(out: &mut impl Write, outcome: &CheckOutcome) -> io::Result<()> {
-    // Serialize first, then write, so a closed pipe surfaces as an io::Error.
-    let mut text = serde_json::to_vec_pretty(outcome).map_err(io::Error::other)?;
-    text.push(b'\n');
-    out.write_all(&text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,7 +126,7 @@ mod tests {
     #[test]
     fn json_document() {
         let mut buf = Vec::new();
-        write_json(&mut buf, &outcome(&[false])).expect("write to a Vec");
+        crate::render::json::write(&mut buf, &outcome(&[false])).expect("write to a Vec");
         assert!(buf.ends_with(b"}\n"));
         let v: serde_json::Value = serde_json::from_slice(&buf).expect("valid JSON");
         assert_eq!(

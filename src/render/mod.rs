@@ -5,6 +5,7 @@
 pub mod check;
 pub mod json;
 pub mod netns;
+pub mod overview;
 pub mod plain;
 pub mod table;
 pub mod watch;
@@ -13,7 +14,7 @@ use std::net::IpAddr;
 
 use crate::escape;
 use crate::model::report::{SocketReport, SynScope};
-use crate::model::{Holder, Waiter, Warning};
+use crate::model::{Holder, PathStatus, Proto, TcpState, Waiter, Warning};
 
 /// The warnings, one line each with its hint, escaped (a detail may hold
 /// the OS's words). Best effort: stderr that cannot be written (a closed
@@ -30,15 +31,24 @@ pub fn warnings(err: &mut impl std::io::Write, warnings: &[Warning]) {
 
 /// `127.0.0.1:8000`, `[::1]:8000`, `*:8000` for the wildcard.
 pub fn addr_port(addr: IpAddr, port: u16) -> String {
-    if addr.is_unspecified() {
-        return match addr {
-            IpAddr::V4(_) => format!("*:{port}"),
-            IpAddr::V6(_) => format!("[::]:{port}"),
-        };
+    crate::model::Endpoint(addr, port).to_string()
+}
+
+/// Where a socket is: `127.0.0.1:8000` for TCP/UDP, the escaped path or
+/// `@name` for unix (`(unnamed)` for a socket without a name).
+pub fn local_label(s: &SocketReport) -> String {
+    match (s.local_addr, s.local_port, &s.unix_name) {
+        (Some(a), Some(p), _) => addr_port(a, p),
+        (_, _, Some(n)) => n.to_string(),
+        _ => "(unnamed)".to_string(),
     }
-    match addr {
-        IpAddr::V6(a) => format!("[{a}]:{port}"),
-        IpAddr::V4(a) => format!("{a}:{port}"),
+}
+
+/// The state as `ss` says it: an unconnected UDP socket is `UNCONN`.
+pub fn state_label(s: &SocketReport) -> String {
+    match (s.proto, s.state) {
+        (Proto::Udp, TcpState::Close) => "UNCONN".to_string(),
+        (_, st) => st.to_string(),
     }
 }
 
@@ -76,9 +86,8 @@ impl Row<'_> {
 }
 
 /// A column of the holder table: the one list that drives the table, the
-/// plain output and the docs.
+/// plain output and the man page's COLUMNS section.
 pub struct Column {
-    pub id: &'static str,
     pub header: &'static str,
     pub doc: &'static str,
     /// The raw cell text; renderers escape it (`escape::terminal` in the
@@ -111,42 +120,36 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 
 pub const COLUMNS: &[Column] = &[
     Column {
-        id: "command",
         header: "COMMAND",
         doc: "process name (comm)",
         cell: |r| r.holder.comm.clone(),
         external: true,
     },
     Column {
-        id: "pid",
         header: "PID",
         doc: "process id",
         cell: |r| r.holder.pid.to_string(),
         external: false,
     },
     Column {
-        id: "ppid",
         header: "PPID",
         doc: "parent process id (a forked worker points at its parent)",
         cell: |r| opt(r.holder.ppid),
         external: false,
     },
     Column {
-        id: "user",
         header: "USER",
         doc: "effective user of the process",
         cell: |r| r.holder.user.clone().unwrap_or_else(|| opt(r.holder.uid)),
         external: true,
     },
     Column {
-        id: "fd",
         header: "FD",
         doc: "file descriptor number in that process",
         cell: |r| r.holder.fd.to_string(),
         external: false,
     },
     Column {
-        id: "waiting",
         header: "WAITING",
         doc: "threads blocked on this socket right now: accept, epoll, poll or select",
         cell: |r| r.waiting(),
@@ -156,20 +159,33 @@ pub const COLUMNS: &[Column] = &[
 
 /// The one-line description of a socket that heads its block.
 pub fn socket_line(s: &SocketReport) -> String {
+    let kind = match s.proto {
+        Proto::Tcp => String::new(),
+        Proto::Udp => "  udp".to_string(),
+        Proto::Unix => format!("  unix {}", s.sock_type),
+    };
     let mut line = format!(
-        "{}  {}  inode {}",
-        addr_port(s.local_addr, s.local_port),
-        s.state,
+        "{}  {}{kind}  inode {}",
+        local_label(s),
+        state_label(s),
         s.inode
     );
     if let (Some(a), Some(p)) = (s.remote_addr, s.remote_port) {
         line = format!(
-            "{} -> {}  {}  inode {}",
-            addr_port(s.local_addr, s.local_port),
+            "{} -> {}  {}{kind}  inode {}",
+            local_label(s),
             addr_port(a, p),
-            s.state,
+            state_label(s),
             s.inode
         );
+    }
+    if let Some(peer) = s.peer {
+        line.push_str(&format!("  peer inode {peer}"));
+    }
+    match s.path_status {
+        Some(PathStatus::Unlinked) => line.push_str("  (path unlinked)"),
+        Some(PathStatus::Replaced) => line.push_str("  (path now names another file)"),
+        _ => {}
     }
     if let Some(q) = s.accept_queue {
         line.push_str(&format!("  accept queue {}/{}", q.depth, q.backlog));
@@ -185,6 +201,9 @@ pub fn socket_line(s: &SocketReport) -> String {
     }
     if let (Some(r), Some(w)) = (s.recv_q, s.send_q) {
         line.push_str(&format!("  recv-q {r} send-q {w}"));
+    }
+    if let (Proto::Udp, Some(b)) = (s.proto, s.rcvbuf) {
+        line.push_str(&format!("  rcvbuf {b}"));
     }
     if let Some(d) = s.drops.filter(|d| *d > 0) {
         line.push_str(&format!("  drops {d}"));

@@ -5,7 +5,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use crate::analyze;
 use crate::model::{
-    Family, Holder, HostInfo, Inode, RequestSock, Snapshot, Socket, TcpState, WaitHow, Waiter,
+    Family, Holder, HostInfo, Inode, Proto, RequestSock, Snapshot, Socket, TcpState, WaitHow,
+    Waiter,
 };
 use crate::target::{self, Query};
 
@@ -14,6 +15,7 @@ fn forked_snapshot() -> Snapshot {
     let sock = Socket {
         inode: Inode(7288),
         cookie: 2,
+        proto: Proto::Tcp,
         family: Family::Inet,
         state: TcpState::Listen,
         local_addr: lo,
@@ -21,10 +23,12 @@ fn forked_snapshot() -> Snapshot {
         remote_addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         remote_port: 0,
         ifindex: 0,
-        uid: 0,
+        uid: Some(0),
         rqueue: 7,
         wqueue: 50,
         drops: Some(0),
+        rcvbuf: None,
+        unix: None,
     };
     let h = |pid, ppid| Holder {
         pid,
@@ -105,10 +109,10 @@ fn plain_is_one_row_per_holder() {
     let mut out = Vec::new();
     super::plain::write(&mut out, &report()).unwrap();
     let want = "\
-LOCAL          STATE  INODE ACCEPTQ BACKLOG SYNQ COMMAND   PID  PPID USER FD WAITING
-127.0.0.1:8000 LISTEN 7288  7       50      1    refserver 3556 1    root 5  -
-127.0.0.1:8000 LISTEN 7288  7       50      1    refserver 3558 3556 root 5  accept
-127.0.0.1:8000 LISTEN 7288  7       50      1    refserver 3559 3556 root 5  accept
+LOCAL          STATE  INODE ACCEPTQ BACKLOG SYNQ COMMAND   PID  PPID USER FD WAITING PROTO RECVQ RCVBUF DROPS
+127.0.0.1:8000 LISTEN 7288  7       50      1    refserver 3556 1    root 5  -       tcp   -     -      0
+127.0.0.1:8000 LISTEN 7288  7       50      1    refserver 3558 3556 root 5  accept  tcp   -     -      0
+127.0.0.1:8000 LISTEN 7288  7       50      1    refserver 3559 3556 root 5  accept  tcp   -     -      0
 ";
     assert_eq!(String::from_utf8(out).unwrap(), want);
 }

@@ -6,15 +6,8 @@ use std::io::{self, Write};
 
 use super::addr_port;
 use crate::model::report::SynScope;
-use crate::model::watch::Sample;
-use crate::model::{Inode, ListenCounters};
-
-pub fn json_line(out: &mut impl Write, s: &Sample) -> io::Result<()> {
-    let mut line = serde_json::to_vec(s).map_err(io::Error::other)?;
-    line.push(b'\n');
-    out.write_all(&line)?;
-    out.flush()
-}
+use crate::model::watch::{Sample, SampleSocket};
+use crate::model::{Inode, ListenCounters, Proto, UdpCounters};
 
 const SPARK: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 const HISTORY: usize = 40;
@@ -25,6 +18,7 @@ pub struct History {
     depth: HashMap<Inode, VecDeque<u32>>,
     min_max: HashMap<Inode, (u32, u32)>,
     totals: ListenCounters,
+    udp_totals: UdpCounters,
 }
 
 impl History {
@@ -52,6 +46,21 @@ impl History {
         t.req_q_full_drop = add(t.req_q_full_drop, c.req_q_full_drop);
         t.req_q_full_do_cookies = add(t.req_q_full_do_cookies, c.req_q_full_do_cookies);
         t.syncookies_sent = add(t.syncookies_sent, c.syncookies_sent);
+        let (c, t) = (&s.udp_counters, &mut self.udp_totals);
+        t.in_errors = add(t.in_errors, c.in_errors);
+        t.rcvbuf_errors = add(t.rcvbuf_errors, c.rcvbuf_errors);
+        t.in6_errors = add(t.in6_errors, c.in6_errors);
+        t.rcvbuf6_errors = add(t.rcvbuf6_errors, c.rcvbuf6_errors);
+    }
+}
+
+/// `127.0.0.1:8000`, `udp 127.0.0.1:53`, or the unix path (escaped).
+fn sample_label(s: &SampleSocket) -> String {
+    match (s.local_addr, s.local_port, &s.unix_name) {
+        (Some(a), Some(p), _) if s.proto == Proto::Udp => format!("udp {}", addr_port(a, p)),
+        (Some(a), Some(p), _) => addr_port(a, p),
+        (_, _, Some(n)) => n.to_string(),
+        _ => "(unnamed)".to_string(),
     }
 }
 
@@ -87,9 +96,9 @@ pub fn frame(
     ));
     f.push_str(&format!(
         "{:<24} {:>9} {:>13} {:>9} {:>9} {:>6} {:>7}  {}\n",
-        "LISTENER",
+        "SOCKET",
         "INODE",
-        "ACCEPT/BACKLOG",
+        "QUEUE/LIMIT",
         "MIN/MAX",
         "SYN",
         "DROPS",
@@ -97,9 +106,19 @@ pub fn frame(
         "ACCEPT QUEUE HISTORY"
     ));
     for sock in &s.sockets {
-        let (acc, top) = sock.accept_queue.map_or(("-".to_string(), 0), |q| {
-            (format!("{}/{}", q.depth, q.backlog), q.backlog + 1)
-        });
+        let (acc, top) = match (sock.accept_queue, sock.proto) {
+            (Some(q), _) => (format!("{}/{}", q.depth, q.backlog), q.backlog + 1),
+            // UDP: receive-queue bytes against the buffer limit.
+            (None, Proto::Udp) => (
+                format!(
+                    "{}/{}",
+                    sock.recv_q.map_or("?".into(), |v| v.to_string()),
+                    sock.rcvbuf.map_or("?".into(), |v| v.to_string())
+                ),
+                0,
+            ),
+            (None, _) => ("-".to_string(), 0),
+        };
         let mm = h
             .min_max
             .get(&sock.inode)
@@ -122,7 +141,7 @@ pub fn frame(
             .unwrap_or_default();
         f.push_str(&format!(
             "{:<24} {:>9} {:>13} {:>9} {:>9} {:>6} {:>7}  {}\n",
-            addr_port(sock.local_addr, sock.local_port),
+            sample_label(sock),
             sock.inode.to_string(),
             acc,
             mm,
@@ -151,6 +170,22 @@ pub fn frame(
         counter(c.syncookies_sent),
         counter(t.syncookies_sent),
     ));
+    // UDP drops per socket above; the host's view of them here.
+    if s.sockets.iter().any(|s| s.proto == Proto::Udp) {
+        let (c, t) = (&s.udp_counters, &h.udp_totals);
+        f.push_str(&format!(
+            "host Udp (this interval / since start): InErrors {}/{}  RcvbufErrors {}/{}  \
+             Udp6InErrors {}/{}  Udp6RcvbufErrors {}/{}\n",
+            counter(c.in_errors),
+            counter(t.in_errors),
+            counter(c.rcvbuf_errors),
+            counter(t.rcvbuf_errors),
+            counter(c.in6_errors),
+            counter(t.in6_errors),
+            counter(c.rcvbuf6_errors),
+            counter(t.rcvbuf6_errors),
+        ));
+    }
     for w in &s.warnings {
         f.push_str(&format!(
             "warning: {}\n",

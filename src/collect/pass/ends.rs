@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use super::{dump_ns, Collector};
 use crate::collect::forward;
 use crate::model::netns::{Forward, NetnsMap};
-use crate::model::{Holder, Inode, Socket};
+use crate::model::{Holder, Inode, Proto, Socket};
 use crate::target::{Query, Target};
 
 /// Per-pass lookups, cached: a pid's comm, a namespace's local addresses.
@@ -72,11 +72,9 @@ impl Collector {
         let Some(key) = self.ns.handles.keys().copied().find(|k| k.ino == ns) else {
             return Vec::new();
         };
-        let query = Query::new(
-            port.map(|port| Target::Port { addr: None, port })
-                .into_iter()
-                .collect(),
-        );
+        // TCP only: forwarders here forward TCP.
+        let query = Query::new(port.map(|p| Target::port(None, p)).into_iter().collect())
+            .with_only_protos(&[Proto::Tcp]);
         let Some(handle) = self.ns.handles.get_mut(&key) else {
             return Vec::new();
         };
@@ -105,7 +103,7 @@ impl Collector {
         // Forwarder → destination.
         let listeners: Vec<Socket> = sockets
             .iter()
-            .filter(|s| s.is_listener())
+            .filter(|s| s.is_tcp_listener())
             .cloned()
             .collect();
         for s in &listeners {
@@ -117,7 +115,7 @@ impl Collector {
             };
             for l in self.listeners_in(to, Some(to_port)) {
                 let covers = l.local_addr == to_addr || l.local_addr.is_unspecified();
-                if covers && l.is_listener() && have.insert(l.inode) {
+                if covers && l.is_tcp_listener() && have.insert(l.inode) {
                     added.push((l, to));
                 }
             }
@@ -132,7 +130,7 @@ impl Collector {
             .collect();
         if !foreign.is_empty() {
             for l in self.listeners_in(own, None) {
-                if have.contains(&l.inode) || !l.is_listener() {
+                if have.contains(&l.inode) || !l.is_tcp_listener() {
                     continue;
                 }
                 let Some((_, to_addr, to_port)) = self.forward_of(look, &pids_of(l.inode)) else {
@@ -167,7 +165,7 @@ impl Collector {
         look: &mut Lookups,
     ) -> HashMap<Inode, Forward> {
         let mut out = HashMap::new();
-        for s in sockets.iter().filter(|s| s.is_listener()) {
+        for s in sockets.iter().filter(|s| s.is_tcp_listener()) {
             let Some(list) = holders.get(&s.inode) else {
                 continue;
             };
