@@ -388,9 +388,11 @@ fn dump_ns(
     let all = query.wants_all_states();
     let mut out = Vec::new();
     for proto in [Proto::Tcp, Proto::Udp] {
+        if !query.wants(proto) {
+            continue;
+        }
         // Sockets found by inode (pid: targets) may be on any port.
         let ports = match query.port_filter(proto) {
-            PortFilter::Nothing if extra_inodes.is_empty() => continue,
             PortFilter::Ports(set) if extra_inodes.is_empty() && set.len() <= MAX_KERNEL_PORTS => {
                 Some(set.ports().collect::<Vec<u16>>())
             }

@@ -94,12 +94,17 @@ impl Inet {
 
     /// Does a socket of `proto` bound to `addr:port` match?
     pub fn matches(&self, proto: Proto, addr: IpAddr, port: u16) -> bool {
+        proto == self.proto() && self.matches_addr_port(addr, port)
+    }
+
+    /// Does a socket bound to `addr:port` match, whatever its protocol?
+    pub fn matches_addr_port(&self, addr: IpAddr, port: u16) -> bool {
         let addr_ok = match self.addr {
             AddrMatch::Any => true,
             AddrMatch::Exact(a) => a == addr,
             AddrMatch::Wildcard => addr.is_unspecified(),
         };
-        proto == self.proto() && addr_ok && self.ports.as_ref().is_none_or(|p| p.contains(port))
+        addr_ok && self.ports.as_ref().is_none_or(|p| p.contains(port))
     }
 }
 

@@ -68,6 +68,19 @@ impl Query {
         self.selectors().next().is_none()
     }
 
+    /// Does an inet target select sockets of `proto`? A `tcp:`/`udp:`
+    /// prefix decides; without one, `-t`/`-u` decide (as with `ss -u`),
+    /// and without those, TCP.
+    fn inet_takes(&self, i: &super::Inet, proto: Proto) -> bool {
+        match i.proto {
+            Some(p) => p == proto,
+            None if self.only.iter().any(|p| *p != Proto::Unix) => {
+                proto != Proto::Unix && self.only.contains(&proto)
+            }
+            None => proto == Proto::Tcp,
+        }
+    }
+
     /// Whether sockets of `proto` can match at all.
     pub fn wants(&self, proto: Proto) -> bool {
         if !self.only.is_empty() && !self.only.contains(&proto) {
@@ -75,7 +88,7 @@ impl Query {
         }
         self.selects_everything()
             || self.selectors().any(|t| match t {
-                Target::Inet(i) => i.proto() == proto,
+                Target::Inet(i) => self.inet_takes(i, proto),
                 Target::Unix(_) => proto == Proto::Unix,
                 Target::Pid(_) | Target::Inode(_) | Target::Comm(_) => true,
                 Target::Netns(_) => false,
@@ -99,7 +112,7 @@ impl Query {
         let mut set: Option<PortSet> = None;
         for t in self.selectors() {
             match t {
-                Target::Inet(i) if i.proto() == proto => match &i.ports {
+                Target::Inet(i) if self.inet_takes(i, proto) => match &i.ports {
                     Some(p) => set = Some(set.map_or_else(|| p.clone(), |s| s.union(p))),
                     None => return PortFilter::AllPorts,
                 },
@@ -172,7 +185,7 @@ impl Query {
         }
         self.selects_everything()
             || self.selectors().any(|t| match t {
-                Target::Inet(i) => i.matches(proto, addr, port),
+                Target::Inet(i) => self.inet_takes(i, proto) && i.matches_addr_port(addr, port),
                 Target::Inode(i) => *i == inode,
                 _ => false,
             })

@@ -271,6 +271,15 @@ fn protos_wanted() {
         q(&["udp:53"]).with_only_protos(&[Proto::Tcp]).protos(),
         vec![]
     );
+    // A bare port takes the protocols -t/-u name, as `ss -u` does.
+    let lo = std::net::IpAddr::from([127, 0, 0, 1]);
+    let u = q(&[":53"]).with_only_protos(&[Proto::Udp]);
+    assert_eq!(u.protos(), vec![Proto::Udp]);
+    assert!(u.matches_inet(Proto::Udp, lo, 53, 1));
+    assert!(!u.matches_inet(Proto::Tcp, lo, 53, 1));
+    let tu = q(&[":53"]).with_only_protos(&[Proto::Tcp, Proto::Udp, Proto::Unix]);
+    assert_eq!(tu.protos(), vec![Proto::Tcp, Proto::Udp]);
+    assert!(!q(&[":53"]).matches_inet(Proto::Udp, lo, 53, 1));
 }
 
 #[test]
