@@ -246,3 +246,165 @@ fn not_root_sees_its_own_namespace_and_is_told() {
         "{err}"
     );
 }
+
+/// A listener only inside a namespace: from the host, the default run
+/// shows it and says it is not in this namespace; narrowed to our own,
+/// inspect, watch and check each say nothing matched (and inspect says
+/// where it is instead), with their documented exit codes.
+#[test]
+fn nothing_here_something_elsewhere() {
+    if !require("nothing_here_something_elsewhere", &["ip"]) {
+        return;
+    }
+    let ns = NetNs::new();
+    // A port free on the host: bound there first, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+        .to_string();
+    let prefix = ["ip", "netns", "exec", ns.name.as_str()];
+    let _inside = Served::start(&prefix, &["--port", &port, "--workers", "1"]);
+    let target = format!("127.0.0.1:{port}");
+
+    let out = output(sockmap(&["inspect", &target]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!(
+            "nothing matches {target} in this network namespace"
+        )),
+        "{err}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("(ip netns {})", ns.name)),
+        "the namespace is labelled"
+    );
+
+    let out = output(sockmap(&["inspect", &target, "--netns", "self"]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("1 socket matches in other network namespaces")
+            && err.contains(&format!("ip netns {}", ns.name)),
+        "{err}"
+    );
+
+    let out = output(sockmap(&[
+        "watch",
+        &target,
+        "--netns",
+        "self",
+        "--count",
+        "2",
+        "--interval",
+        "20ms",
+        "--json",
+    ]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "watch with nothing: exit 1; {err}"
+    );
+    assert!(err.contains("nothing matched"), "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        2,
+        "still 2 samples"
+    );
+
+    let out = output(sockmap(&["check", &target, "--netns", "self"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL listening"));
+    // In its namespace, check finds it.
+    let out = output(sockmap(&["check", &target, "--netns", &ns.name]));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // And as a target form.
+    let (code, v, _) = inspect_json(&[&target, &format!("netns:{}", ns.name)]);
+    assert_eq!(code, 0);
+    assert_eq!(v["sockets"].as_array().map(Vec::len), Some(1));
+}
+
+/// Per-namespace host figures: somaxconn read from inside the namespace
+/// (a listener's backlog clamped to it), and watch's TcpExt counters are
+/// the namespace's own (overflows on a full queue in there).
+#[test]
+fn namespace_sysctls_and_counters_are_its_own() {
+    if !require(
+        "namespace_sysctls_and_counters_are_its_own",
+        &["ip", "sysctl"],
+    ) {
+        return;
+    }
+    let ns = NetNs::new();
+    ns.exec(&["sysctl", "-q", "-w", "net.core.somaxconn=7"]);
+    let prefix = ["ip", "netns", "exec", ns.name.as_str()];
+    let inside = Served::start(
+        &prefix,
+        &[
+            "--port",
+            "0",
+            "--workers",
+            "1",
+            "--stall",
+            "--backlog",
+            "100",
+        ],
+    );
+    let target = format!("127.0.0.1:{}", inside.port);
+    let (code, v, err) = inspect_json(&[&target, "--netns", &ns.name]);
+    assert_eq!(code, 0, "{err}");
+    let s = &v["sockets"][0];
+    assert_eq!(
+        s["accept_queue"]["backlog"], 7,
+        "listen(100) clamped to the namespace's 7"
+    );
+    assert_eq!(s["backlog_clamped"], true, "{s:#}");
+
+    // watch: one sample, then overflow the queue inside, then more samples.
+    let mut cmd = sockmap(&[
+        "watch",
+        &target,
+        "--netns",
+        &ns.name,
+        "--count",
+        "4",
+        "--interval",
+        "300ms",
+        "--json",
+    ]);
+    cmd.stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("watch");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(
+        child.stdout.take().expect("stdout"),
+    ));
+    let first = lines.next().expect("a first sample").expect("read");
+    assert!(first.contains("\"sample\""), "{first}");
+    let port = inside.port;
+    let clients: Vec<TcpStream> = ns.enter(move || {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        (0..20)
+            .filter_map(|_| {
+                TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(50)).ok()
+            })
+            .collect()
+    });
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let _ = child.wait();
+    let overflows: u64 = rest
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["counters"]["listen_overflows"].as_u64())
+        .sum();
+    assert!(
+        overflows > 0,
+        "the namespace's ListenOverflows moved ({} clients got in): {rest:?}",
+        clients.len()
+    );
+}

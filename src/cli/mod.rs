@@ -42,8 +42,8 @@ With no target, inspect shows every listening socket: TCP LISTEN, UDP \
 unconnected, unix LISTEN.";
 
 const EXIT_HELP: &str = "\
-EXIT STATUS: 0 ok; 1 nothing matched the target (inspect) or an assertion \
-failed (check); 2 bad usage or bad input; 3 the kernel query failed; 4 (check) \
+EXIT STATUS: 0 ok; 1 nothing matched the target (inspect; watch: in no \
+sample) or an assertion failed (check); 2 bad usage or bad input; 3 the kernel query failed; 4 (check) \
 no assertion failed but some could not be decided (part of the picture \
 could not be seen).";
 
