@@ -79,7 +79,7 @@ fn socket_report(
     let somaxconn = ns
         .namespaces
         .get(&sock_ns)
-        .map_or(snap.host.somaxconn, |i| i.host.somaxconn);
+        .map_or(snap.host.somaxconn, |i| i.somaxconn);
     let queue_listener = listener && s.proto != Proto::Udp;
     let inet = s.proto != Proto::Unix;
     let connected = !listener && inet && s.remote_port != 0;

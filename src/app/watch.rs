@@ -21,7 +21,7 @@ const NEW_PIDS: Duration = Duration::from_secs(2);
 pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
     interrupt::install()?;
     let json = cfg.json || !std::io::stdout().is_terminal();
-    let mut collector = Collector::with_netns(cfg.netns.clone())?;
+    let mut collector = Collector::with_netns(cfg.netns.clone())?.with_counters();
     let proc_root = collector.proc_root().to_path_buf();
     let start = Instant::now();
     let mut snap = collector.snapshot(&cfg.query)?;

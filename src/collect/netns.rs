@@ -25,7 +25,7 @@ use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
 pub use super::fdscan::NsKey;
 use super::host;
 use super::netlink::DiagSocket;
-use crate::model::{HostInfo, ListenCounters};
+use crate::model::ListenCounters;
 
 /// Where `ip netns add NAME` bind-mounts its namespaces (/var/run is
 /// usually a link to /run; both are read, a name is kept once).
@@ -134,8 +134,8 @@ pub struct NsHandle {
     /// That namespace's /proc/net/netstat, opened from inside it (an open
     /// proc/net file stays tied to its namespace); re-read from the start.
     netstat: Option<File>,
-    /// Its sysctls, read from inside it (somaxconn is per namespace).
-    pub host: HostInfo,
+    /// Its `net.core.somaxconn`, read from inside it (per namespace).
+    pub somaxconn: Option<u32>,
 }
 
 impl NsHandle {
@@ -145,7 +145,7 @@ impl NsHandle {
             key,
             diag: DiagSocket::open()?,
             netstat: File::open(proc_root.join("net/netstat")).ok(),
-            host: host::read_host(proc_root),
+            somaxconn: host::read_somaxconn(proc_root),
         })
     }
 
@@ -175,6 +175,7 @@ pub enum OpenError {
 pub fn open_all(
     proc_root: &Path,
     wanted: Vec<(NsKey, Vec<PathBuf>)>,
+    counters: bool,
 ) -> Vec<(NsKey, Result<NsHandle, OpenError>)> {
     if wanted.is_empty() {
         return Vec::new();
@@ -185,7 +186,7 @@ pub fn open_all(
         .spawn(move || {
             wanted
                 .into_iter()
-                .map(|(key, paths)| (key, open_inside(&proc_root, key, &paths)))
+                .map(|(key, paths)| (key, open_inside(&proc_root, key, &paths, counters)))
                 .collect::<Vec<_>>()
         });
     match worker.map(|h| h.join()) {
@@ -197,7 +198,12 @@ pub fn open_all(
 
 /// On the namespace thread: enter `key` through the first of `paths` that
 /// still leads to it, and open what we keep there.
-fn open_inside(proc_root: &Path, key: NsKey, paths: &[PathBuf]) -> Result<NsHandle, OpenError> {
+fn open_inside(
+    proc_root: &Path,
+    key: NsKey,
+    paths: &[PathBuf],
+    counters: bool,
+) -> Result<NsHandle, OpenError> {
     let mut refused = false;
     for path in paths {
         let fd = match open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
@@ -223,12 +229,14 @@ fn open_inside(proc_root: &Path, key: NsKey, paths: &[PathBuf]) -> Result<NsHand
         }
         let diag = DiagSocket::open().map_err(|e| OpenError::Diag(e.to_string()))?;
         // `thread-self`: /proc/self/net would be the main thread's namespace.
-        let netstat = File::open(proc_root.join("thread-self/net/netstat")).ok();
+        let netstat = counters
+            .then(|| File::open(proc_root.join("thread-self/net/netstat")).ok())
+            .flatten();
         return Ok(NsHandle {
             key,
             diag,
             netstat,
-            host: host::read_host(proc_root),
+            somaxconn: host::read_somaxconn(proc_root),
         });
     }
     Err(if refused {

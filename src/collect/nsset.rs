@@ -30,6 +30,8 @@ pub struct NsSet {
     /// The namespaces the scope asks for (ours is kept open even when
     /// not asked for: its socket was made before the scope was known).
     pub wanted: Vec<NsKey>,
+    /// Open each namespace's /proc/net/netstat too (for `watch`).
+    pub counters: bool,
 }
 
 impl NsSet {
@@ -46,6 +48,7 @@ impl NsSet {
             pid_netns: HashMap::new(),
             seen: BTreeMap::new(),
             wanted: vec![key],
+            counters: false,
         })
     }
 
@@ -111,7 +114,7 @@ impl NsSet {
             .filter_map(|k| Some((*k, netns::entry_paths(proc_root, all.get(k)?))))
             .collect();
         let mut refused = 0usize;
-        for (key, opened) in netns::open_all(proc_root, to_open) {
+        for (key, opened) in netns::open_all(proc_root, to_open, self.counters) {
             match opened {
                 Ok(h) => {
                     self.handles.insert(key, h);
@@ -139,18 +142,17 @@ impl NsSet {
                 let label = Netns {
                     inode: k.ino,
                     name: ns.and_then(|n| n.name.clone()),
-                    container: ns.and_then(|n| {
-                        n.pids
-                            .iter()
-                            .take(3)
-                            .find_map(|p| cgroup::read_container(proc_root, *p))
-                    }),
+                    // The lowest pid: a container's init (a pod's pause
+                    // process); the others share its cgroup.
+                    container: ns
+                        .and_then(|n| n.pids.first())
+                        .and_then(|p| cgroup::read_container(proc_root, *p)),
                 };
                 (
                     k.ino,
                     NetnsInfo {
                         label,
-                        host: h.host.clone(),
+                        somaxconn: h.somaxconn,
                     },
                 )
             })

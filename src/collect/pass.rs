@@ -16,7 +16,7 @@ use std::os::unix::ffi::OsStrExt;
 use super::diag::{STATE_ALL, STATE_CLOSE, STATE_LISTEN, STATE_SYN_RECV};
 use super::netns::NsHandle;
 use super::nsset::NsSet;
-use super::{fdscan, waiters};
+use super::{fdscan, host, waiters};
 use crate::error::{Error, Result};
 use crate::model::netns::{NetnsMap, NetnsScope};
 use crate::model::{
@@ -66,6 +66,13 @@ impl Collector {
 
     pub fn proc_root(&self) -> &Path {
         &self.proc_root
+    }
+
+    /// Keep each namespace's TcpExt counters at hand (`counters`), for
+    /// `watch`; a one-shot pass does not open them.
+    pub fn with_counters(mut self) -> Self {
+        self.ns.counters = true;
+        self
     }
 
     /// The listen counters of namespace `ns` (nsfs inode), now.
@@ -176,19 +183,11 @@ impl Collector {
             request_socks,
             waiters,
             reuseport: HashMap::new(),
-            host: self
-                .own_handle()
-                .map(|h| h.host.clone())
-                .unwrap_or_default(),
+            host: host::read_host(&self.proc_root),
             warnings,
             netns,
             forwards,
         })
-    }
-
-    fn own_handle(&self) -> Option<&NsHandle> {
-        let own = self.ns.own?;
-        self.ns.handles.get(&own)
     }
 
     /// The namespace map of a pass: which namespaces were dumped (labels),

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::{HostInfo, Inode};
+use super::Inode;
 
 /// The label of one network namespace (JSON `netns`, additive to schema 1).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, JsonSchema)]
@@ -91,8 +91,8 @@ impl fmt::Display for NetnsScope {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetnsInfo {
     pub label: Netns,
-    /// Its own sysctls (somaxconn is per namespace).
-    pub host: HostInfo,
+    /// Its own `net.core.somaxconn` (per namespace since Linux 4.x).
+    pub somaxconn: Option<u32>,
 }
 
 /// Where the namespaces of a snapshot's sockets and holders are. Empty
