@@ -2,7 +2,7 @@
 //! synthetic 40,000-socket dump (the datagrams a 32 KiB reader gets), keeping
 //! none, a few, or many sockets.
 //!
-//! Issue 6 target: parsing allocates O(matching sockets), not O(all
+//! Target: parsing allocates O(matching sockets), not O(all
 //! sockets). A counting allocator checks it: before timing, each case
 //! prints the allocations made by one full parse.
 //!

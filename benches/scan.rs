@@ -1,7 +1,8 @@
 //! The /proc fd scan in process: `sockmap::collect::fdscan::scan_holders`
 //! against the raw floor (`examples/support/floor_scan.rs`, the same code
 //! `examples/floor` runs), single- and multi-threaded, on this host's
-//! /proc as it is. Run it on a crowded host to get issue-6 numbers:
+//! /proc as it is, and the procfs crate's per-fd API doing the same job.
+//! Run it on a crowded host:
 //!
 //! ```text
 //! scripts/bench --procs 2000 --fds 50 --criterion   # crowd up, then this bench
@@ -51,6 +52,11 @@ fn bench(c: &mut Criterion) {
         threads
     );
     assert_eq!(floor.holders.len(), ours_holders, "the scans disagree");
+    assert_eq!(
+        procfs_crate_scan(&want, threads).len(),
+        ours_holders,
+        "the procfs crate's scan disagrees"
+    );
 
     let mut g = c.benchmark_group("proc_fd_scan");
     g.throughput(Throughput::Elements(floor.fds as u64));
@@ -88,8 +94,52 @@ fn bench(c: &mut Criterion) {
             }))
         })
     });
+    // The procfs crate's per-fd API (`Process::fd()`: openat + readlinkat
+    // + statat + close and a few allocations per fd), which the scan does
+    // not use: the number that backs the hand-written scan.
+    g.bench_function("procfs_crate_1_thread", |b| {
+        b.iter(|| black_box(procfs_crate_scan(&want, 1)))
+    });
+    g.bench_function(format!("procfs_crate_{threads}_threads"), |b| {
+        b.iter(|| black_box(procfs_crate_scan(&want, threads)))
+    });
     g.finish();
     drop(listener);
+}
+
+/// Holders of `want` through the procfs crate: every process's
+/// `Process::fd()`, split over `threads` threads by pid.
+fn procfs_crate_scan(want: &HashSet<u64>, threads: usize) -> Vec<(i32, i32)> {
+    let procs: Vec<procfs::process::Process> = procfs::process::all_processes()
+        .expect("list /proc")
+        .filter_map(Result::ok)
+        .collect();
+    let chunk = procs.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = procs
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    let mut found = Vec::new();
+                    for p in part {
+                        let Ok(fds) = p.fd() else { continue };
+                        for fd in fds.flatten() {
+                            if let procfs::process::FDTarget::Socket(inode) = fd.target {
+                                if want.contains(&inode) {
+                                    found.push((p.pid, fd.fd));
+                                }
+                            }
+                        }
+                    }
+                    found
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
 }
 
 criterion_group!(benches, bench);

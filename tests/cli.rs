@@ -8,6 +8,8 @@ use std::process::Command as Std;
 
 use assert_cmd::Command;
 
+mod common;
+
 fn sockmap() -> Command {
     let mut c = Command::cargo_bin("sockmap").expect("the sockmap binary is built");
     c.env_remove("RUST_BACKTRACE").env("NO_COLOR", "1");
@@ -203,10 +205,10 @@ fn good_targets_of_every_form_are_accepted() {
 /// Service names come from /etc/services (the netbase package on Debian).
 #[test]
 fn service_names_from_etc_services() {
-    if !Path::new("/etc/services").exists() {
-        let msg = "no /etc/services (install netbase)";
-        assert!(std::env::var_os("CI").is_none(), "{msg}");
-        eprintln!("SKIP service_names_from_etc_services: {msg}");
+    if !common::require(
+        Path::new("/etc/services").exists(),
+        "/etc/services (apt-get install netbase)",
+    ) {
         return;
     }
     for t in [
@@ -422,8 +424,8 @@ fn top_man_page_documents_targets_json_and_exit_status() {
         "syncookies",
         "accept_queue {depth, backlog}",
         "syn_queue {depth, scope}",
-        "holders[] {pid, ppid, comm, uid, user, fd}",
-        "waiters[] {pid, tid, how, fd}",
+        "holders[] {pid, ppid, comm, uid, user, fd, state, cmdline}",
+        "waiters[] {pid, tid, how, fd, exclusive}",
         "backlog_clamped",
         "reuseport",
         "recv_q, send_q",
@@ -447,10 +449,11 @@ fn which(prog: &str) -> Option<PathBuf> {
 
 #[test]
 fn man_pages_render() {
-    let Some(man) = which("man") else {
-        eprintln!("note: `man` is not installed; skipping the rendering check");
+    let man = which("man");
+    if !common::require(man.is_some(), "`man` (apt-get install man-db)") {
         return;
-    };
+    }
+    let Some(man) = man else { return };
     for name in pages(&repo().join("man")) {
         let path = repo().join("man").join(&name);
         let out = Std::new(&man)
@@ -483,10 +486,11 @@ fn man_pages_render() {
         }
     }
     // groff's own warnings (bad macros, unknown escapes), when it is here.
-    let Some(groff) = which("groff") else {
-        eprintln!("note: `groff` is not installed; skipping the roff warnings check");
+    let groff = which("groff");
+    if !common::require(groff.is_some(), "`groff` (apt-get install groff-base)") {
         return;
-    };
+    }
+    let Some(groff) = groff else { return };
     for name in pages(&repo().join("man")) {
         let out = Std::new(&groff)
             .args(["-k", "-man", "-ww", "-z"])
@@ -541,9 +545,7 @@ fn completions_for_each_shell() {
 /// error cannot be shown, but the exit status still says what happened.
 #[test]
 fn a_full_stderr_never_panics() {
-    if !Path::new("/dev/full").exists() {
-        assert!(std::env::var_os("CI").is_none(), "no /dev/full");
-        eprintln!("SKIP a_full_stderr_never_panics: no /dev/full");
+    if !common::require(Path::new("/dev/full").exists(), "/dev/full") {
         return;
     }
     let full = || {

@@ -108,10 +108,11 @@ fn ss_view(port: u16) -> Option<(u64, BTreeSet<(u64, u64)>)> {
 
 fn check_shared(addr: &str) {
     let _one_at_a_time = serial();
-    let Ok(l) = TcpListener::bind(addr) else {
-        eprintln!("note: cannot bind {addr} here; skipping");
+    if addr.starts_with('[') && !common::require(common::ipv6_loopback(), "an IPv6 loopback (::1)")
+    {
         return;
-    };
+    }
+    let l = TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
     let port = l.local_addr().unwrap().port();
     let fd = l.as_raw_fd();
     let children = fork_acceptors(fd, 2);
@@ -134,16 +135,17 @@ fn check_shared(addr: &str) {
     assert_eq!(v["groups"][0]["holders"], 3);
     let verdict = v["groups"][0]["verdict"].as_str().unwrap();
     assert!(
-        verdict.starts_with("one socket shared by 3 processes (fork): one accept queue"),
+        verdict.starts_with(&format!(
+            "one socket shared by {}3 processes (fork",
+            common::at_least()
+        )),
         "{verdict}"
     );
 
-    match ss_view(port) {
-        Some((ino, users)) => {
-            assert_eq!(socks[0]["inode"], ino, "same inode as ss");
-            assert_eq!(holders_of(&v), users, "same holders as ss -p");
-        }
-        None => eprintln!("note: ss not available; cross-check skipped"),
+    if common::require(common::ss_available(), "`ss` (apt-get install iproute2)") {
+        let (ino, users) = ss_view(port).expect("ss -Htlnpe lists the listener");
+        assert_eq!(socks[0]["inode"], ino, "same inode as ss");
+        assert_eq!(holders_of(&v), users, "same holders as ss -p");
     }
     drop(children);
 }
@@ -204,9 +206,11 @@ fn check_passes_and_fails_on_a_forked_listener() {
         "--max-accept-ratio",
         "0.5",
     ]);
+    // Decided (0), or unknown (4) while some process's fds are unreadable.
+    let decided = common::partly_readable_processes().is_empty();
     assert_eq!(
         ok.status.code(),
-        Some(0),
+        Some(if decided { 0 } else { 4 }),
         "{}",
         String::from_utf8_lossy(&ok.stdout)
     );
@@ -232,11 +236,13 @@ fn check_passes_and_fails_on_a_forked_listener() {
 
 #[test]
 fn watch_picks_up_a_holder_forked_while_it_runs() {
+    use std::io::BufRead;
+    use std::time::Duration;
     let _one_at_a_time = serial();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     // 30 samples 200 ms apart (~6 s); new processes are scanned every 2 s.
-    let mut cmd = common::sockmap(&[
+    let child = common::sockmap(&[
         "watch",
         &format!(":{port}"),
         "--interval",
@@ -244,33 +250,71 @@ fn watch_picks_up_a_holder_forked_while_it_runs() {
         "--count",
         "30",
         "--json",
-    ]);
-    cmd.stdin(std::process::Stdio::null());
-    let watch =
-        std::thread::spawn(move || common::run_bounded(cmd, std::time::Duration::from_secs(60)));
-    std::thread::sleep(std::time::Duration::from_millis(800));
+    ])
+    .spawn()
+    .expect("spawn sockmap watch");
+    let mut watch = Watch(Some(child));
+    let out = watch.child().stdout.take().expect("piped stdout");
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let holders = |line: &str| {
+        serde_json::from_str::<Value>(line).unwrap()["sockets"][0]["holders"]
+            .as_u64()
+            .unwrap()
+    };
+    // Fork only once the first sample is out, so it saw one holder.
+    let first = lines
+        .recv_timeout(Duration::from_secs(60))
+        .expect("watch prints its first sample");
+    assert_eq!(holders(&first), 1, "{first}");
     let children = fork_acceptors(l.as_raw_fd(), 1);
-    let out = watch.join().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut rest = Vec::new();
+    while let Ok(line) =
+        lines.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+    {
+        rest.push(holders(&line));
+    }
+    let status = watch.wait(Duration::from_secs(30));
+    assert!(status.success(), "watch exited with {status}");
+    assert_eq!(rest.len(), 29, "{rest:?}");
     assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let holders: Vec<u64> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["sockets"][0]["holders"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
-    assert_eq!(holders.len(), 30);
-    assert_eq!(holders[0], 1, "{holders:?}");
-    assert_eq!(
-        *holders.last().unwrap(),
+        *rest.last().unwrap(),
         2,
-        "the forked child was found: {holders:?}"
+        "the forked child was found: {rest:?}"
     );
     drop(children);
+}
+
+/// A sockmap child whose process group is killed however the test ends.
+struct Watch(Option<std::process::Child>);
+
+impl Watch {
+    fn child(&mut self) -> &mut std::process::Child {
+        self.0.as_mut().expect("not reaped yet")
+    }
+
+    /// Wait (bounded) for it to exit by itself, then reap it.
+    fn wait(&mut self, limit: std::time::Duration) -> std::process::ExitStatus {
+        let exited = common::wait_exited(self.child().id(), limit);
+        assert!(exited, "sockmap did not exit within {limit:?}");
+        let mut child = self.0.take().expect("not reaped yet");
+        child.wait().expect("wait for sockmap")
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            // Unreaped leader: its process group id cannot have been reused.
+            common::kill_group(child);
+            let _ = child.wait();
+        }
+    }
 }

@@ -169,13 +169,11 @@ fn shared_mode_is_one_socket_held_by_every_worker() {
             "pid {pid} holds the shared socket"
         );
     }
-    if ss_available() {
+    if common::require(ss_available(), "`ss` (apt-get install iproute2)") {
         let rows = ss_listeners(serve.port);
         assert_eq!(rows.len(), 1, "ss shows one listener: {rows:?}");
         assert_eq!(rows[0].0, inodes[0]);
         assert_eq!(rows[0].1, sorted(&serve.pids), "users: has every pid");
-    } else {
-        eprintln!("note: ss not installed; skipping the ss cross-check");
     }
     // No threads: fork() happened in a single-threaded process.
     for &pid in &serve.pids {
@@ -216,7 +214,7 @@ fn reuseport_mode_is_one_socket_per_worker() {
     }
     held.sort_unstable();
     assert_eq!(held, inodes);
-    if ss_available() {
+    if common::require(ss_available(), "`ss` (apt-get install iproute2)") {
         let rows = ss_listeners(serve.port);
         assert_eq!(rows.len(), 3, "ss shows three listeners: {rows:?}");
         let mut owners: Vec<u32> = rows
@@ -228,8 +226,6 @@ fn reuseport_mode_is_one_socket_per_worker() {
             .collect();
         owners.sort_unstable();
         assert_eq!(owners, sorted(&serve.pids));
-    } else {
-        eprintln!("note: ss not installed; skipping the ss cross-check");
     }
     // It echoes.
     echo_once(serve.port, b"reuseport");
@@ -720,8 +716,7 @@ fn an_address_not_on_this_host_is_a_clear_error() {
 
 #[test]
 fn ipv6_loopback() {
-    if TcpListener::bind("[::1]:0").is_err() {
-        eprintln!("note: no IPv6 loopback; skipping");
+    if !common::require(common::ipv6_loopback(), "an IPv6 loopback (::1)") {
         return;
     }
     let serve = ServeProc::start(&["--addr", "::1", "--workers", "2"]);

@@ -84,7 +84,7 @@ fn accept_queue_depth_and_backlog() {
     assert_eq!(h["pid"], std::process::id());
     assert_eq!(h["fd"], l.as_raw_fd());
     assert_eq!(v["groups"][0]["kind"], "single");
-    if ss_available() {
+    if common::require(ss_available(), "`ss` (apt-get install iproute2)") {
         let out = Command::new("ss")
             .args(["-Htln", &format!("sport = :{p}")])
             .output()
@@ -136,7 +136,7 @@ fn syn_queue_counts_silent_clients_of_a_defer_accept_listener() {
     });
     assert_eq!(v["sockets"][0]["accept_queue"]["depth"], 0);
     assert_eq!(v["sockets"][0]["syn_queue"]["scope"], "socket");
-    if ss_available() {
+    if common::require(ss_available(), "`ss` (apt-get install iproute2)") {
         let out = Command::new("ss")
             .args(["-Htn", "state", "syn-recv", &format!("sport = :{p}")])
             .output()
@@ -212,10 +212,10 @@ fn a_thread_in_epoll_wait_on_the_listener_is_a_waiter() {
 
 #[test]
 fn ipv6_loopback_exact_address() {
-    let Ok(l) = TcpListener::bind("[::1]:0") else {
-        eprintln!("note: no IPv6 loopback here; skipping");
+    if !common::require(common::ipv6_loopback(), "an IPv6 loopback (::1)") {
         return;
-    };
+    }
+    let l = TcpListener::bind("[::1]:0").expect("bind [::1]:0");
     let p = port(&l);
     let v = inspect_json(&format!("[::1]:{p}"));
     let s = &v["sockets"][0];

@@ -8,11 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_sockmap");
+mod common;
 
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
+const BIN: &str = env!("CARGO_BIN_EXE_sockmap");
 
 /// Run sockmap as the unprivileged user `nobody` (65534).
 fn as_nobody(args: &[&str]) -> std::process::Output {
@@ -25,8 +23,12 @@ fn as_nobody(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn not_root_still_lists_sockets_and_says_what_is_missing() {
-    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
-        eprintln!("note: needs root and setpriv to drop privileges; skipping");
+    if !common::require(common::is_root(), "root (to drop to nobody)")
+        || !common::require(
+            common::have_command("setpriv", "--version"),
+            "`setpriv` (apt-get install util-linux)",
+        )
+    {
         return;
     }
     let l = TcpListener::bind("127.0.0.1:0").unwrap();

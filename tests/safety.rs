@@ -20,16 +20,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_sockmap");
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// With `CI` set a missing privilege or tool fails the test; elsewhere
-/// the test says loudly that it skips.
+/// the test says loudly that it skips (`common::require`).
+#[track_caller]
 fn need(ok: bool, what: &str) -> bool {
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set and this test needs {what}"
-        );
-        eprintln!("SKIPPED: this test needs {what}");
-    }
-    ok
+    common::require(ok, what)
 }
 
 fn is_root() -> bool {
@@ -178,7 +172,10 @@ fn hostile_process_names_are_escaped_in_every_text_output() {
         );
     }
     assert!(
-        plain_table.contains("one socket shared by 6 processes (fork)"),
+        plain_table.contains(&format!(
+            "one socket shared by {}6 processes (fork",
+            common::at_least()
+        )),
         "{plain_table}"
     );
 
@@ -346,7 +343,14 @@ fn inspecting_never_retags_the_socket_classid() {
     assert_eq!(w.status.code(), Some(0), "{}", text(&w.stderr));
     assert_eq!(ss_class_id(port), "0x100001", "after watch");
     let c = run(&["check", &target, "--holders", "2"]);
-    assert_eq!(c.status.code(), Some(0), "{}", text(&c.stdout));
+    // Decided (0), or unknown (4) while some process's fds are unreadable.
+    let decided = common::partly_readable_processes().is_empty();
+    assert_eq!(
+        c.status.code(),
+        Some(if decided { 0 } else { 4 }),
+        "{}",
+        text(&c.stdout)
+    );
     assert_eq!(ss_class_id(port), "0x100001", "after check");
 
     // A connection accepted now inherits the listener's tag.
@@ -415,9 +419,16 @@ fn unreadable_processes_make_verdicts_say_at_least_and_checks_unknown() {
     // ... one that does not is decided as usual.
     let q = as_nobody(&["check", &target, "--max-accept-queue", "10"]);
     assert_eq!(q.status.code(), Some(0), "{}", text(&q.stdout));
-    // As root the same check is decided.
+    // As root the same check is decided (unless some process's fds are
+    // unreadable even to root here).
     let c = run(&["check", &target, "--holders", "2"]);
-    assert_eq!(c.status.code(), Some(0), "{}", text(&c.stdout));
+    let decided = common::partly_readable_processes().is_empty();
+    assert_eq!(
+        c.status.code(),
+        Some(if decided { 0 } else { 4 }),
+        "{}",
+        text(&c.stdout)
+    );
     drop(kids);
 }
 
@@ -473,9 +484,12 @@ fn hidepid_is_detected_and_a_hidden_pid_is_not_called_missing() {
 }
 
 /// Run `BIN args` on a pseudo-terminal (util-linux `script`) with `env`.
+/// `CI` is removed too: the colour conventions treat a CI run as able to
+/// show colour whatever TERM says, and CI sets it for the test run.
 fn on_tty(env: &[(&str, &str)], args: &str) -> String {
     let mut cmd = Command::new("script");
     cmd.args(["-qec", &format!("'{BIN}' {args}"), "/dev/null"])
+        .env_remove("CI")
         .env_remove("NO_COLOR")
         .env_remove("CLICOLOR")
         .env_remove("CLICOLOR_FORCE")

@@ -109,7 +109,9 @@ fn real_output_validates_against_the_schemas() {
     assert!(!gone["warnings"].as_array().unwrap().is_empty());
     assert_valid("inspect.json", &gone);
 
-    let check = json_of(&["check", &target, "--holders", "5", "--json"]);
+    // A failure that does not depend on holders (some process's fds may
+    // be unreadable even to root, which makes a holder check unknown).
+    let check = json_of(&["check", &target, "--max-accept-queue", "0", "--json"]);
     assert_eq!(check["status"], "fail");
     assert_valid("check.json", &check);
 

@@ -35,6 +35,8 @@ pub struct Assertions {
     pub max_recv_queue: Option<u64>,
     /// Every listener's `sk_drops` is at most this.
     pub max_drops: Option<u64>,
+    /// Processes with a thread waiting on the listeners right now.
+    pub acceptors: Option<usize>,
 }
 
 const NO_LISTENER: &str = "no listening socket";
@@ -132,7 +134,11 @@ impl<'a> Facts<'a> {
     }
 
     fn holders_found(&self) -> String {
-        format!("{} ({})", self.pids.len(), pid_list(&self.pids))
+        self.pids_found(&self.pids)
+    }
+
+    fn pids_found(&self, pids: &BTreeSet<u32>) -> String {
+        format!("{} ({})", pids.len(), pid_list(pids))
     }
 
     /// A holder-count verdict. `more_could_pass`: with processes hidden,
@@ -189,6 +195,7 @@ fn any_assertion(cfg: &Assertions) -> bool {
         || cfg.pid.is_some()
         || cfg.max_recv_queue.is_some()
         || cfg.max_drops.is_some()
+        || cfg.acceptors.is_some()
 }
 
 /// Evaluate every assertion in `cfg` against `report`.
@@ -240,6 +247,9 @@ pub fn evaluate(cfg: &Assertions, report: &Report) -> CheckOutcome {
     }
     if let Some(n) = cfg.max_drops {
         out.push(max_drops(&f, n));
+    }
+    if let Some(n) = cfg.acceptors {
+        out.push(acceptors(&f, report, n));
     }
 
     let status = out.iter().map(|a| a.status).max().unwrap_or(Status::Ok);
@@ -315,7 +325,8 @@ fn max_drops(f: &Facts, n: u64) -> Assertion {
         .filter(|s| s.proto != Proto::Unix)
         .collect();
     if counted.is_empty() || counted.iter().any(|s| s.drops.is_none()) {
-        return Assertion::new("max_drops", false, expected, "not measured".into());
+        return Assertion::new("max_drops", false, expected, "not measured".into())
+            .unknown_if(!counted.is_empty(), "the kernel did not report drops");
     }
     let Some(s) = counted.iter().max_by_key(|s| s.drops.unwrap_or(0)) else {
         return Assertion::new("max_drops", false, expected, NO_LISTENER.into());
@@ -326,6 +337,34 @@ fn max_drops(f: &Facts, n: u64) -> Assertion {
         u64::from(d) <= n,
         expected,
         format!("{d} on {}", which(s)),
+    )
+}
+
+/// Distinct processes with a thread blocked on a listener right now. A
+/// worker busy with a request is not waiting at that instant, so this is a
+/// snapshot, as every figure here is.
+fn acceptors(f: &Facts, report: &Report, n: usize) -> Assertion {
+    let expected = format!(
+        "{} waiting on the socket",
+        plural(n, "process", "processes")
+    );
+    if f.listeners.is_empty() {
+        return Assertion::new("acceptors", false, expected, NO_LISTENER.into());
+    }
+    let pids: BTreeSet<u32> = f
+        .listeners
+        .iter()
+        .flat_map(|s| s.waiters.iter().map(|w| w.pid))
+        .collect();
+    let unseen = f.hidden
+        || report
+            .warnings
+            .iter()
+            .any(|w| w.kind == crate::model::WarningKind::WaitersUnreadable);
+    let ok = pids.len() == n && !unseen;
+    Assertion::new("acceptors", ok, expected, f.pids_found(&pids)).unknown_if(
+        unseen && pids.len() <= n,
+        "some processes' threads could not be read: run as root to decide",
     )
 }
 
@@ -533,6 +572,8 @@ mod tests {
                     user: Some("root".into()),
                     fd: 3,
                     netns: None,
+                    state: None,
+                    cmdline: None,
                 })
                 .collect();
             snap.holders.insert(s.inode, holders);
@@ -686,6 +727,37 @@ mod tests {
             ..cfg()
         };
         assert_eq!(evaluate(&both, &r).status, Status::Fail);
+    }
+
+    #[test]
+    fn acceptors_count_processes_waiting_now() {
+        use crate::model::{WaitHow, Waiter};
+        let c = |n| Assertions {
+            acceptors: Some(n),
+            ..cfg()
+        };
+        // nginx with reuseport: every worker holds every socket; two of the
+        // three wait in epoll on this one right now (one with two threads).
+        let mut r = forked();
+        r.sockets[0].waiters = [(10, 100), (11, 110), (11, 111)]
+            .into_iter()
+            .map(|(pid, tid)| Waiter {
+                pid,
+                tid,
+                how: WaitHow::Epoll { exclusive: false },
+                fd: 5,
+            })
+            .collect();
+        let a = one(&c(2), &r, "acceptors");
+        assert_eq!(a.status, Status::Ok, "{}", a.detail);
+        assert_eq!(a.actual, "2 (pids 10, 11)");
+        assert_eq!(one(&c(3), &r, "acceptors").status, Status::Fail);
+        assert_eq!(
+            one(&c(3), &hidden(r.clone()), "acceptors").status,
+            Status::Unknown
+        );
+        assert_eq!(one(&c(1), &hidden(r), "acceptors").status, Status::Fail);
+        assert_eq!(one(&c(1), &nothing(), "acceptors").status, Status::Fail);
     }
 
     #[test]

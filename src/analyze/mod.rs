@@ -307,6 +307,25 @@ fn group(socks: &[&SocketReport], unseen: Option<u64>) -> Group {
             accepting.len()
         ));
     }
+    // epoll without EPOLLEXCLUSIVE: every process waiting on a socket wakes
+    // for each connection (the thundering herd); counted per socket.
+    let herd = socks
+        .iter()
+        .map(|s| {
+            s.waiters
+                .iter()
+                .filter(|w| w.how == WaitHow::Epoll { exclusive: false })
+                .map(|w| w.pid)
+                .collect::<HashSet<u32>>()
+                .len()
+        })
+        .max()
+        .unwrap_or(0);
+    if herd > 1 {
+        verdict.push_str(&format!(
+            "; {herd} processes wait in epoll without EPOLLEXCLUSIVE: each connection wakes all {herd}"
+        ));
+    }
     let full = socks
         .iter()
         .any(|s| s.accept_queue.is_some_and(|q| q.depth > q.backlog));

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::*;
-use crate::model::{Family, Holder, HostInfo, Proto, TcpState, Waiter};
+use crate::model::{Family, Holder, HostInfo, ProcessState, Proto, TcpState, Waiter};
 use crate::target;
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -47,6 +47,8 @@ fn holder(pid: u32, ppid: u32, fd: u32) -> Holder {
         user: Some("root".into()),
         fd,
         netns: None,
+        state: Some(ProcessState::Sleeping),
+        cmdline: None,
     }
 }
 
@@ -116,6 +118,41 @@ fn one_inode_three_holders_is_shared() {
         "{}",
         g.verdict
     );
+}
+
+#[test]
+fn epoll_waiters_without_epollexclusive_are_a_thundering_herd() {
+    let with = |exclusive: bool| {
+        let mut snap = Snapshot {
+            sockets: vec![listener(7288, LO, 8000, 0, 50)],
+            request_socks: Some(vec![]),
+            ..Default::default()
+        };
+        snap.holders.insert(
+            Inode(7288),
+            vec![holder(10, 1, 5), holder(11, 10, 5), holder(12, 10, 5)],
+        );
+        let waiters = [10, 11, 12]
+            .iter()
+            .map(|&pid| Waiter {
+                pid,
+                tid: pid,
+                how: WaitHow::Epoll { exclusive },
+                fd: 9,
+            })
+            .collect();
+        snap.waiters.insert(Inode(7288), waiters);
+        report(&query(":8000"), &snap).groups[0].verdict.clone()
+    };
+    let herd = with(false);
+    assert!(
+        herd.ends_with(
+            "; 3 processes wait in epoll without EPOLLEXCLUSIVE: each connection wakes all 3"
+        ),
+        "{herd}"
+    );
+    let exclusive = with(true);
+    assert!(!exclusive.contains("EPOLLEXCLUSIVE"), "{exclusive}");
 }
 
 #[test]

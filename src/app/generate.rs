@@ -467,10 +467,14 @@ fn json_output(r: &mut Roff) {
                  asked for more.",
             ),
             (
-                "holders[] {pid, ppid, comm, uid, user, fd}",
+                "holders[] {pid, ppid, comm, uid, user, fd, state, cmdline}",
                 "Every process and file descriptor that holds the socket. A forked server \
-                 shows one socket with several holders. A holder whose own network namespace \
-                 differs from the socket's also has netns (its nsfs inode).",
+                 shows one socket with several holders; a process that exited while it was \
+                 read is left out. state: running, sleeping, disk-sleep, stopped, traced, \
+                 idle (null: unreadable). comm and each cmdline argument are the exact \
+                 text: a string, or an array of byte values when it is not UTF-8. A holder \
+                 whose own network namespace differs from the socket's also has netns (its \
+                 nsfs inode).",
             ),
             (
                 "netns {inode, name, container}",
@@ -485,9 +489,12 @@ fn json_output(r: &mut Roff) {
                  client on to, the listening socket(s) found there, and their namespace.",
             ),
             (
-                "waiters[] {pid, tid, how, fd}",
-                "Threads blocked on the socket right now. how: \"accept\", \"epoll\", \
-                 \"poll\" or \"select\"; fd: the socket's fd, or the epoll fd.",
+                "waiters[] {pid, tid, how, fd, exclusive}",
+                "Threads sleeping in a wait for the socket right now (a stopped or traced \
+                 thread is no waiter). how: \"accept\", \"epoll\", \"poll\" or \
+                 \"select\"; fd: the socket's fd, or the epoll fd; exclusive: the kernel \
+                 wakes one such waiter per connection (accept: always; epoll: only with \
+                 EPOLLEXCLUSIVE; poll and select: never).",
             ),
         ],
     );

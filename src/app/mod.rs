@@ -3,9 +3,12 @@
 
 mod check;
 mod demo;
+mod export;
 pub mod generate;
+mod http;
 mod inspect;
 mod interrupt;
+mod sampler;
 mod watch;
 
 use std::path::PathBuf;
@@ -43,6 +46,15 @@ pub struct WatchConfig {
     pub redraw: bool,
 }
 
+#[derive(Debug, Clone)]
+pub struct ExportConfig {
+    pub query: Query,
+    /// Where to serve HTTP (loopback unless the user asks otherwise).
+    pub listen: std::net::SocketAddr,
+    /// Per-connection read and write timeout.
+    pub timeout: Duration,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct CheckConfig {
     pub query: Query,
@@ -70,6 +82,7 @@ pub enum Command {
     Inspect(InspectConfig),
     Watch(WatchConfig),
     Check(CheckConfig),
+    Export(ExportConfig),
     Serve(ServeConfig),
     Load(LoadConfig),
     Demo(DemoConfig),
@@ -89,6 +102,7 @@ pub fn run(cmd: Command) -> Result<i32> {
         Command::Inspect(cfg) => inspect::run(&cfg, &mut out, &mut std::io::stderr()),
         Command::Watch(cfg) => watch::run(&cfg, &mut out),
         Command::Demo(cfg) => demo::run(&cfg, &mut out),
+        Command::Export(cfg) => export::run(&cfg, &mut out),
         Command::Check(cfg) => check::run(&cfg, &mut out, &mut std::io::stderr()),
         Command::Generate(what) => generate::run(&what, &mut out),
     }

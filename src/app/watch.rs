@@ -1,33 +1,32 @@
-//! `sockmap watch`: sample the target's queues every interval. The first
-//! sample is a full pass; later ones ask netlink only (microseconds). The
-//! holders are kept current by scanning only new processes every
-//! `NEW_PIDS`, with a full /proc rescan when the socket set changes or
-//! every `RESCAN` — so a 10 Hz watch stays cheap on a crowded host.
+//! `sockmap watch`: sample the target's queues every interval, with the
+//! rescan policy of `sampler` (netlink every tick, holders carried over).
+//! With no target it is an overview of every listener, the ones in
+//! trouble first: sorted by drops in the last interval, then by how full
+//! the accept queue is.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use super::sampler::{Policy, Sampler};
 use super::{interrupt, stdout_err, WatchConfig};
 use crate::analyze;
-use crate::collect::{host, Collector};
+use crate::collect::host;
 use crate::error::{exit, Result};
 use crate::model::watch::{Sample, SampleSocket};
+use crate::model::Inode;
 use crate::render::json;
-use crate::render::watch::{frame, History};
-
-const RESCAN: Duration = Duration::from_secs(30);
-const NEW_PIDS: Duration = Duration::from_secs(2);
+use crate::render::watch::{frame, overview, rank, History};
 
 pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
     interrupt::install()?;
     let json = cfg.json || !std::io::stdout().is_terminal();
-    let mut collector = Collector::with_netns(cfg.netns.clone())?.with_counters();
-    let proc_root = collector.proc_root().to_path_buf();
+    let every_listener = cfg.query.is_empty();
+    let mut sampler = Sampler::new(&cfg.query, Policy::Watch, cfg.netns.clone())?;
+    let proc_root = sampler.proc_root();
     let start = Instant::now();
-    let mut snap = collector.snapshot(&cfg.query)?;
-    let mut last_scan = start;
-    let mut last_new_pids = start;
     let mut prev_counters = host::read_counters(&proc_root).unwrap_or_default();
+    let mut prev_drops: HashMap<Inode, u32> = HashMap::new();
     let mut prev_udp = host::read_udp_counters(&proc_root).unwrap_or_default();
     let mut history = History::default();
     // Never 0 with nothing: a watch in which no sample matched exits 1.
@@ -37,24 +36,11 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
     let mut next = start;
     loop {
         seq += 1;
-        if seq > 1 {
-            if last_scan.elapsed() >= RESCAN {
-                snap = collector.snapshot(&cfg.query)?;
-                last_scan = Instant::now();
-                last_new_pids = last_scan;
-            } else {
-                snap = collector.refresh(&cfg.query, &snap)?;
-                if last_new_pids.elapsed() >= NEW_PIDS {
-                    collector.update_holders(&mut snap)?;
-                    last_new_pids = Instant::now();
-                }
-            }
-        }
-        let report = analyze::report(&cfg.query, &snap);
+        let report = analyze::report(&cfg.query, sampler.sample()?);
         // TcpExt counters are per namespace: those of the watched
         // sockets' namespace when they share one, else ours.
         let counters = watched_netns(&report)
-            .and_then(|ns| collector.counters(ns))
+            .and_then(|ns| sampler.counters(ns))
             .or_else(|| host::read_counters(&proc_root).ok())
             .unwrap_or_default();
         // The first sample has no interval behind it: all-zero deltas (a
@@ -92,6 +78,19 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
                 .sockets
                 .iter()
                 .map(|s| SampleSocket {
+                    // Unknown in the first sample and for a socket new since
+                    // the last; 0 when the kernel reports no drop counter.
+                    drops_delta: match (s.drops, prev_drops.get(&s.inode)) {
+                        (Some(now), Some(&before)) if seq > 1 => Some(now.saturating_sub(before)),
+                        _ => None,
+                    },
+                    commands: s
+                        .holders
+                        .iter()
+                        .map(|h| h.comm.clone())
+                        .collect::<BTreeSet<_>>()
+                        .into_iter()
+                        .collect(),
                     inode: s.inode,
                     proto: s.proto,
                     state: s.state,
@@ -108,7 +107,7 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
                         .holders
                         .iter()
                         .map(|h| h.pid)
-                        .collect::<std::collections::HashSet<_>>()
+                        .collect::<HashSet<_>>()
                         .len(),
                     waiters: s.waiters.len(),
                 })
@@ -117,9 +116,21 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
             udp_counters: udp_delta,
             warnings: report.warnings.clone(),
         };
+        let mut sample = sample;
+        if every_listener {
+            sample.sockets.sort_by(rank);
+        }
+        prev_drops = sample
+            .sockets
+            .iter()
+            .filter_map(|s| Some((s.inode, s.drops?)))
+            .collect();
         history.push(&sample);
         if json {
             json::line(out, &sample).map_err(stdout_err)?;
+        } else if every_listener {
+            overview(out, &sample, &history, cfg.interval.as_millis(), cfg.redraw)
+                .map_err(stdout_err)?;
         } else {
             frame(
                 out,

@@ -15,7 +15,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::analyze::check::Assertions;
 use crate::app::{
-    CheckConfig, Command, DemoConfig, Format, GenerateWhat, InspectConfig, WatchConfig,
+    CheckConfig, Command, DemoConfig, ExportConfig, Format, GenerateWhat, InspectConfig,
+    WatchConfig,
 };
 use crate::error::{Error, Result};
 use crate::lab::{LoadConfig, LoadMode, ServeConfig};
@@ -77,6 +78,9 @@ pub enum Sub {
     /// Exit 0 if every assertion about the target holds, 1 if not.
     #[command(after_help = format!("{TARGET_HELP}\n\n{EXIT_HELP}"))]
     Check(CheckArgs),
+    /// Serve the sockets' queues, drops and holders as Prometheus metrics over HTTP.
+    #[command(after_help = format!("{TARGET_HELP}\n\n{EXPORT_HELP}"))]
+    Export(ExportArgs),
     /// The bundled fork server: listen, fork workers that accept on one socket.
     Serve(ServeArgs),
     /// The bundled load client: concurrent echo, hold or HTTP clients.
@@ -168,8 +172,8 @@ pub struct InspectArgs {
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// What to watch (see below).
-    #[arg(value_name = "TARGET", required = true)]
+    /// What to watch (see below); none: every listener, the ones in trouble first.
+    #[arg(value_name = "TARGET")]
     pub targets: Vec<String>,
     /// Time between samples: '500ms', '1s', '2.5s' (at least 10ms).
     #[arg(long, short = 'i', default_value = "1s", value_parser = parse_duration)]
@@ -230,6 +234,11 @@ pub struct CheckArgs {
     /// Every listening socket has dropped at most N packets or connections (sk_drops).
     #[arg(long, value_name = "N")]
     pub max_drops: Option<u64>,
+    /// Exactly N processes have a thread waiting on the socket(s) right now
+    /// (accept, epoll, poll, select): the workers that accept, where every
+    /// process may hold every socket (nginx with reuseport).
+    #[arg(long, value_name = "N")]
+    pub acceptors: Option<usize>,
     /// Print a JSON result with each assertion's verdict, expected and actual.
     #[arg(long)]
     pub json: bool,
@@ -254,6 +263,25 @@ impl From<ProtoArg> for Proto {
             ProtoArg::Unix => Proto::Unix,
         }
     }
+}
+
+const EXPORT_HELP: &str = "\
+GET /metrics answers in the Prometheus text format, or OpenMetrics 1.0 when \
+the Accept header asks for application/openmetrics-text. The metrics name \
+processes: the default address is loopback; serving on another address is \
+your choice to make.";
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// What to export (see below); none means every listening TCP socket.
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Address and port to serve HTTP on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:9477")]
+    pub listen: SocketAddr,
+    /// Cut off a client after this long without progress on one read or write.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -322,7 +350,7 @@ pub enum LoadModeArg {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Concurrent clients in each load run (1000, as in the original experiment).
+    /// Concurrent clients in each load run.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub clients: u64,
     /// Rounds per client.
@@ -493,8 +521,22 @@ impl Cli {
                     proto: a.proto.map(Proto::from),
                     max_recv_queue: a.max_recv_queue,
                     max_drops: a.max_drops,
+                    acceptors: a.acceptors,
                 })?,
             }),
+            Sub::Export(a) => {
+                if a.timeout < Duration::from_millis(100) {
+                    return Err(Error::Usage(format!(
+                        "invalid timeout '{:?}': must be at least 100ms",
+                        a.timeout
+                    )));
+                }
+                Command::Export(ExportConfig {
+                    query: parse_targets(&a.targets)?,
+                    listen: a.listen,
+                    timeout: a.timeout,
+                })
+            }
             Sub::Serve(a) => Command::Serve(ServeConfig {
                 addr: a.addr,
                 port: a.port,

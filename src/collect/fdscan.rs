@@ -1,5 +1,5 @@
-//! The /proc scan: which (pid, fd) holds which socket inode, and the
-//! details (ppid, comm, uid) of the few processes that matter.
+//! The /proc scan: which (pid, fd) holds which socket inode. The details
+//! of the few processes found are `process`'s job (procfs crate).
 //!
 //! Hand-written on rustix rather than the procfs crate: the scan reads one
 //! symlink per fd of every process, and the crate's per-fd objects cost 4
@@ -8,7 +8,7 @@
 //! allocation per fd, split over `available_parallelism()` threads, and
 //! every error is seen (ENOENT/ESRCH = exited, skipped; EACCES = counted).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::CStr;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
@@ -17,7 +17,7 @@ use std::path::Path;
 use rustix::fs::{openat, readlinkat_raw, statat, AtFlags, Mode, OFlags, RawDir, CWD};
 use rustix::io::Errno;
 
-use crate::model::{Holder, Inode};
+use crate::model::Inode;
 
 /// What a scan found.
 #[derive(Debug, Default, Clone)]
@@ -34,6 +34,11 @@ pub struct Scan {
     pub netns: HashMap<u32, NsKey>,
     /// Processes whose network namespace could not be read (EACCES).
     pub netns_denied: usize,
+    /// Processes whose fd table could be listed but some of whose fds
+    /// could not be resolved (EACCES on readlinkat: root without
+    /// CAP_SYS_PTRACE, or a process that gained privileges): their
+    /// holders may be missing.
+    pub partial: usize,
 }
 
 /// A network namespace's identity: the nsfs device and inode of
@@ -153,6 +158,7 @@ pub fn scan_holders(
         total.scanned += part.scanned;
         total.netns_denied += part.netns_denied;
         total.netns.extend(part.netns);
+        total.partial += part.partial;
         for (inode, mut holders) in part.found {
             total.found.entry(inode).or_default().append(&mut holders);
         }
@@ -202,6 +208,7 @@ fn scan_pids(
         scan.scanned += 1;
         let mut dir = RawDir::new(&fd_dir, &mut *dents);
         let mut link = [0u8; 64];
+        let mut fd_denied = false;
         while let Some(entry) = dir.next() {
             let Ok(entry) = entry else {
                 break; // the process exited while we read its fd table
@@ -210,8 +217,13 @@ fn scan_pids(
             let Some(fd) = parse_u32(name.to_bytes()) else {
                 continue;
             };
-            let Ok(n) = readlinkat_raw(&fd_dir, name, &mut link[..]) else {
-                continue;
+            let n = match readlinkat_raw(&fd_dir, name, &mut link[..]) {
+                Ok(n) => n,
+                Err(Errno::ACCESS) => {
+                    fd_denied = true;
+                    continue;
+                }
+                Err(_) => continue, // the fd was closed meanwhile
             };
             if let Some(inode) = parse_socket_link(&link[..n.min(link.len())]) {
                 if want(inode) {
@@ -219,6 +231,7 @@ fn scan_pids(
                 }
             }
         }
+        scan.partial += usize::from(fd_denied);
     }
 }
 
@@ -246,79 +259,6 @@ fn itoa_into(buf: &mut [u8; 32], mut v: u32) -> usize {
     n
 }
 
-/// The fields of /proc/PID/stat we use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stat {
-    pub comm: String,
-    pub ppid: u32,
-}
-
-/// Parse /proc/PID/stat: `pid (comm) state ppid ...`. The comm may hold
-/// spaces and parentheses, so split at the last ')'.
-pub fn parse_stat(text: &str) -> Option<Stat> {
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let comm = text.get(open + 1..close)?.to_string();
-    let mut rest = text.get(close + 1..)?.split_ascii_whitespace();
-    let _state = rest.next()?;
-    let ppid = rest.next()?.parse().ok()?;
-    Some(Stat { comm, ppid })
-}
-
-/// The effective uid from /proc/PID/status (`Uid: real effective saved fs`).
-pub fn parse_status_euid(text: &str) -> Option<u32> {
-    let line = text.lines().find(|l| l.starts_with("Uid:"))?;
-    line.split_ascii_whitespace().nth(2)?.parse().ok()
-}
-
-/// Fill in holders' details. A process that exited in the meantime keeps
-/// its pid and fd with unknown details (the socket was held when scanned).
-pub fn holders_with_details(
-    proc_root: &Path,
-    found: &HashMap<Inode, Vec<(u32, u32)>>,
-) -> HashMap<Inode, Vec<Holder>> {
-    let pids: HashSet<u32> = found.values().flatten().map(|(p, _)| *p).collect();
-    let mut users: HashMap<u32, Option<String>> = HashMap::new();
-    let mut details: HashMap<u32, (Option<Stat>, Option<u32>)> = HashMap::with_capacity(pids.len());
-    for pid in pids {
-        let dir = proc_root.join(pid.to_string());
-        let stat = std::fs::read_to_string(dir.join("stat"))
-            .ok()
-            .and_then(|t| parse_stat(&t));
-        let uid = std::fs::read_to_string(dir.join("status"))
-            .ok()
-            .and_then(|t| parse_status_euid(&t));
-        if let Some(uid) = uid {
-            users.entry(uid).or_insert_with(|| {
-                uzers::get_user_by_uid(uid).map(|u| u.name().to_string_lossy().into_owned())
-            });
-        }
-        details.insert(pid, (stat, uid));
-    }
-    found
-        .iter()
-        .map(|(inode, list)| {
-            let mut holders: Vec<Holder> = list
-                .iter()
-                .map(|&(pid, fd)| {
-                    let (stat, uid) = details.get(&pid).cloned().unwrap_or((None, None));
-                    Holder {
-                        pid,
-                        ppid: stat.as_ref().map(|s| s.ppid),
-                        comm: stat.map(|s| s.comm).unwrap_or_else(|| "?".into()),
-                        uid,
-                        user: uid.and_then(|u| users.get(&u).cloned().flatten()),
-                        fd,
-                        netns: None,
-                    }
-                })
-                .collect();
-            holders.sort_by_key(|h| (h.pid, h.fd));
-            (*inode, holders)
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,26 +273,6 @@ mod tests {
         assert_eq!(parse_socket_link(b"/dev/null"), None);
         assert_eq!(parse_socket_link(b"socket:[7288"), None);
         assert_eq!(parse_socket_link(b"socket:[99999999999999999999999]"), None);
-    }
-
-    #[test]
-    fn stat_with_tricky_comm() {
-        let s = parse_stat("4238 (my (odd) srv) S 1 4238 4238 0 -1 4194560").unwrap();
-        assert_eq!(
-            s,
-            Stat {
-                comm: "my (odd) srv".into(),
-                ppid: 1
-            }
-        );
-        assert_eq!(parse_stat("garbage"), None);
-    }
-
-    #[test]
-    fn status_uid() {
-        let t = "Name:\tx\nUid:\t1000\t1001\t1000\t1000\nGid:\t0\t0\t0\t0\n";
-        assert_eq!(parse_status_euid(t), Some(1001));
-        assert_eq!(parse_status_euid("Name: x\n"), None);
     }
 
     #[test]

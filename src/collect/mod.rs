@@ -2,8 +2,9 @@
 //! with pure encoding/decoding in `diag` for TCP/UDP and `unixdiag` for unix
 //! sockets), one diag socket per network namespace (`netns`, kept by
 //! `nsset`), container ids from cgroups (`cgroup`), forwarders
-//! (`forward`), the /proc fd scan (`fdscan`), host settings and counters
-//! (`host`), waiting threads (`waiters`).
+//! (`forward`), the /proc fd scan (`fdscan`), the holders' process details
+//! (`process`, procfs crate), host settings and counters (`host`), waiting
+//! threads (`waiters`).
 //! `collect()` runs one pass for a query and returns a `model::Snapshot`.
 
 pub mod cgroup;
@@ -15,6 +16,7 @@ pub mod host;
 pub mod mountinfo;
 pub mod netlink;
 pub mod netns;
+pub mod process;
 pub mod unixdiag;
 pub mod waiters;
 

@@ -16,7 +16,7 @@ use std::os::unix::ffi::OsStrExt;
 use super::diag::{STATE_ALL, STATE_CLOSE, STATE_LISTEN, STATE_SYN_RECV};
 use super::netns::NsHandle;
 use super::nsset::NsSet;
-use super::{fdscan, host, waiters};
+use super::{fdscan, host, process, waiters};
 use crate::error::{Error, Result};
 use crate::model::netns::{NetnsMap, NetnsScope};
 use crate::model::{
@@ -169,12 +169,25 @@ impl Collector {
             .into_iter()
             .filter(|(i, _)| want.contains(i))
             .collect();
-        let holders = fdscan::holders_with_details(&self.proc_root, &found);
+        let holders = process::holders_with_details(&self.proc_root, &found);
         let netns = self.with_holder_netns(netns, &holders);
+        if scan.partial > 0 {
+            warnings.push(Warning::new(
+                WarningKind::ProcessesPartlyReadable,
+                scan.partial as u64,
+            ));
+        }
         check_paths(&self.proc_root, &mut sockets, &holders);
 
         let request_socks = self.request_socks(&sockets, &netns, &mut warnings);
         let waiters = waiters::find_waiters(&self.proc_root, &holders);
+        if waiters.denied > 0 {
+            warnings.push(Warning::new(
+                WarningKind::WaitersUnreadable,
+                waiters.denied as u64,
+            ));
+        }
+        let waiters = waiters.by_inode;
         let forwards = self.forwards(&sockets, &holders, &netns, &mut look);
 
         Ok(Snapshot {
@@ -314,7 +327,7 @@ impl Collector {
             for (pid, k) in &scan.netns {
                 self.ns.pid_netns.insert(*pid, *k);
             }
-            for (inode, found) in fdscan::holders_with_details(&self.proc_root, &scan.found) {
+            for (inode, found) in process::holders_with_details(&self.proc_root, &scan.found) {
                 for h in &found {
                     if let Some(k) = scan.netns.get(&h.pid) {
                         snap.netns.of_pid.insert(h.pid, k.ino);

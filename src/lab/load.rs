@@ -8,8 +8,8 @@
 //! `client`.
 //!
 //! Concurrency model: a fixed set of I/O threads, each multiplexing its
-//! share of the connections with epoll (non-blocking sockets). The seed's
-//! one-thread-per-client would need 10,000 threads (and their stacks) for
+//! share of the connections with epoll (non-blocking sockets). A
+//! one-thread-per-client design would need 10,000 threads (and their stacks) for
 //! `--clients 10000`; epoll needs a socket per client and nothing more.
 //! Since every wait is in epoll, about one thread per core already keeps
 //! the CPUs busy; twice that leaves slack for a thread busy verifying a

@@ -1,4 +1,4 @@
-//! `sockmap serve`: the fork server of the seed experiment. Binds and
+//! `sockmap serve`: the fork server of the bundled experiment. Binds and
 //! listens, forks `workers - 1` children that accept on the inherited fd
 //! (or, with `--reuseport`, each opens its own socket), prints one ready
 //! line once every worker listens, and on SIGINT/SIGTERM stops the

@@ -1,6 +1,6 @@
 //! One serve worker's life: open a listening socket, then block in
 //! `accept()` and echo each connection until EOF, one connection at a time
-//! (like the seed experiment, so the accept queue stays visible). Used by the
+//! (on purpose, so the accept queue stays visible). Used by the
 //! parent and by every forked child alike; knows nothing about fork.
 
 use std::io;

@@ -5,9 +5,11 @@
 pub mod check;
 pub mod netns;
 pub mod report;
+pub mod text;
 pub mod warning;
 pub mod watch;
 
+pub use text::RawText;
 pub use warning::{Warning, WarningKind};
 
 use std::collections::HashMap;
@@ -337,12 +339,15 @@ pub struct RequestSock {
     pub local_port: u16,
 }
 
-/// One (process, fd) that holds a socket.
+/// One (process, fd) that holds a socket. A process that exited between
+/// the fd scan and the detail read is not a holder (collect drops it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Holder {
     pub pid: u32,
     pub ppid: Option<u32>,
-    pub comm: String,
+    /// The process name (`comm`), exact; empty when /proc/PID/stat could
+    /// not be read (`state` is then null).
+    pub comm: RawText,
     pub uid: Option<u32>,
     pub user: Option<String>,
     pub fd: u32,
@@ -351,37 +356,209 @@ pub struct Holder {
     /// process moved, or the fd was passed across).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub netns: Option<u64>,
+    /// Process state when the details were read (`null`: unreadable).
+    pub state: Option<ProcessState>,
+    /// The command line, one element per argument, exact (`null`:
+    /// unreadable; empty for kernel threads).
+    pub cmdline: Option<Vec<RawText>>,
 }
 
-/// How a thread waits for a socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum WaitHow {
-    Accept,
-    Epoll,
-    Poll,
-    Select,
+/// A process's (or thread's) scheduling state, the letter in
+/// /proc/PID/stat. JSON: `running`, `sleeping`, `disk-sleep`, `stopped`,
+/// `traced`, `zombie`, `dead`, `idle`, or the kernel's letter when it is
+/// none of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProcessState {
+    /// R
+    Running,
+    /// S: interruptible sleep, e.g. blocked in accept() or epoll_wait().
+    Sleeping,
+    /// D
+    DiskSleep,
+    /// T: stopped by a signal (SIGSTOP, SIGTSTP); nothing wakes it for a connection.
+    Stopped,
+    /// t: stopped by a debugger.
+    Traced,
+    /// Z
+    Zombie,
+    /// X
+    Dead,
+    /// I
+    Idle,
+    Other(char),
 }
 
-impl fmt::Display for WaitHow {
+impl ProcessState {
+    pub fn from_letter(c: char) -> Self {
+        use ProcessState::*;
+        match c {
+            'R' => Running,
+            'S' => Sleeping,
+            'D' => DiskSleep,
+            'T' => Stopped,
+            't' => Traced,
+            'Z' => Zombie,
+            'X' | 'x' => Dead,
+            'I' => Idle,
+            c => Other(c),
+        }
+    }
+
+    /// Stopped by a signal or a debugger: a waiter in this state will not
+    /// take a connection until it is continued.
+    pub fn is_stopped(self) -> bool {
+        matches!(self, ProcessState::Stopped | ProcessState::Traced)
+    }
+}
+
+impl fmt::Display for ProcessState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ProcessState::*;
         f.write_str(match self {
-            WaitHow::Accept => "accept",
-            WaitHow::Epoll => "epoll",
-            WaitHow::Poll => "poll",
-            WaitHow::Select => "select",
+            Running => "running",
+            Sleeping => "sleeping",
+            DiskSleep => "disk-sleep",
+            Stopped => "stopped",
+            Traced => "traced",
+            Zombie => "zombie",
+            Dead => "dead",
+            Idle => "idle",
+            Other(c) => return write!(f, "{c}"),
         })
     }
 }
 
-/// A thread blocked right now waiting for a socket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+impl Serialize for ProcessState {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl JsonSchema for ProcessState {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ProcessState".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Process state from /proc/PID/stat: running, sleeping, disk-sleep, stopped (a signal), traced (a debugger), zombie, dead, idle; any other state is the kernel's one-letter code.",
+            "type": "string",
+            "examples": ["sleeping", "stopped"]
+        })
+    }
+}
+
+/// How a thread waits for a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WaitHow {
+    /// Blocked in accept(): an exclusive waiter, the kernel wakes one per connection.
+    Accept,
+    /// In epoll_wait() on a set holding the socket. `exclusive`: the
+    /// socket was added with EPOLLEXCLUSIVE, so one such waiter wakes per
+    /// event; without it every epoll waiter on the socket wakes.
+    Epoll {
+        exclusive: bool,
+    },
+    Poll,
+    Select,
+}
+
+impl WaitHow {
+    /// The JSON `how`: `accept`, `epoll`, `poll`, `select`.
+    pub fn name(self) -> &'static str {
+        match self {
+            WaitHow::Accept => "accept",
+            WaitHow::Epoll { .. } => "epoll",
+            WaitHow::Poll => "poll",
+            WaitHow::Select => "select",
+        }
+    }
+
+    /// Whether the kernel wakes only one such waiter per connection:
+    /// accept() always, epoll with EPOLLEXCLUSIVE; poll/select never.
+    pub fn exclusive(self) -> bool {
+        match self {
+            WaitHow::Accept => true,
+            WaitHow::Epoll { exclusive } => exclusive,
+            WaitHow::Poll | WaitHow::Select => false,
+        }
+    }
+}
+
+impl fmt::Display for WaitHow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WaitHow::Epoll { exclusive: true } => f.write_str("epoll (exclusive)"),
+            how => f.write_str(how.name()),
+        }
+    }
+}
+
+/// A thread blocked right now waiting for a socket. Only sleeping threads
+/// count: a stopped or traced one takes no connection until continued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "WaiterJson")]
 pub struct Waiter {
     pub pid: u32,
     pub tid: u32,
     pub how: WaitHow,
     /// The fd the thread waits on: the socket's fd (accept/poll/select) or the epoll fd.
     pub fd: u32,
+}
+
+impl JsonSchema for Waiter {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Waiter".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        WaiterJson::json_schema(generator)
+    }
+}
+
+/// A thread blocked right now waiting for a socket (only sleeping threads:
+/// a stopped or traced one is no waiter).
+#[derive(Serialize, JsonSchema)]
+struct WaiterJson {
+    pid: u32,
+    tid: u32,
+    /// How it waits: blocked in accept(), in epoll_wait() on a set holding
+    /// the socket, or in poll()/select() on it.
+    how: HowJson,
+    /// The fd the thread waits on: the socket's fd (accept/poll/select) or the epoll fd.
+    fd: u32,
+    /// The kernel wakes only one such waiter per connection: accept()
+    /// always; epoll only when the socket was added with EPOLLEXCLUSIVE
+    /// (else every epoll waiter wakes); poll and select never.
+    exclusive: bool,
+}
+
+/// How a thread waits for a socket.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[schemars(rename = "WaitHow")]
+enum HowJson {
+    Accept,
+    Epoll,
+    Poll,
+    Select,
+}
+
+impl From<Waiter> for WaiterJson {
+    fn from(w: Waiter) -> Self {
+        WaiterJson {
+            pid: w.pid,
+            tid: w.tid,
+            how: match w.how {
+                WaitHow::Accept => HowJson::Accept,
+                WaitHow::Epoll { .. } => HowJson::Epoll,
+                WaitHow::Poll => HowJson::Poll,
+                WaitHow::Select => HowJson::Select,
+            },
+            fd: w.fd,
+            exclusive: w.how.exclusive(),
+        }
+    }
 }
 
 /// Host-wide settings that shape every listener.

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::report::{AcceptQueue, SynQueue};
-use super::{Inode, ListenCounters, Proto, TcpState, UdpCounters, UnixName, Warning};
+use super::{Inode, ListenCounters, Proto, RawText, TcpState, UdpCounters, UnixName, Warning};
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Sample {
@@ -51,8 +51,13 @@ pub struct SampleSocket {
     pub rcvbuf: Option<u32>,
     /// `sk_drops` so far (cumulative, from the socket).
     pub drops: Option<u32>,
+    /// Change of `drops` since the previous sample (null in the first
+    /// sample and for a socket that was not in the previous one).
+    pub drops_delta: Option<u32>,
     /// Distinct processes holding the socket (as of the last /proc scan).
     pub holders: usize,
+    /// The holding processes' names (comm), distinct, sorted.
+    pub commands: Vec<RawText>,
     /// Threads blocked on it right now.
     pub waiters: usize,
 }

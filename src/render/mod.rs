@@ -5,6 +5,7 @@
 pub mod check;
 pub mod json;
 pub mod netns;
+pub mod openmetrics;
 pub mod overview;
 pub mod plain;
 pub mod table;
@@ -71,7 +72,8 @@ impl Row<'_> {
         }
         let mut kinds: Vec<String> = Vec::new();
         for w in &mine {
-            let k = w.how.to_string();
+            // `epoll (exclusive)` as `epoll(exclusive)`: one --plain field.
+            let k = w.how.to_string().replace(' ', "");
             if !kinds.contains(&k) {
                 kinds.push(k);
             }
@@ -122,7 +124,8 @@ pub const COLUMNS: &[Column] = &[
     Column {
         header: "COMMAND",
         doc: "process name (comm)",
-        cell: |r| r.holder.comm.clone(),
+        // Invalid UTF-8 shows as U+FFFD here; JSON keeps the exact bytes.
+        cell: |r| r.holder.comm.to_string_lossy().into_owned(),
         external: true,
     },
     Column {

@@ -31,7 +31,8 @@ const HEADERS: [&str; 7] = [
 pub fn holders_cell(s: &SocketReport) -> String {
     let mut by_comm: Vec<(String, Vec<u32>)> = Vec::new();
     for h in &s.holders {
-        let comm = escape::terminal(&h.comm).into_owned();
+        // Exact: invalid UTF-8 bytes shown as \xNN.
+        let comm = escape::bytes(h.comm.as_bytes());
         match by_comm.iter_mut().find(|(c, _)| *c == comm) {
             Some((_, pids)) if !pids.contains(&h.pid) => pids.push(h.pid),
             Some(_) => {}
@@ -224,6 +225,8 @@ mod tests {
             user: Some("root".into()),
             fd: 3,
             netns: None,
+            state: None,
+            cmdline: None,
         }
     }
 

@@ -5,8 +5,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use crate::analyze;
 use crate::model::{
-    Family, Holder, HostInfo, Inode, Proto, RequestSock, Snapshot, Socket, TcpState, WaitHow,
-    Waiter,
+    Family, Holder, HostInfo, Inode, ProcessState, Proto, RequestSock, Snapshot, Socket, TcpState,
+    WaitHow, Waiter,
 };
 use crate::target::{self, Query};
 
@@ -38,6 +38,8 @@ fn forked_snapshot() -> Snapshot {
         user: Some("root".into()),
         fd: 5,
         netns: None,
+        state: Some(ProcessState::Sleeping),
+        cmdline: Some(vec!["refserver".into(), "--port".into(), "8000".into()]),
     };
     let mut holders = HashMap::new();
     holders.insert(Inode(7288), vec![h(3556, 1), h(3558, 3556), h(3559, 3556)]);
@@ -136,12 +138,47 @@ fn json_has_the_contract_fields() {
     assert_eq!(s["holders"].as_array().unwrap().len(), 3);
     assert_eq!(
         s["holders"][1],
-        serde_json::json!({"pid": 3558, "ppid": 3556, "comm": "refserver", "uid": 0, "user": "root", "fd": 5})
+        serde_json::json!({"pid": 3558, "ppid": 3556, "comm": "refserver", "uid": 0, "user": "root", "fd": 5,
+                           "state": "sleeping", "cmdline": ["refserver", "--port", "8000"]})
+    );
+    assert_eq!(
+        s["waiters"][0],
+        serde_json::json!({"pid": 3558, "tid": 3558, "how": "accept", "fd": 5, "exclusive": true})
     );
     assert_eq!(v["groups"][0]["kind"], "shared");
     assert_eq!(v["groups"][0]["inodes"], serde_json::json!([7288]));
     assert_eq!(v["groups"][0]["holders_complete"], true);
     assert_eq!(v["warnings"], serde_json::json!([]));
+}
+
+#[test]
+fn epoll_waiters_say_whether_they_are_exclusive() {
+    let w = |exclusive| Waiter {
+        pid: 1,
+        tid: 2,
+        how: WaitHow::Epoll { exclusive },
+        fd: 7,
+    };
+    assert_eq!(w(true).how.to_string(), "epoll (exclusive)");
+    assert_eq!(w(false).how.to_string(), "epoll");
+    assert_eq!(
+        serde_json::to_value(w(true)).unwrap(),
+        serde_json::json!({"pid": 1, "tid": 2, "how": "epoll", "fd": 7, "exclusive": true})
+    );
+    assert_eq!(serde_json::to_value(w(false)).unwrap()["exclusive"], false);
+    let mut r = report();
+    r.sockets[0].waiters = vec![w(true), w(false)];
+    r.sockets[0].holders[0].pid = 1;
+    let mut out = Vec::new();
+    super::plain::write(&mut out, &r).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
+    let at = header.iter().position(|h| *h == "WAITING").unwrap();
+    assert_eq!(
+        text.lines().nth(1).unwrap().split_whitespace().nth(at),
+        Some("epoll(exclusive),epoll(2_threads)"),
+        "{text}"
+    );
 }
 
 #[test]

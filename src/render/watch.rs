@@ -1,6 +1,8 @@
 //! `watch` output: one JSON line per sample, or a redrawn terminal frame
-//! with depth/backlog, min/max and a sparkline of the accept queue.
+//! with depth/backlog, min/max and a sparkline of the accept queue; with
+//! no target, an overview of every listener ranked by trouble (`rank`).
 
+use std::cmp::Ordering;
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
 
@@ -154,6 +156,13 @@ pub fn frame(
     if s.sockets.is_empty() {
         f.push_str("(nothing listening on the target right now)\n");
     }
+    footer(&mut f, s, h);
+    out.write_all(f.as_bytes())?;
+    out.flush()
+}
+
+/// Host counters for the interval and since the start, then warnings.
+fn footer(f: &mut String, s: &Sample, h: &History) {
     let c = &s.counters;
     let t = &h.totals;
     f.push_str(&format!(
@@ -192,6 +201,122 @@ pub fn frame(
             crate::escape::terminal(&w.message())
         ));
     }
+}
+
+/// Accept-queue depth over backlog (a full queue holds backlog + 1); a
+/// socket without an accept queue ranks as empty.
+fn fill(s: &SampleSocket) -> f64 {
+    s.accept_queue.map_or(0.0, |q| {
+        if q.backlog == 0 {
+            if q.depth > 0 {
+                f64::INFINITY
+            } else {
+                0.0
+            }
+        } else {
+            f64::from(q.depth) / f64::from(q.backlog)
+        }
+    })
+}
+
+/// The overview's order: most drops in the last interval first, then the
+/// fullest accept queue, then by port.
+pub fn rank(a: &SampleSocket, b: &SampleSocket) -> Ordering {
+    b.drops_delta
+        .unwrap_or(0)
+        .cmp(&a.drops_delta.unwrap_or(0))
+        .then(fill(b).total_cmp(&fill(a)))
+        .then((a.local_port, a.local_addr, a.inode).cmp(&(b.local_port, b.local_addr, b.inode)))
+}
+
+/// Rows in the overview; the rest are counted in one line.
+const OVERVIEW_ROWS: usize = 40;
+
+fn signed(v: i64) -> String {
+    if v > 0 {
+        format!("+{v}")
+    } else {
+        v.to_string()
+    }
+}
+
+/// One frame of the every-listener view: sockets in the sample's order
+/// (ranked by the caller), with the interval's change of depth and drops.
+pub fn overview(
+    out: &mut impl Write,
+    s: &Sample,
+    h: &History,
+    interval_ms: u128,
+    clear: bool,
+) -> io::Result<()> {
+    let mut f = String::new();
+    if clear {
+        f.push_str("\x1b[H\x1b[2J");
+    }
+    f.push_str(&format!(
+        "sockmap watch: every listener, most dropping and fullest first  every {interval_ms}ms  \
+         sample {}  {:.1}s  (Ctrl-C to stop)\n\n",
+        s.seq,
+        s.elapsed_ms as f64 / 1000.0
+    ));
+    f.push_str(&format!(
+        "{:<24} {:>14} {:>5} {:>6} {:>7} {:>6} {:>5}  {:<20}  {}\n",
+        "LISTENER",
+        "ACCEPT/BACKLOG",
+        "FILL",
+        "±DEPTH",
+        "DROPS",
+        "+DROPS",
+        "SYN",
+        "HOLDERS",
+        "HISTORY"
+    ));
+    for sock in s.sockets.iter().take(OVERVIEW_ROWS) {
+        let depths = h.depth.get(&sock.inode);
+        let (acc, pct, top) = sock.accept_queue.map_or(("-".into(), "-".into(), 0), |q| {
+            let pct = if q.backlog == 0 {
+                "-".to_string()
+            } else {
+                format!("{}%", u64::from(q.depth) * 100 / u64::from(q.backlog))
+            };
+            (format!("{}/{}", q.depth, q.backlog), pct, q.backlog + 1)
+        });
+        let change = depths.filter(|d| d.len() >= 2).map_or("-".into(), |d| {
+            let n = d.len();
+            signed(i64::from(d[n - 1]) - i64::from(d[n - 2]))
+        });
+        let holders = format!(
+            "{} {}",
+            sock.holders,
+            sock.commands
+                .iter()
+                .map(|c| crate::escape::bytes(c.as_bytes()))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        f.push_str(&format!(
+            "{:<24} {:>14} {:>5} {:>6} {:>7} {:>6} {:>5}  {:<20}  {}\n",
+            sample_label(sock),
+            acc,
+            pct,
+            change,
+            sock.drops.map_or("-".into(), |d| d.to_string()),
+            sock.drops_delta.map_or("-".into(), |d| signed(d.into())),
+            sock.syn_queue.map_or("-".into(), |q| q.depth.to_string()),
+            holders,
+            depths.map(|d| spark(d, top)).unwrap_or_default()
+        ));
+    }
+    if s.sockets.len() > OVERVIEW_ROWS {
+        f.push_str(&format!(
+            "({} more listeners, all calmer than these)\n",
+            s.sockets.len() - OVERVIEW_ROWS
+        ));
+    }
+    if s.sockets.is_empty() {
+        f.push_str("(no listening socket right now)\n");
+    }
+    footer(&mut f, s, h);
     out.write_all(f.as_bytes())?;
     out.flush()
 }
@@ -199,6 +324,91 @@ pub fn frame(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::model::report::AcceptQueue;
+    use crate::model::TcpState;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn sock(inode: u64, port: u16, depth: u32, backlog: u32, drops: u32) -> SampleSocket {
+        SampleSocket {
+            inode: Inode(inode),
+            proto: Proto::Tcp,
+            state: TcpState::Listen,
+            local_addr: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            local_port: Some(port),
+            path: None,
+            unix_name: None,
+            recv_q: None,
+            rcvbuf: None,
+            accept_queue: Some(AcceptQueue { depth, backlog }),
+            syn_queue: None,
+            drops: Some(drops),
+            drops_delta: None,
+            holders: 1,
+            commands: vec!["srv".into()],
+            waiters: 0,
+        }
+    }
+
+    fn sample(seq: u64, sockets: Vec<SampleSocket>) -> Sample {
+        Sample {
+            schema: crate::model::report::SCHEMA,
+            kind: "sample",
+            seq,
+            time: 0.0,
+            elapsed_ms: 1000 * (seq - 1),
+            sockets,
+            counters: ListenCounters::default(),
+            udp_counters: UdpCounters::default(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Dropping beats full, full beats empty, then by port.
+    #[test]
+    fn rank_puts_trouble_first() {
+        let mut dropping = sock(1, 9000, 1, 100, 7);
+        dropping.drops_delta = Some(2);
+        let full = sock(2, 8000, 18, 20, 0);
+        let half = sock(3, 7000, 10, 20, 0);
+        let idle_a = sock(4, 81, 0, 20, 0);
+        let idle_b = sock(5, 80, 0, 20, 0);
+        let mut v = [idle_a, half, idle_b, full, dropping];
+        v.sort_by(rank);
+        let order: Vec<u64> = v.iter().map(|s| s.inode.0).collect();
+        assert_eq!(order, [1, 2, 3, 5, 4]);
+    }
+
+    #[test]
+    fn overview_frame_pinned() {
+        let mut h = History::default();
+        h.push(&sample(
+            1,
+            vec![sock(2, 8000, 15, 20, 0), sock(4, 81, 0, 20, 0)],
+        ));
+        let mut filling = sock(2, 8000, 18, 20, 3);
+        filling.drops_delta = Some(3);
+        filling.commands = vec!["evil\x1b]0;x".into()];
+        let mut idle = sock(4, 81, 0, 20, 0);
+        idle.drops_delta = Some(0);
+        idle.holders = 0;
+        idle.commands = Vec::new();
+        let s = sample(2, vec![filling, idle]);
+        h.push(&s);
+        let mut out = Vec::new();
+        overview(&mut out, &s, &h, 1000, false).unwrap();
+        let got = String::from_utf8(out).unwrap();
+        let want = "\
+sockmap watch: every listener, most dropping and fullest first  every 1000ms  sample 2  1.0s  (Ctrl-C to stop)
+
+LISTENER                 ACCEPT/BACKLOG  FILL ±DEPTH   DROPS +DROPS   SYN  HOLDERS               HISTORY
+127.0.0.1:8000                    18/20   90%     +3       3     +3     -  1 evil\\x1b]0;x        ▆▇
+127.0.0.1:81                       0/20    0%      0       0      0     -  0                     ▁▁
+
+host TcpExt (this interval / since start): ListenOverflows n/a/n/a  ListenDrops n/a/n/a  TCPReqQFullDrop n/a/n/a  TCPReqQFullDoCookies n/a/n/a  SyncookiesSent n/a/n/a
+";
+        assert_eq!(got, want, "\n{got}");
+    }
 
     #[test]
     fn sparkline_scales_to_backlog() {

@@ -208,15 +208,10 @@ pub fn holder_pids(s: &Value) -> BTreeSet<u32> {
 /// Whether `ss` can be used: with `CI` set a missing `ss` fails the test,
 /// elsewhere the comparison is skipped with a loud line.
 pub fn ss_or_skip(what: &str) -> bool {
-    if common::ss_available() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "ss (iproute2) is required in CI for {what}"
-    );
-    eprintln!("WARNING: ss not installed: skipping the ss comparison in {what}");
-    false
+    common::require(
+        common::ss_available(),
+        &format!("`ss` (apt-get install iproute2) for {what}"),
+    )
 }
 
 /// One `ss` row: the whitespace-split fields and the pids in `users:`.
