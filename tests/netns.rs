@@ -385,7 +385,8 @@ fn namespace_sysctls_and_counters_are_its_own() {
         child.stdout.take().expect("stdout"),
     ));
     let first = lines.next().expect("a first sample").expect("read");
-    assert!(first.contains("\"sample\""), "{first}");
+    let v: Value = serde_json::from_str(&first).expect("a JSON sample");
+    assert_eq!(v["sockets"][0]["netns"], ns.inode(), "{first}");
     let port = inside.port;
     let clients: Vec<TcpStream> = ns.enter(move || {
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));

@@ -78,6 +78,7 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
                 .sockets
                 .iter()
                 .map(|s| SampleSocket {
+                    netns: s.netns.inode,
                     // Unknown in the first sample and for a socket new since
                     // the last; 0 when the kernel reports no drop counter.
                     drops_delta: match (s.drops, prev_drops.get(&s.inode)) {

@@ -143,8 +143,8 @@ impl Collector {
         let (mut sockets, mut netns) = self.sockets(query, &pid_inodes, &mut warnings)?;
         let mut look = ends::Lookups::default();
         self.add_forward_ends(&mut sockets, &mut netns, &scan.found, &mut look);
-        // Namespace by namespace, ours first (a stable sort keeps each
-        // namespace's dump order).
+        // Namespace by namespace, ours first, each in dump order (as
+        // `refresh` lists them, so a tick compares equal).
         let rank: HashMap<u64, usize> = self
             .ns
             .keys_in_order()
@@ -152,10 +152,13 @@ impl Collector {
             .enumerate()
             .map(|(i, k)| (k.ino, i))
             .collect();
-        sockets.sort_by_key(|s| {
-            rank.get(&netns.socket(s.inode))
-                .copied()
-                .unwrap_or(usize::MAX)
+        sockets.sort_by(|a, b| {
+            let r = |s: &Socket| {
+                rank.get(&netns.socket(s.inode))
+                    .copied()
+                    .unwrap_or(usize::MAX)
+            };
+            (r(a), sort_key(a)).cmp(&(r(b), sort_key(b)))
         });
 
         // Holders of every socket kept, across all processes.
@@ -349,7 +352,9 @@ impl Collector {
         let mut warnings = Vec::new();
         // pid: targets select sockets by inode: keep the ones already known.
         let by_process = query.pids().next().is_some() || query.comms().next().is_some();
-        let extra: HashSet<u64> = if by_process {
+        // The other ends of forwards were added by the full pass: keep
+        // them too, or every tick would look like a change.
+        let extra: HashSet<u64> = if by_process || !prev.forwards.is_empty() {
             prev.sockets.iter().map(|s| s.inode.0).collect()
         } else {
             HashSet::new()
