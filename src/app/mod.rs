@@ -9,6 +9,7 @@ mod http;
 mod inspect;
 mod interrupt;
 mod sampler;
+pub mod snapshot;
 mod watch;
 
 use std::path::PathBuf;
@@ -33,6 +34,19 @@ pub struct InspectConfig {
     pub netns: NetnsScope,
     pub format: Format,
     pub color: bool,
+    /// Replay this recorded snapshot instead of collecting (`--from`).
+    pub from: Option<PathBuf>,
+    /// Also write the snapshot rendered to this file (`--save`; `-` is stdout).
+    pub save: Option<PathBuf>,
+}
+
+/// `sockmap snapshot`: one pass, recorded.
+#[derive(Debug, Clone)]
+pub struct SnapshotConfig {
+    pub query: Query,
+    pub netns: NetnsScope,
+    /// Where to write it (`-`: stdout).
+    pub output: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +75,8 @@ pub struct CheckConfig {
     pub netns: NetnsScope,
     pub assertions: crate::analyze::check::Assertions,
     pub json: bool,
+    /// Evaluate this recorded snapshot instead of collecting (`--from`).
+    pub from: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +98,7 @@ pub enum Command {
     Inspect(InspectConfig),
     Watch(WatchConfig),
     Check(CheckConfig),
+    Snapshot(SnapshotConfig),
     Export(ExportConfig),
     Serve(ServeConfig),
     Load(LoadConfig),
@@ -102,6 +119,7 @@ pub fn run(cmd: Command) -> Result<i32> {
         Command::Inspect(cfg) => inspect::run(&cfg, &mut out, &mut std::io::stderr()),
         Command::Watch(cfg) => watch::run(&cfg, &mut out),
         Command::Demo(cfg) => demo::run(&cfg, &mut out),
+        Command::Snapshot(cfg) => snapshot::run(&cfg, &mut out, &mut std::io::stderr()),
         Command::Export(cfg) => export::run(&cfg, &mut out),
         Command::Check(cfg) => check::run(&cfg, &mut out, &mut std::io::stderr()),
         Command::Generate(what) => generate::run(&what, &mut out),

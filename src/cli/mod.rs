@@ -9,6 +9,7 @@ mod services;
 mod values;
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -16,7 +17,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::analyze::check::Assertions;
 use crate::app::{
     CheckConfig, Command, DemoConfig, ExportConfig, Format, GenerateWhat, InspectConfig,
-    WatchConfig,
+    SnapshotConfig, WatchConfig,
 };
 use crate::error::{Error, Result};
 use crate::lab::{LoadConfig, LoadMode, ServeConfig};
@@ -78,6 +79,9 @@ pub enum Sub {
     /// Exit 0 if every assertion about the target holds, 1 if not.
     #[command(after_help = format!("{TARGET_HELP}\n\n{EXIT_HELP}"))]
     Check(CheckArgs),
+    /// Record one look at the sockets to a file, for inspect/check --from (bug reports).
+    #[command(after_help = format!("{TARGET_HELP}\n\n{EXIT_HELP}"))]
+    Snapshot(SnapshotArgs),
     /// Serve the sockets' queues, drops and holders as Prometheus metrics over HTTP.
     #[command(after_help = format!("{TARGET_HELP}\n\n{EXPORT_HELP}"))]
     Export(ExportArgs),
@@ -168,6 +172,34 @@ pub struct InspectArgs {
     pub output: OutputArgs,
     #[command(flatten)]
     pub netns: NetnsArgs,
+    /// Show a recorded snapshot (sockmap snapshot -o FILE) instead of the
+    /// live sockets: no kernel query, no privilege needed. '-' reads stdin.
+    #[arg(long, value_name = "FILE", conflicts_with_all = FROM_CONFLICTS)]
+    pub from: Option<PathBuf>,
+    /// Also write the snapshot shown to FILE, to replay with --from or
+    /// attach to a bug report.
+    #[arg(long, value_name = "FILE", conflicts_with = "from")]
+    pub save: Option<PathBuf>,
+}
+
+/// What `--from` replaces: the recording brings its own query.
+const FROM_CONFLICTS: [&str; 6] = ["targets", "all", "tcp", "udp", "unix", "netns"];
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// What to record (see below); none means every listening socket.
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Include sockets in every state, not just listeners (and unconnected UDP).
+    #[arg(long, short = 'a')]
+    pub all: bool,
+    #[command(flatten)]
+    pub kinds: KindArgs,
+    #[command(flatten)]
+    pub netns: NetnsArgs,
+    /// The file to write ('-': stdout).
+    #[arg(long, short = 'o', value_name = "FILE", required = true)]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -193,7 +225,7 @@ pub struct WatchArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The socket(s) to check (see below).
-    #[arg(value_name = "TARGET", required = true)]
+    #[arg(value_name = "TARGET", required_unless_present = "from")]
     pub targets: Vec<String>,
     /// Something is listening on the target (the default assertion).
     #[arg(long)]
@@ -246,6 +278,10 @@ pub struct CheckArgs {
     pub netns: NetnsArgs,
     #[command(flatten)]
     pub kinds: KindArgs,
+    /// Check a recorded snapshot (sockmap snapshot -o FILE) against its
+    /// own targets instead of the live sockets. '-' reads stdin.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["targets", "tcp", "udp", "unix", "netns", "proto"])]
+    pub from: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -481,8 +517,17 @@ impl Cli {
                         .with_only_protos(&a.kinds.protos()),
                     format,
                     color: color_enabled(a.output.color),
+                    from: a.from,
+                    save: a.save,
                 })
             }
+            Sub::Snapshot(a) => Command::Snapshot(SnapshotConfig {
+                netns: a.netns.netns.unwrap_or_default(),
+                query: parse_targets(&a.targets)?
+                    .with_all_states(a.all)
+                    .with_only_protos(&a.kinds.protos()),
+                output: a.output,
+            }),
             Sub::Watch(a) => {
                 if a.interval < Duration::from_millis(10) {
                     return Err(Error::Usage(format!(
@@ -507,6 +552,7 @@ impl Cli {
                     None => a.kinds.protos(),
                 }),
                 json: a.json,
+                from: a.from,
                 assertions: checked(Assertions {
                     listening: a.listening,
                     holders: a.holders,

@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod netns;
+pub mod recording;
 pub mod report;
 pub mod text;
 pub mod warning;
@@ -17,7 +18,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use schemars::JsonSchema;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// An address and port as sockmap prints them everywhere (headers,
 /// verdicts, check lines, targets): `127.0.0.1:8000`, `[::1]:8000`, and the
@@ -38,7 +39,7 @@ impl fmt::Display for Endpoint {
 }
 
 /// A socket inode: `socket:[INODE]` in /proc/PID/fd, `idiag_inode` in sock_diag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct Inode(pub u64);
 
@@ -48,7 +49,7 @@ impl fmt::Display for Inode {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
     Inet,
@@ -57,7 +58,7 @@ pub enum Family {
 }
 
 /// The transport a socket speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
     Tcp,
@@ -81,7 +82,7 @@ impl fmt::Display for Proto {
 
 /// The socket type (`SOCK_STREAM`, ...): TCP is a stream, UDP datagrams;
 /// a unix socket can be any of the three.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SockType {
     Stream,
@@ -102,8 +103,12 @@ impl fmt::Display for SockType {
 }
 
 /// A unix socket's address (`UNIX_DIAG_NAME`), as raw bytes: paths are
-/// not necessarily UTF-8 and abstract names may hold any byte.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// not necessarily UTF-8 and abstract names may hold any byte (in a
+/// recording: `{"path": [bytes]}` or `{"abstract": [bytes]}`).
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum UnixName {
     /// A filesystem path (`/run/php/fpm.sock`).
     Path(Vec<u8>),
@@ -159,14 +164,14 @@ impl fmt::Display for UnixName {
 /// The file a unix socket was bound to (`UNIX_DIAG_VFS`): the inode and
 /// device of the socket file as `stat(2)` reports them (`dev` in the
 /// userspace `st_dev` encoding).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 pub struct Vfs {
     pub ino: u64,
     pub dev: u64,
 }
 
 /// Whether a unix listener's path still leads to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PathStatus {
     /// `stat(path)` gives the socket's own inode and device.
@@ -181,7 +186,7 @@ pub enum PathStatus {
 }
 
 /// What unix_diag adds for a unix socket.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct UnixInfo {
     pub sock_type: SockType,
     /// None: an unnamed socket (socketpair, or an unbound client).
@@ -279,10 +284,49 @@ impl Serialize for TcpState {
     }
 }
 
+impl std::str::FromStr for TcpState {
+    type Err = String;
+
+    /// The name `Display` prints. `SYN_RECV` reads back as `SynRecv`: the
+    /// name does not tell a request socket (`NEW_SYN_RECV`) apart, and
+    /// nothing downstream of the collector does either.
+    fn from_str(s: &str) -> Result<Self, String> {
+        use TcpState::*;
+        Ok(match s {
+            "ESTABLISHED" => Established,
+            "SYN_SENT" => SynSent,
+            "SYN_RECV" => SynRecv,
+            "FIN_WAIT1" => FinWait1,
+            "FIN_WAIT2" => FinWait2,
+            "TIME_WAIT" => TimeWait,
+            "CLOSE" => Close,
+            "CLOSE_WAIT" => CloseWait,
+            "LAST_ACK" => LastAck,
+            "LISTEN" => Listen,
+            "CLOSING" => Closing,
+            _ => match s
+                .strip_prefix("UNKNOWN(")
+                .and_then(|r| r.strip_suffix(')'))
+                .and_then(|n| n.parse::<u8>().ok())
+            {
+                Some(n) => TcpState::from_kernel(n),
+                None => return Err(format!("unknown TCP state '{}'", s.escape_debug())),
+            },
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for TcpState {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// One socket as sock_diag reported it: TCP or UDP (inet_diag) or unix
 /// (unix_diag). Unix sockets use the TCP state numbers (LISTEN,
 /// ESTABLISHED, CLOSE); UDP reports CLOSE for an unconnected socket.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Socket {
     pub inode: Inode,
     pub cookie: u64,
@@ -330,7 +374,7 @@ impl Socket {
 }
 
 /// A request socket (SYN_RECV, not yet a full socket): the SYN queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RequestSock {
     /// The nsfs inode of the namespace whose dump returned it (0: own).
     pub netns: u64,
@@ -341,7 +385,7 @@ pub struct RequestSock {
 
 /// One (process, fd) that holds a socket. A process that exited between
 /// the fd scan and the detail read is not a holder (collect drops it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Holder {
     pub pid: u32,
     pub ppid: Option<u32>,
@@ -434,6 +478,36 @@ impl Serialize for ProcessState {
     }
 }
 
+/// The name `Display` prints, or the kernel's one letter.
+impl<'de> Deserialize<'de> for ProcessState {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use ProcessState::*;
+        let s = String::deserialize(d)?;
+        Ok(match s.as_str() {
+            "running" => Running,
+            "sleeping" => Sleeping,
+            "disk-sleep" => DiskSleep,
+            "stopped" => Stopped,
+            "traced" => Traced,
+            "zombie" => Zombie,
+            "dead" => Dead,
+            "idle" => Idle,
+            _ => {
+                let mut chars = s.chars();
+                match (chars.next(), chars.next()) {
+                    (Some(c), None) => Other(c),
+                    _ => {
+                        return Err(serde::de::Error::custom(format!(
+                            "unknown process state '{}'",
+                            s.escape_debug()
+                        )))
+                    }
+                }
+            }
+        })
+    }
+}
+
 impl JsonSchema for ProcessState {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "ProcessState".into()
@@ -496,8 +570,8 @@ impl fmt::Display for WaitHow {
 
 /// A thread blocked right now waiting for a socket. Only sleeping threads
 /// count: a stopped or traced one takes no connection until continued.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(into = "WaiterJson")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "WaiterJson", from = "WaiterJson")]
 pub struct Waiter {
     pub pid: u32,
     pub tid: u32,
@@ -518,7 +592,7 @@ impl JsonSchema for Waiter {
 
 /// A thread blocked right now waiting for a socket (only sleeping threads:
 /// a stopped or traced one is no waiter).
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 struct WaiterJson {
     pid: u32,
     tid: u32,
@@ -534,7 +608,7 @@ struct WaiterJson {
 }
 
 /// How a thread waits for a socket.
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 #[schemars(rename = "WaitHow")]
 enum HowJson {
@@ -561,8 +635,27 @@ impl From<Waiter> for WaiterJson {
     }
 }
 
+/// `exclusive` says which epoll it was; for the others it follows from `how`.
+impl From<WaiterJson> for Waiter {
+    fn from(w: WaiterJson) -> Self {
+        Waiter {
+            pid: w.pid,
+            tid: w.tid,
+            how: match w.how {
+                HowJson::Accept => WaitHow::Accept,
+                HowJson::Epoll => WaitHow::Epoll {
+                    exclusive: w.exclusive,
+                },
+                HowJson::Poll => WaitHow::Poll,
+                HowJson::Select => WaitHow::Select,
+            },
+            fd: w.fd,
+        }
+    }
+}
+
 /// Host-wide settings that shape every listener.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct HostInfo {
     pub somaxconn: Option<u32>,
     pub tcp_max_syn_backlog: Option<u32>,
@@ -570,7 +663,9 @@ pub struct HostInfo {
 }
 
 /// Everything one collection pass saw. `analyze` turns it into a `Report`.
-#[derive(Debug, Clone, Default)]
+/// Serializable both ways: a recording (`recording::Recording`) replays
+/// it in place of the live kernel.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Snapshot {
     /// The sockets that match the query (already filtered).
     pub sockets: Vec<Socket>,
@@ -593,7 +688,7 @@ pub struct Snapshot {
 
 /// Host-wide listen-queue counters (TcpExt in /proc/net/netstat). `None`
 /// when this kernel does not have the counter.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ListenCounters {
     /// Connections that found the accept queue full (ListenOverflows).
     pub listen_overflows: Option<u64>,
@@ -623,7 +718,7 @@ impl ListenCounters {
 
 /// Host-wide UDP receive counters (`Udp:` in /proc/net/snmp, `Udp6*` in
 /// /proc/net/snmp6). `None` when this kernel does not have the counter.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct UdpCounters {
     /// Datagrams that could not be delivered, every reason (Udp InErrors).
     pub in_errors: Option<u64>,

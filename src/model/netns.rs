@@ -8,12 +8,12 @@ use std::fmt;
 use std::net::IpAddr;
 
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Inode;
 
 /// The label of one network namespace (JSON `netns`, additive to schema 1).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Netns {
     /// The nsfs inode of `/proc/PID/ns/net` (what `lsns -t net` prints).
     pub inode: u64,
@@ -23,7 +23,7 @@ pub struct Netns {
     pub container: Option<Container>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Container {
     pub runtime: Runtime,
     /// The full container id (64 hex digits for docker/containerd/CRI-O).
@@ -34,7 +34,7 @@ pub struct Container {
     pub pod: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Runtime {
     Docker,
@@ -88,7 +88,7 @@ impl fmt::Display for NetnsScope {
 }
 
 /// One namespace a pass looked into.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct NetnsInfo {
     pub label: Netns,
     /// Its own `net.core.somaxconn` (per namespace since Linux 4.x).
@@ -97,7 +97,7 @@ pub struct NetnsInfo {
 
 /// Where the namespaces of a snapshot's sockets and holders are. Empty
 /// (the default) means one namespace, unnamed: the single-namespace view.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct NetnsMap {
     /// The nsfs inode of the namespace sockmap runs in (0: unknown).
     pub own: u64,
@@ -128,7 +128,7 @@ impl NetnsMap {
 
 /// A process that accepts on one address and connects each client to
 /// another (docker-proxy), read from its command line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Forward {
     /// The forwarder's program (`docker-proxy`).
     pub via: String,

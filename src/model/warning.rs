@@ -3,10 +3,10 @@
 //! English text); renderers print `message()` and `hint()`.
 
 use schemars::JsonSchema;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Why part of the picture may be missing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WarningKind {
     /// `/proc/PID/fd` could not be opened (EACCES): the processes' holders
@@ -221,6 +221,30 @@ impl Serialize for Warning {
             hint: self.hint(),
         }
         .serialize(s)
+    }
+}
+
+/// The data fields of a warning as written; `message` and `hint` are
+/// derived from them, so reading ignores them.
+#[derive(Deserialize)]
+struct WarningIn {
+    kind: WarningKind,
+    count: u64,
+    #[serde(default)]
+    pid: Option<u32>,
+    #[serde(default)]
+    detail: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Warning {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = WarningIn::deserialize(d)?;
+        Ok(Warning {
+            kind: w.kind,
+            count: w.count,
+            pid: w.pid,
+            detail: w.detail,
+        })
     }
 }
 
