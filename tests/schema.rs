@@ -58,7 +58,15 @@ fn committed_schemas_match_the_types() {
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, ["check.json", "inspect.json", "watch-sample.json"]);
+    assert_eq!(
+        names,
+        [
+            "check.json",
+            "inspect.json",
+            "snapshot.json",
+            "watch-sample.json"
+        ]
+    );
     for name in &names {
         let fresh = std::fs::read(tmp.0.join(name)).expect("generated file");
         let committed = std::fs::read(repo().join("schema").join(name))
@@ -137,6 +145,18 @@ fn real_output_validates_against_the_schemas() {
         let v: Value = serde_json::from_slice(line).expect("a JSON line");
         assert_valid("watch-sample.json", &v);
     }
+}
+
+#[test]
+fn recorded_snapshots_validate_against_the_schema() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let _waiting = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let live = json_of(&["snapshot", &format!("127.0.0.1:{port}"), "-o", "-"]);
+    assert_eq!(live["snapshot"]["sockets"][0]["rqueue"], 1);
+    assert_valid("snapshot.json", &live);
+    let fixture = read_json(&repo().join("tests/fixtures/forked.snapshot.json"));
+    assert_valid("snapshot.json", &fixture);
 }
 
 #[test]

@@ -49,6 +49,10 @@ fn schemas() -> Vec<(&'static str, schemars::Schema)> {
             schema_for!(crate::model::watch::Sample),
         ),
         ("check.json", schema_for!(crate::model::check::CheckOutcome)),
+        (
+            "snapshot.json",
+            schema_for!(crate::model::recording::Recording),
+        ),
     ]
 }
 

@@ -142,11 +142,7 @@ fn nothing_matches(query: &Query, live: bool) -> String {
     } else {
         format!("no listening {} socket matches {query}", kinds(query))
     };
-    let hints = if live {
-        look_around(query)
-    } else {
-        Vec::new()
-    };
+    let hints = if live { look_around(query) } else { Vec::new() };
     if hints.is_empty() {
         if !all {
             msg.push_str(" (add --all for other states)");

@@ -44,8 +44,8 @@ pub fn record(query: &Query, snap: &Snapshot) -> Recording {
 /// Write the recording of `snap` to `path` (`-`: to `out`).
 pub fn save(path: &Path, query: &Query, snap: &Snapshot, out: &mut impl Write) -> Result<()> {
     let rec = record(query, snap);
-    let mut text = serde_json::to_vec(&rec)
-        .map_err(|e| Error::os("cannot encode the snapshot", e.into()))?;
+    let mut text =
+        serde_json::to_vec(&rec).map_err(|e| Error::os("cannot encode the snapshot", e.into()))?;
     text.push(b'\n');
     if path == Path::new("-") {
         out.write_all(&text).map_err(stdout_err)?;
@@ -90,20 +90,19 @@ pub fn parse(text: &[u8]) -> Result<(Query, Snapshot), String> {
         .map_err(|e| format!("not a sockmap snapshot (bad JSON: {e})"))?;
     match head.sockmap_snapshot {
         None => return Err("not a sockmap snapshot (no \"sockmap_snapshot\" field)".into()),
-        Some(v) if v != serde_json::Value::from(FORMAT) => {
+        Some(v) if v != FORMAT => {
             return Err(format!(
                 "sockmap snapshot format {v} is not one this build reads (it reads {FORMAT})"
             ))
         }
         Some(_) => {}
     }
-    let rec: Recording = serde_json::from_slice(text)
-        .map_err(|e| format!("not a valid sockmap snapshot: {e}"))?;
+    let rec: Recording =
+        serde_json::from_slice(text).map_err(|e| format!("not a valid sockmap snapshot: {e}"))?;
     let mut targets = Vec::with_capacity(rec.query.targets.len());
     for t in &rec.query.targets {
-        targets.push(
-            target::parse(t).map_err(|e| format!("bad target in the recorded query: {e}"))?,
-        );
+        targets
+            .push(target::parse(t).map_err(|e| format!("bad target in the recorded query: {e}"))?);
     }
     let query = Query::new(targets)
         .with_all_states(rec.query.all_states)

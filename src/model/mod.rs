@@ -3,6 +3,7 @@
 //! `Display` of enums.
 
 pub mod check;
+mod de;
 pub mod netns;
 pub mod recording;
 pub mod report;
@@ -18,7 +19,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// An address and port as sockmap prints them everywhere (headers,
 /// verdicts, check lines, targets): `127.0.0.1:8000`, `[::1]:8000`, and the
@@ -39,7 +40,9 @@ impl fmt::Display for Endpoint {
 }
 
 /// A socket inode: `socket:[INODE]` in /proc/PID/fd, `idiag_inode` in sock_diag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(transparent)]
 pub struct Inode(pub u64);
 
@@ -49,7 +52,9 @@ impl fmt::Display for Inode {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
     Inet,
@@ -58,7 +63,9 @@ pub enum Family {
 }
 
 /// The transport a socket speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
     Tcp,
@@ -82,7 +89,9 @@ impl fmt::Display for Proto {
 
 /// The socket type (`SOCK_STREAM`, ...): TCP is a stream, UDP datagrams;
 /// a unix socket can be any of the three.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum SockType {
     Stream,
@@ -164,7 +173,9 @@ impl fmt::Display for UnixName {
 /// The file a unix socket was bound to (`UNIX_DIAG_VFS`): the inode and
 /// device of the socket file as `stat(2)` reports them (`dev` in the
 /// userspace `st_dev` encoding).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub struct Vfs {
     pub ino: u64,
     pub dev: u64,
@@ -281,45 +292,6 @@ impl JsonSchema for TcpState {
 impl Serialize for TcpState {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
-    }
-}
-
-impl std::str::FromStr for TcpState {
-    type Err = String;
-
-    /// The name `Display` prints. `SYN_RECV` reads back as `SynRecv`: the
-    /// name does not tell a request socket (`NEW_SYN_RECV`) apart, and
-    /// nothing downstream of the collector does either.
-    fn from_str(s: &str) -> Result<Self, String> {
-        use TcpState::*;
-        Ok(match s {
-            "ESTABLISHED" => Established,
-            "SYN_SENT" => SynSent,
-            "SYN_RECV" => SynRecv,
-            "FIN_WAIT1" => FinWait1,
-            "FIN_WAIT2" => FinWait2,
-            "TIME_WAIT" => TimeWait,
-            "CLOSE" => Close,
-            "CLOSE_WAIT" => CloseWait,
-            "LAST_ACK" => LastAck,
-            "LISTEN" => Listen,
-            "CLOSING" => Closing,
-            _ => match s
-                .strip_prefix("UNKNOWN(")
-                .and_then(|r| r.strip_suffix(')'))
-                .and_then(|n| n.parse::<u8>().ok())
-            {
-                Some(n) => TcpState::from_kernel(n),
-                None => return Err(format!("unknown TCP state '{}'", s.escape_debug())),
-            },
-        })
-    }
-}
-
-impl<'de> Deserialize<'de> for TcpState {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -478,36 +450,6 @@ impl Serialize for ProcessState {
     }
 }
 
-/// The name `Display` prints, or the kernel's one letter.
-impl<'de> Deserialize<'de> for ProcessState {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use ProcessState::*;
-        let s = String::deserialize(d)?;
-        Ok(match s.as_str() {
-            "running" => Running,
-            "sleeping" => Sleeping,
-            "disk-sleep" => DiskSleep,
-            "stopped" => Stopped,
-            "traced" => Traced,
-            "zombie" => Zombie,
-            "dead" => Dead,
-            "idle" => Idle,
-            _ => {
-                let mut chars = s.chars();
-                match (chars.next(), chars.next()) {
-                    (Some(c), None) => Other(c),
-                    _ => {
-                        return Err(serde::de::Error::custom(format!(
-                            "unknown process state '{}'",
-                            s.escape_debug()
-                        )))
-                    }
-                }
-            }
-        })
-    }
-}
-
 impl JsonSchema for ProcessState {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "ProcessState".into()
@@ -631,25 +573,6 @@ impl From<Waiter> for WaiterJson {
             },
             fd: w.fd,
             exclusive: w.how.exclusive(),
-        }
-    }
-}
-
-/// `exclusive` says which epoll it was; for the others it follows from `how`.
-impl From<WaiterJson> for Waiter {
-    fn from(w: WaiterJson) -> Self {
-        Waiter {
-            pid: w.pid,
-            tid: w.tid,
-            how: match w.how {
-                HowJson::Accept => WaitHow::Accept,
-                HowJson::Epoll => WaitHow::Epoll {
-                    exclusive: w.exclusive,
-                },
-                HowJson::Poll => WaitHow::Poll,
-                HowJson::Select => WaitHow::Select,
-            },
-            fd: w.fd,
         }
     }
 }
