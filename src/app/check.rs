@@ -8,7 +8,7 @@ use crate::error::{exit, Result};
 use crate::{analyze, collect, render};
 
 pub fn run(cfg: &CheckConfig, out: &mut impl Write, err: &mut impl Write) -> Result<i32> {
-    let snap = collect::collect(&cfg.query)?;
+    let snap = collect::collect_in(&cfg.query, cfg.netns.clone())?;
     let report = analyze::report(&cfg.query, &snap);
     let outcome = analyze::check::evaluate(&cfg.assertions, &report);
     if cfg.json {

@@ -6,13 +6,14 @@ use std::io::Write;
 
 use super::{Format, InspectConfig};
 use crate::error::{exit, Result};
+use crate::model::netns::NetnsScope;
 use crate::model::report::{Report, SocketReport};
 use crate::model::Proto;
 use crate::target::{AddrMatch, Inet, PortSet, Query, Target};
 use crate::{analyze, collect, render};
 
 pub fn run(cfg: &InspectConfig, out: &mut impl Write, err: &mut impl Write) -> Result<i32> {
-    let snap = collect::collect(&cfg.query)?;
+    let snap = collect::collect_in(&cfg.query, cfg.netns.clone())?;
     let report = analyze::report(&cfg.query, &snap);
     match cfg.format {
         Format::Json => render::json::write(out, &report),
@@ -27,10 +28,78 @@ pub fn run(cfg: &InspectConfig, out: &mut impl Write, err: &mut impl Write) -> R
     }
     if report.sockets.is_empty() {
         // A unix path in the query is escaped by its Display.
-        let _ = writeln!(err, "sockmap: {}", nothing_matches(&cfg.query));
+        let mut msg = nothing_matches(&cfg.query);
+        if let Some(hint) = elsewhere(cfg) {
+            msg.push_str("; ");
+            msg.push_str(&hint);
+        }
+        let _ = writeln!(err, "sockmap: {msg}");
         return Ok(exit::NOT_FOUND);
     }
+    if let Some(note) = only_elsewhere(cfg, &report) {
+        let _ = writeln!(err, "sockmap: note: {note}");
+    }
     Ok(exit::OK)
+}
+
+/// Every match is in another network namespace: say so, as the table's
+/// labels are easy to miss ("nothing matches :8000 in this network
+/// namespace (4026531833): the 2 sockets shown are in others").
+fn only_elsewhere(cfg: &InspectConfig, report: &Report) -> Option<String> {
+    let own = report.namespaces.first()?.inode;
+    if cfg.query.is_empty() || report.sockets.iter().any(|s| s.netns.inode == own) {
+        return None;
+    }
+    let n = report.sockets.len();
+    Some(format!(
+        "nothing matches {} in this network namespace ({own}): the {} shown {} in other namespaces",
+        cfg.query,
+        if n == 1 {
+            "socket".to_string()
+        } else {
+            format!("{n} sockets")
+        },
+        if n == 1 { "is" } else { "are" }
+    ))
+}
+
+/// Nothing matched in the namespaces looked into: when that was fewer
+/// than all (`--netns`), look in all of them and say where it is.
+/// Best effort: without the privilege to look, nothing is added (the
+/// warnings already say what was not inspected).
+fn elsewhere(cfg: &InspectConfig) -> Option<String> {
+    if cfg.netns == NetnsScope::All && cfg.query.netns().next().is_none() {
+        return None;
+    }
+    let wide = Query {
+        targets: cfg
+            .query
+            .targets
+            .iter()
+            .filter(|t| !matches!(t, Target::Netns(_)))
+            .cloned()
+            .collect(),
+        ..cfg.query.clone()
+    };
+    let snap = collect::collect_in(&wide, NetnsScope::All).ok()?;
+    let report = analyze::report(&wide, &snap);
+    let mut where_: Vec<String> = Vec::new();
+    for s in &report.sockets {
+        let label = render::netns::label(&s.netns);
+        if !where_.contains(&label) {
+            where_.push(label);
+        }
+    }
+    if where_.is_empty() {
+        return None;
+    }
+    let n = report.sockets.len();
+    Some(format!(
+        "{n} socket{} match{} in other network namespaces: {} (drop --netns, or use --netns all)",
+        if n == 1 { "" } else { "s" },
+        if n == 1 { "es" } else { "" },
+        where_.join(", ")
+    ))
 }
 
 /// "TCP", "UDP", "TCP or unix": the kinds the query looked for.

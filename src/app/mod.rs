@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use crate::error::{exit, Result};
 use crate::lab::{LoadConfig, ServeConfig};
+use crate::model::netns::NetnsScope;
 use crate::target::Query;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +29,8 @@ pub enum Format {
 #[derive(Debug, Clone)]
 pub struct InspectConfig {
     pub query: Query,
+    /// Which network namespaces to look in (`--netns`).
+    pub netns: NetnsScope,
     pub format: Format,
     pub color: bool,
 }
@@ -35,6 +38,7 @@ pub struct InspectConfig {
 #[derive(Debug, Clone)]
 pub struct WatchConfig {
     pub query: Query,
+    pub netns: NetnsScope,
     pub interval: Duration,
     pub count: Option<u64>,
     pub json: bool,
@@ -54,6 +58,7 @@ pub struct ExportConfig {
 #[derive(Debug, Clone, Default)]
 pub struct CheckConfig {
     pub query: Query,
+    pub netns: NetnsScope,
     pub assertions: crate::analyze::check::Assertions,
     pub json: bool,
 }

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use crate::collect::Collector;
 use crate::error::Result;
-use crate::model::{Snapshot, WarningKind};
+use crate::model::netns::NetnsScope;
+use crate::model::{ListenCounters, Snapshot, WarningKind};
 use crate::target::Query;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,11 +56,13 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    pub fn new(query: &Query, policy: Policy) -> Result<Self> {
+    /// A sampler over the network namespaces in `scope`; it keeps each
+    /// namespace's diag socket (and counters file) open between samples.
+    pub fn new(query: &Query, policy: Policy, scope: NetnsScope) -> Result<Self> {
         let now = Instant::now();
         Ok(Sampler {
             policy,
-            collector: Collector::new()?,
+            collector: Collector::with_netns(scope)?.with_counters(),
             query: query.clone(),
             snap: None,
             last_scan: now,
@@ -69,6 +72,12 @@ impl Sampler {
 
     pub fn proc_root(&self) -> PathBuf {
         self.collector.proc_root().to_path_buf()
+    }
+
+    /// The TcpExt listen counters of namespace `ns` (nsfs inode), read
+    /// from inside it; `None` when it is not open (or has no counters).
+    pub fn counters(&mut self, ns: u64) -> Option<ListenCounters> {
+        self.collector.counters(ns)
     }
 
     /// The current snapshot, collected as the policy says. After an error
@@ -110,8 +119,11 @@ impl Sampler {
         } else {
             HashSet::new()
         };
-        let sockets = self.collector.sockets(&self.query, &extra, &mut warnings)?;
-        let request_socks = self.collector.request_socks(&sockets, &mut warnings);
+        let (sockets, mut netns) = self.collector.sockets(&self.query, &extra, &mut warnings)?;
+        netns.of_pid = prev.netns.of_pid.clone();
+        let request_socks = self
+            .collector
+            .request_socks(&sockets, &netns, &mut warnings);
         warnings.extend(
             prev.warnings
                 .iter()
@@ -123,6 +135,7 @@ impl Sampler {
             sockets,
             request_socks,
             warnings,
+            netns,
             ..prev.clone()
         };
         snap.holders.retain(|i, _| live.contains(i));

@@ -20,6 +20,7 @@ use crate::app::{
 };
 use crate::error::{Error, Result};
 use crate::lab::{LoadConfig, LoadMode, ServeConfig};
+use crate::model::netns::NetnsScope;
 use crate::model::Proto;
 use crate::target::{self, Query};
 
@@ -42,8 +43,8 @@ With no target, inspect shows every listening socket: TCP LISTEN, UDP \
 unconnected, unix LISTEN.";
 
 const EXIT_HELP: &str = "\
-EXIT STATUS: 0 ok; 1 nothing matched the target (inspect) or an assertion \
-failed (check); 2 bad usage or bad input; 3 the kernel query failed; 4 (check) \
+EXIT STATUS: 0 ok; 1 nothing matched the target (inspect; watch: in no \
+sample) or an assertion failed (check); 2 bad usage or bad input; 3 the kernel query failed; 4 (check) \
 no assertion failed but some could not be decided (part of the picture \
 could not be seen).";
 
@@ -112,6 +113,20 @@ pub struct OutputArgs {
     pub color: ColorChoice,
 }
 
+const NETNS_HELP: &str = "\
+Network namespaces to look in: 'all' (the default: every namespace any \
+process is in, plus those under /run/netns; reading others than your own \
+needs root, CAP_SYS_ADMIN), 'self' (only sockmap's own), NAME (an `ip \
+netns` name), INODE (the nsfs inode, as `lsns -t net` prints), or \
+'pid:N' (the namespace process N is in).";
+
+#[derive(Debug, Args)]
+pub struct NetnsArgs {
+    #[arg(long, value_name = "self|all|NAME|INODE|pid:N", long_help = NETNS_HELP, value_parser = parse_netns)]
+    /// Network namespaces to look in: all (default), self, NAME, INODE or pid:N.
+    pub netns: Option<NetnsScope>,
+}
+
 /// Narrow to kinds of socket, as in `ss`.
 #[derive(Debug, Args)]
 pub struct KindArgs {
@@ -151,6 +166,8 @@ pub struct InspectArgs {
     pub kinds: KindArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub netns: NetnsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -167,6 +184,8 @@ pub struct WatchArgs {
     /// One JSON object per sample per line (also the default when stdout is not a terminal).
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub netns: NetnsArgs,
     #[command(flatten)]
     pub kinds: KindArgs,
 }
@@ -223,6 +242,8 @@ pub struct CheckArgs {
     /// Print a JSON result with each assertion's verdict, expected and actual.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub netns: NetnsArgs,
     #[command(flatten)]
     pub kinds: KindArgs,
 }
@@ -377,6 +398,32 @@ fn parse_ratio(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// `--netns self|all|NAME|INODE|pid:N`.
+fn parse_netns(s: &str) -> Result<NetnsScope, String> {
+    let bad = |why: &str| format!("invalid --netns '{}': {why}", s.escape_debug());
+    Ok(match s {
+        "" => return Err(bad("expected self, all, NAME, INODE or pid:N")),
+        "all" => NetnsScope::All,
+        "self" => NetnsScope::Own,
+        _ if s.starts_with("pid:") => {
+            let p = &s[4..];
+            match p.parse::<u32>() {
+                Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => NetnsScope::Pid(n),
+                _ => return Err(bad("pid:N needs a process id")),
+            }
+        }
+        _ if s.bytes().all(|b| b.is_ascii_digit()) => match s.parse::<u64>() {
+            Ok(n) if n > 0 => NetnsScope::Inode(n),
+            _ => return Err(bad("an nsfs inode is a positive number")),
+        },
+        // `ip netns` names are file names under /run/netns.
+        _ if s.contains('/') || s == "." || s == ".." || s.len() > 255 => {
+            return Err(bad("not a namespace name (no '/', at most 255 bytes)"))
+        }
+        _ => NetnsScope::Name(s.to_string()),
+    })
+}
+
 fn parse_targets(raw: &[String]) -> Result<Query> {
     let services = services::EtcServices::new();
     let mut parsed = Vec::with_capacity(raw.len());
@@ -428,6 +475,7 @@ impl Cli {
                     Format::Table
                 };
                 Command::Inspect(InspectConfig {
+                    netns: a.netns.netns.unwrap_or_default(),
                     query: parse_targets(&a.targets)?
                         .with_all_states(a.all)
                         .with_only_protos(&a.kinds.protos()),
@@ -443,6 +491,7 @@ impl Cli {
                     )));
                 }
                 Command::Watch(WatchConfig {
+                    netns: a.netns.netns.unwrap_or_default(),
                     query: parse_targets(&a.targets)?.with_only_protos(&a.kinds.protos()),
                     interval: a.interval,
                     count: a.count,
@@ -451,6 +500,7 @@ impl Cli {
                 })
             }
             Sub::Check(a) => Command::Check(CheckConfig {
+                netns: a.netns.netns.unwrap_or_default(),
                 // --proto narrows like -t/-u/-x, and names the protocol in the verdicts.
                 query: parse_targets(&a.targets)?.with_only_protos(&match a.proto {
                     Some(p) => vec![Proto::from(p)],

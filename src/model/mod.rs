@@ -3,6 +3,7 @@
 //! `Display` of enums.
 
 pub mod check;
+pub mod netns;
 pub mod report;
 pub mod text;
 pub mod warning;
@@ -331,6 +332,8 @@ impl Socket {
 /// A request socket (SYN_RECV, not yet a full socket): the SYN queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestSock {
+    /// The nsfs inode of the namespace whose dump returned it (0: own).
+    pub netns: u64,
     pub family: Family,
     pub local_addr: IpAddr,
     pub local_port: u16,
@@ -348,6 +351,11 @@ pub struct Holder {
     pub uid: Option<u32>,
     pub user: Option<String>,
     pub fd: u32,
+    /// The holder's own network namespace (nsfs inode), only when it
+    /// differs from its socket's (the socket was created, then the
+    /// process moved, or the fd was passed across).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns: Option<u64>,
     /// Process state when the details were read (`null`: unreadable).
     pub state: Option<ProcessState>,
     /// The command line, one element per argument, exact (`null`:
@@ -577,6 +585,10 @@ pub struct Snapshot {
     pub host: HostInfo,
     /// What could not be seen.
     pub warnings: Vec<Warning>,
+    /// Which namespace each socket and holder is in, and their labels.
+    pub netns: netns::NetnsMap,
+    /// Listeners held by a forwarder (docker-proxy): where it sends clients.
+    pub forwards: HashMap<Inode, netns::Forward>,
 }
 
 /// Host-wide listen-queue counters (TcpExt in /proc/net/netstat). `None`

@@ -36,6 +36,14 @@ pub enum WarningKind {
     /// Threads whose state could not be read: waiters may be missing.
     /// `count`: processes.
     WaitersUnreadable,
+    /// Other network namespaces could not be entered (setns needs
+    /// CAP_SYS_ADMIN): their sockets are not listed. `count`: namespaces
+    /// refused; `detail`: processes whose namespace could not be read,
+    /// when any (then there may be more).
+    NetnsNotInspected,
+    /// A namespace was entered but a dump in it failed. `detail`: which
+    /// and the error.
+    NetnsDumpFailed,
 }
 
 impl WarningKind {
@@ -116,6 +124,23 @@ impl Warning {
             WarningKind::WaitersUnreadable => format!(
                 "the threads of {n} {procs} could not be read: waiting threads may be missing"
             ),
+            WarningKind::NetnsNotInspected => {
+                let ns = if n == 1 { "namespace" } else { "namespaces" };
+                match (n, self.detail.is_some()) {
+                    (0, _) => format!(
+                        "other network namespaces may exist ({detail}): their sockets would not be listed"
+                    ),
+                    (_, false) => {
+                        format!("{n} other network {ns} not inspected: their sockets are not listed")
+                    }
+                    (_, true) => format!(
+                        "at least {n} other network {ns} not inspected ({detail}): their sockets are not listed"
+                    ),
+                }
+            }
+            WarningKind::NetnsDumpFailed => {
+                format!("a network namespace could not be listed: {detail}")
+            }
         }
     }
 
@@ -138,8 +163,15 @@ impl Warning {
                 "run as root, or as the process's owner, to see it".into(),
             ),
             WarningKind::OtherNetns => self.pid.map(|p| {
-                format!("run sockmap inside it: nsenter -t {p} -n sockmap inspect pid:{p}")
+                format!(
+                    "reading it needs root (CAP_SYS_ADMIN): run as root, with --netns all or --netns pid:{p}"
+                )
             }),
+            WarningKind::NetnsNotInspected => Some(
+                "reading other network namespaces needs root (CAP_SYS_ADMIN); --netns self looks only at this one"
+                    .into(),
+            ),
+            WarningKind::NetnsDumpFailed => None,
             WarningKind::Ipv6Unavailable | WarningKind::SynQueueUnmeasured => None,
             WarningKind::UdpUnavailable => Some("load the udp_diag kernel module".into()),
             WarningKind::UnixUnavailable => Some("load the unix_diag kernel module".into()),
