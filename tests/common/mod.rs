@@ -23,6 +23,9 @@
 //! - [`pid_alive`], [`wait_until`], and the independent /proc oracle (the
 //!   procfs crate, not sockmap's own parsing): [`listening_inodes`],
 //!   [`socket_inodes`], [`accept_queue_depth`].
+//! - [`json`]: the tests' own strict reader of the inspect report, the
+//!   check outcome and the watch sample; [`inspect_json`]`(target)` runs
+//!   `inspect TARGET --json` and reads it.
 //!
 //! The started processes also get `PR_SET_PDEATHSIG(SIGKILL)`: if the
 //! test binary dies they die too. That signal follows the *thread* that
@@ -38,6 +41,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
+
+pub mod json;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sockmap");
 
@@ -472,8 +477,10 @@ fn join_bytes(h: Option<JoinHandle<Vec<u8>>>) -> Vec<u8> {
     h.and_then(|h| h.join().ok()).unwrap_or_default()
 }
 
-/// `sockmap inspect TARGET --json`, bounded to 60 s; asserts exit 0.
-pub fn inspect_json(target: &str) -> serde_json::Value {
+/// `sockmap inspect TARGET --json`, bounded to 60 s; asserts exit 0 and
+/// reads the report strictly ([`json::Report`]).
+#[track_caller]
+pub fn inspect_json(target: &str) -> json::Report {
     let mut cmd = sockmap(&["inspect", target, "--json"]);
     cmd.stdin(Stdio::null());
     let out = run_bounded(cmd, Duration::from_secs(60));
@@ -483,7 +490,7 @@ pub fn inspect_json(target: &str) -> serde_json::Value {
         "inspect {target} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).expect("inspect --json prints valid JSON")
+    json::report(&out.stdout)
 }
 
 /// Processes whose fd table can be listed but whose fd links this test
