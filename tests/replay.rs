@@ -201,6 +201,22 @@ fn a_file_that_is_not_a_recording_is_a_usage_error_naming_it() {
         stderr(&o)
     );
 
+    // A target from a file reaches the terminal escaped.
+    let esc = dir.file("escape.json");
+    std::fs::write(
+        &esc,
+        good.replace(r#"":8000""#, r#""unix:/tmp/\u001b[31mred""#),
+    )
+    .expect("write");
+    let o = run(&["inspect", "--from", path(&esc)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(!stderr(&o).contains('\x1b'), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(r"unix:/tmp/\x1b[31mred"),
+        "{}",
+        stderr(&o)
+    );
+
     let cases = [
         ("garbage", "this is not JSON\n".to_string(), "bad JSON"),
         ("empty", String::new(), "bad JSON"),

@@ -42,17 +42,18 @@ pub fn run(cfg: &InspectConfig, out: &mut impl Write, err: &mut impl Write) -> R
         render::warnings(err, &report.warnings);
     }
     if report.sockets.is_empty() {
-        // A unix path in the query is escaped by its Display.
+        // Escaped as a whole: the query's targets are raw (a recording's
+        // come from a file someone else wrote).
         let mut msg = nothing_matches(&query, live);
         if let Some(hint) = live.then(|| elsewhere(cfg)).flatten() {
             msg.push_str("; ");
             msg.push_str(&hint);
         }
-        let _ = writeln!(err, "sockmap: {msg}");
+        let _ = writeln!(err, "sockmap: {}", crate::escape::terminal(&msg));
         return Ok(exit::NOT_FOUND);
     }
     if let Some(note) = only_elsewhere(&query, &report) {
-        let _ = writeln!(err, "sockmap: note: {note}");
+        let _ = writeln!(err, "sockmap: note: {}", crate::escape::terminal(&note));
     }
     Ok(exit::OK)
 }
