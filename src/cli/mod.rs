@@ -106,7 +106,7 @@ pub enum ColorChoice {
 
 #[derive(Debug, Args)]
 pub struct OutputArgs {
-    /// Print the JSON document (schema 1) instead of a table.
+    /// Print the JSON document (see schema/inspect.json) instead of a table.
     #[arg(long, conflicts_with = "plain")]
     pub json: bool,
     /// One row per holder, space-separated, no box drawing (for grep/awk).

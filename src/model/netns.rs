@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Inode;
 
-/// The label of one network namespace (JSON `netns`, additive to schema 1).
+/// The label of one network namespace (JSON `netns`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Netns {
     /// The nsfs inode of `/proc/PID/ns/net` (what `lsns -t net` prints).

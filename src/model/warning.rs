@@ -169,6 +169,13 @@ impl Warning {
                     "reading it needs root (CAP_SYS_ADMIN): run as root, with --netns all or --netns pid:{p}"
                 )
             }),
+            // None refused, but the namespace of some process could not be
+            // read (even root may not read a more privileged process's
+            // /proc/PID/ns/net); otherwise sockmap could not enter them.
+            WarningKind::NetnsNotInspected if self.count == 0 => Some(
+                "a process's /proc/PID/ns/net was not readable (it may be more privileged than sockmap); --netns self looks only at this one"
+                    .into(),
+            ),
             WarningKind::NetnsNotInspected => Some(
                 "reading other network namespaces needs root (CAP_SYS_ADMIN); --netns self looks only at this one"
                     .into(),
