@@ -20,28 +20,7 @@ mod common;
 use common::inspect_json;
 use common::json::{self, Holder, ProcessState, RawText, Report, WaitHow, WarningKind};
 
-/// A child forked by one test inherits every fd of the process (CLOEXEC
-/// acts on exec only), so the other tests' listeners too: one at a time.
-static FORKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    FORKING.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Forked children, SIGKILLed and reaped on drop.
-struct Children(Vec<i32>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for &pid in &self.0 {
-            // SAFETY: our own unreaped children.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-            }
-        }
-    }
-}
+use common::{serial, Children};
 
 /// Fork one child that runs `body` (async-signal-safe only) and never
 /// returns from it.

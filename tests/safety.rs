@@ -38,23 +38,7 @@ fn have(prog: &str) -> bool {
         .is_ok()
 }
 
-/// Forks in one test binary run one at a time: a child forked by one test
-/// would inherit another test's listener and rightly show up as a holder.
-static FORKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-struct Children(Vec<i32>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for &pid in &self.0 {
-            // SAFETY: plain syscalls on our own children.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-            }
-        }
-    }
-}
+use common::{serial, Children};
 
 /// Fork a child that names itself `name` (PR_SET_NAME), optionally drops
 /// to `nobody` (staying readable to nobody), and sleeps holding every fd
@@ -141,7 +125,7 @@ const HOSTILE: [&[u8]; 5] = [
 
 #[test]
 fn hostile_process_names_are_escaped_in_every_text_output() {
-    let _one = FORKING.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = serial();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let kids = Children(HOSTILE.iter().map(|n| fork_named(n, false)).collect());
@@ -362,7 +346,7 @@ fn unreadable_processes_make_verdicts_say_at_least_and_checks_unknown() {
     if !need(is_root(), "root (to drop to nobody)") || !need(have("setpriv"), "setpriv") {
         return;
     }
-    let _one = FORKING.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = serial();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     // One holder nobody can read (this root process), one it can.

@@ -526,3 +526,28 @@ pub fn at_least() -> &'static str {
         "at least "
     }
 }
+
+/// Forks in one test binary run one at a time: a child forked by one test
+/// would inherit another test's listener (fork copies every fd; CLOEXEC
+/// only acts on exec) and rightly show up as its holder.
+static FORKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Hold this while forking children that keep inherited fds.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    FORKING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Forked children, SIGKILLed and reaped on drop.
+pub struct Children(pub Vec<i32>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            // SAFETY: our own unreaped children.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+        }
+    }
+}
