@@ -51,6 +51,9 @@ struct holder_rec {
 
 /* fd of the last record of a task whose table was not read to the end. */
 #define HOLDER_FD_TRUNCATED 0xffffffffu
+/* fd of a task's first record: `ino` is its network namespace (nsfs inode,
+ * 0 when it has none left), whatever sockets follow. */
+#define HOLDER_FD_TASK 0xfffffffeu
 
 #define HOLDER_SK        1u  /* the struct sock was read: the bits below are known */
 #define HOLDER_REUSEPORT 2u  /* SO_REUSEPORT (sk_reuseport) */
@@ -74,6 +77,18 @@ static __always_inline __u32 sock_bits(struct file *f, __u32 socket_id)
 	if (core_read_bitfield(&sk->__sk_common, skc_reuse))
 		bits |= HOLDER_REUSEADDR;
 	return bits;
+}
+
+/* The nsfs inode of the task's network namespace, 0 if it has none. */
+static __always_inline __u64 netns_inum(struct task_struct *task)
+{
+	struct nsproxy *nsp = task->nsproxy;
+	if (!nsp)
+		return 0;
+	struct net *net = nsp->net_ns;
+	if (!net)
+		return 0;
+	return net->ns.inum;
 }
 
 #endif

@@ -48,11 +48,17 @@ int holders_task(struct bpf_iter__task *ctx)
 	 * Nothing here needs a trusted pointer. */
 	struct task_struct *task = bpf_rdonly_cast(ctx->task, core_type_id_kernel(struct task_struct));
 	struct files_struct *files = task->files;
-	if (!files)
-		return 0;
 	/* Threads sharing their leader's table: the leader's call covers it. */
 	struct task_struct *leader = task->group_leader;
-	if (task != leader && leader && files == leader->files)
+	if (task != leader && (!files || (leader && files == leader->files)))
+		return 0;
+	struct holder_rec rec = { .tgid = task->tgid, .tid = task->pid };
+	/* Every process (and thread with its own table) first: its network
+	 * namespace, and that it exists. */
+	rec.fd = HOLDER_FD_TASK;
+	rec.ino = netns_inum(task);
+	bpf_seq_write(seq, &rec, sizeof(rec));
+	if (!files)
 		return 0;
 	struct fdtable *fdt = files->fdt;
 	if (!fdt)
@@ -64,7 +70,6 @@ int holders_task(struct bpf_iter__task *ctx)
 		words = MAX_WORDS;
 	__u32 file_id = core_type_id_kernel(struct file);
 	__u32 socket_id = core_type_id_kernel(struct socket);
-	struct holder_rec rec = { .tgid = task->tgid, .tid = task->pid };
 
 	__u64 start = seq->count;
 	__u64 sock_fop = 0;

@@ -30,11 +30,24 @@ struct bpf_iter_meta {
 
 struct files_struct;
 
+struct ns_common {
+	unsigned int inum;
+};
+
+struct net {
+	struct ns_common ns;
+};
+
+struct nsproxy {
+	struct net *net_ns;
+};
+
 struct task_struct {
 	pid_t pid;
 	pid_t tgid;
 	struct task_struct *group_leader;
 	struct files_struct *files;
+	struct nsproxy *nsproxy;
 };
 
 struct bpf_iter__task {

@@ -684,7 +684,7 @@ fn watch_overview_puts_the_filling_listener_first() {
     let mut samples = Vec::new();
     for line in lines {
         let line = line.expect("read watch's output");
-        let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+        let v = common::json::sample(&line);
         // One more waiting connection per sample: the queue fills.
         if waiting.len() < 10 {
             waiting.push(TcpStream::connect(("127.0.0.1", p_stalled)).unwrap());
@@ -699,26 +699,31 @@ fn watch_overview_puts_the_filling_listener_first() {
 
     let mut depths = Vec::new();
     for s in &samples {
-        let socks = s["sockets"].as_array().expect("sockets");
+        let socks = &s.sockets;
         let at = |p: u16| {
             socks
                 .iter()
-                .position(|x| x["local_port"] == p)
-                .unwrap_or_else(|| panic!("port {p} missing from {s}"))
+                .position(|x| x.local_port == Some(p))
+                .unwrap_or_else(|| panic!("port {p} missing from {s:?}"))
         };
         let (i_stalled, i_idle) = (at(p_stalled), [at(p_idle[0]), at(p_idle[1])]);
         assert!(
             i_idle.iter().all(|&i| i_stalled < i),
-            "the filling listener is not ranked above the idle ones: {s}"
+            "the filling listener is not ranked above the idle ones: {s:?}"
         );
         for i in i_idle {
-            assert_eq!(socks[i]["accept_queue"]["depth"], 0);
-            if s["seq"] != 1 {
-                assert_eq!(socks[i]["drops_delta"], 0, "{s}");
+            assert_eq!(socks[i].accept_queue.map(|q| q.depth), Some(0));
+            if s.seq != 1 {
+                assert_eq!(socks[i].drops_delta, Some(0), "{s:?}");
             }
         }
-        assert_eq!(socks[i_stalled]["holders"], 1);
-        depths.push(socks[i_stalled]["accept_queue"]["depth"].as_u64().unwrap());
+        assert_eq!(socks[i_stalled].holders, 1);
+        depths.push(
+            socks[i_stalled]
+                .accept_queue
+                .map(|q| q.depth)
+                .expect("an accept queue"),
+        );
     }
     assert!(
         depths.windows(2).all(|w| w[0] <= w[1]) && depths.last() > depths.first(),

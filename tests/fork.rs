@@ -10,11 +10,10 @@ use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::process::Command;
 
-use serde_json::Value;
-
 mod common;
 
 use common::inspect_json as inspect;
+use common::json::{self, GroupKind, Report};
 
 /// Tests in one binary run on parallel threads: a child forked by one test
 /// would inherit the other test's listener (fork copies every fd; CLOEXEC
@@ -64,12 +63,11 @@ fn fork_acceptors(fd: i32, n: usize) -> Forked {
     Forked(pids)
 }
 
-fn holders_of(v: &Value) -> BTreeSet<(u64, u64)> {
-    v["sockets"][0]["holders"]
-        .as_array()
-        .unwrap()
+fn holders_of(v: &Report) -> BTreeSet<(u64, u64)> {
+    v.sockets[0]
+        .holders
         .iter()
-        .map(|h| (h["pid"].as_u64().unwrap(), h["fd"].as_u64().unwrap()))
+        .map(|h| (u64::from(h.pid), u64::from(h.fd)))
         .collect()
 }
 
@@ -118,22 +116,22 @@ fn check_shared(addr: &str) {
     let children = fork_acceptors(fd, 2);
     let v = inspect(&format!(":{port}"));
 
-    let socks = v["sockets"].as_array().unwrap();
+    let socks = &v.sockets;
     assert_eq!(socks.len(), 1, "one socket, however many processes hold it");
-    let me = u64::from(std::process::id());
+    let me = std::process::id();
     let mut want: BTreeSet<(u64, u64)> =
         children.0.iter().map(|&p| (p as u64, fd as u64)).collect();
-    want.insert((me, fd as u64));
+    want.insert((u64::from(me), fd as u64));
     assert_eq!(holders_of(&v), want);
     // ppid: each child points at this process.
-    for h in socks[0]["holders"].as_array().unwrap() {
-        if h["pid"] != me {
-            assert_eq!(h["ppid"], me);
+    for h in &socks[0].holders {
+        if h.pid != me {
+            assert_eq!(h.ppid, Some(me));
         }
     }
-    assert_eq!(v["groups"][0]["kind"], "shared");
-    assert_eq!(v["groups"][0]["holders"], 3);
-    let verdict = v["groups"][0]["verdict"].as_str().unwrap();
+    assert_eq!(v.groups[0].kind, GroupKind::Shared);
+    assert_eq!(v.groups[0].holders, 3);
+    let verdict = &v.groups[0].verdict;
     assert!(
         verdict.starts_with(&format!(
             "one socket shared by {}3 processes (fork",
@@ -144,7 +142,7 @@ fn check_shared(addr: &str) {
 
     if common::require(common::ss_available(), "`ss` (apt-get install iproute2)") {
         let (ino, users) = ss_view(port).expect("ss -Htlnpe lists the listener");
-        assert_eq!(socks[0]["inode"], ino, "same inode as ss");
+        assert_eq!(socks[0].inode, ino, "same inode as ss");
         assert_eq!(holders_of(&v), users, "same holders as ss -p");
     }
     drop(children);
@@ -168,19 +166,19 @@ fn pid_target_lists_that_process_sockets() {
     let children = fork_acceptors(l.as_raw_fd(), 1);
     let child = children.0[0];
     let v = inspect(&format!("pid:{child}"));
-    let socks = v["sockets"].as_array().unwrap();
+    let socks = &v.sockets;
     assert!(
-        socks.iter().any(|s| s["local_port"] == port),
+        socks.iter().any(|s| s.local_port == Some(port)),
         "the child's inherited listener is listed: {socks:?}"
     );
     // Every holder of it is shown, not only the pid asked about.
-    let s = socks.iter().find(|s| s["local_port"] == port).unwrap();
-    assert_eq!(s["holders"].as_array().unwrap().len(), 2);
+    let s = socks.iter().find(|s| s.local_port == Some(port)).unwrap();
+    assert_eq!(s.holders.len(), 2);
     // And by inode.
-    let ino = s["inode"].as_u64().unwrap();
+    let ino = s.inode;
     let v = inspect(&format!("inode:{ino}"));
-    assert_eq!(v["sockets"].as_array().unwrap().len(), 1);
-    assert_eq!(v["sockets"][0]["inode"], ino);
+    assert_eq!(v.sockets.len(), 1);
+    assert_eq!(v.sockets[0].inode, ino);
     drop(children);
 }
 
@@ -224,9 +222,9 @@ fn check_passes_and_fails_on_a_forked_listener() {
     );
     let json = run(&["--holders", "2", "--json"]);
     assert_eq!(json.status.code(), Some(1));
-    let v: Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(v["ok"], false);
-    assert_eq!(v["assertions"][0]["name"], "holders");
+    let v = json::check(&json.stdout);
+    assert!(!v.ok);
+    assert_eq!(v.assertions[0].name, "holders");
     drop(children);
     // Nothing listening any more → check fails (exit 1), never passes vacuously.
     drop(l);
@@ -263,11 +261,7 @@ fn watch_picks_up_a_holder_forked_while_it_runs() {
             }
         }
     });
-    let holders = |line: &str| {
-        serde_json::from_str::<Value>(line).unwrap()["sockets"][0]["holders"]
-            .as_u64()
-            .unwrap()
-    };
+    let holders = |line: &str| json::sample(line).sockets[0].holders;
     // Fork only once the first sample is out, so it saw one holder.
     let first = lines
         .recv_timeout(Duration::from_secs(60))

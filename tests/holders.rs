@@ -15,34 +15,12 @@ use std::net::TcpListener;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 mod common;
 
 use common::inspect_json;
+use common::json::{self, Holder, ProcessState, RawText, Report, WaitHow, WarningKind};
 
-/// A child forked by one test inherits every fd of the process (CLOEXEC
-/// acts on exec only), so the other tests' listeners too: one at a time.
-static FORKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    FORKING.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Forked children, SIGKILLed and reaped on drop.
-struct Children(Vec<i32>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for &pid in &self.0 {
-            // SAFETY: our own unreaped children.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-            }
-        }
-    }
-}
+use common::{serial, Children};
 
 /// Fork one child that runs `body` (async-signal-safe only) and never
 /// returns from it.
@@ -139,13 +117,8 @@ fn until(what: &str, f: impl FnMut() -> bool) {
     );
 }
 
-fn holder(v: &Value, pid: i32) -> &Value {
-    v["sockets"][0]["holders"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["pid"] == pid)
-        .unwrap_or_else(|| panic!("pid {pid} is a holder: {v}"))
+fn holder(v: &Report, pid: i32) -> &Holder {
+    v.sockets[0].holder(pid as u32)
 }
 
 #[test]
@@ -171,22 +144,19 @@ fn a_non_utf8_name_keeps_its_owner_and_exact_bytes() {
     });
     let v = inspect_json(&format!(":{port}"));
     let h = holder(&v, pid);
-    let bytes: Vec<u8> = h["comm"]
-        .as_array()
-        .unwrap_or_else(|| panic!("a non-UTF-8 comm is its bytes: {h}"))
-        .iter()
-        .map(|b| b.as_u64().unwrap() as u8)
-        .collect();
+    let RawText::Bytes(bytes) = &h.comm else {
+        panic!("a non-UTF-8 comm is its bytes: {h:?}");
+    };
     assert_eq!(bytes, NAME);
     // The details are still read: nobody hides its owner with a name.
-    assert_eq!(h["ppid"], std::process::id(), "{h}");
+    assert_eq!(h.ppid, Some(std::process::id()), "{h:?}");
     let euid = rustix::process::geteuid().as_raw();
-    assert_eq!(h["uid"], euid, "{h}");
-    assert!(h["user"].is_string(), "{h}");
-    assert_eq!(h["state"], "sleeping", "{h}");
+    assert_eq!(h.uid, Some(euid), "{h:?}");
+    assert!(h.user.is_some(), "{h:?}");
+    assert_eq!(h.state, Some(ProcessState::Sleeping), "{h:?}");
     // The command line is the parent's (fork, no exec), exact.
-    let mine: Vec<String> = std::env::args().collect();
-    assert_eq!(h["cmdline"], serde_json::json!(mine), "{h}");
+    let mine: Vec<RawText> = std::env::args().map(RawText::Text).collect();
+    assert_eq!(h.cmdline, Some(mine), "{h:?}");
     // The table shows the row with its ppid, not `?`.
     let out = common::run_bounded(
         common::sockmap(&["inspect", &format!(":{port}"), "--plain"]),
@@ -226,20 +196,15 @@ fn a_stopped_holder_is_shown_stopped_and_is_no_waiter() {
     assert!(is_accept(nr), "{nr:?}");
 
     let v = inspect_json(&format!(":{port}"));
-    assert_eq!(holder(&v, stopped)["state"], "stopped");
-    assert_eq!(holder(&v, running)["state"], "sleeping");
-    let waiters: BTreeSet<u64> = v["sockets"][0]["waiters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["pid"].as_u64().unwrap())
-        .collect();
+    assert_eq!(holder(&v, stopped).state, Some(ProcessState::Stopped));
+    assert_eq!(holder(&v, running).state, Some(ProcessState::Sleeping));
+    let waiters: BTreeSet<u32> = v.sockets[0].waiters.iter().map(|w| w.pid).collect();
     assert_eq!(
         waiters,
-        BTreeSet::from([running as u64]),
+        BTreeSet::from([running as u32]),
         "only the sleeping child waits"
     );
-    let verdict = v["groups"][0]["verdict"].as_str().unwrap();
+    let verdict = &v.groups[0].verdict;
     assert!(
         !verdict.contains("threads blocked in accept()"),
         "one waiter is no wake-one story: {verdict}"
@@ -293,15 +258,15 @@ fn holders_that_exit_while_being_read_are_dropped_not_reported() {
     while runs < 100 && started.elapsed() < Duration::from_secs(25) {
         let v = inspect_json(&format!(":{port}"));
         runs += 1;
-        let s = &v["sockets"][0];
-        let holders = s["holders"].as_array().unwrap();
-        assert!(holders.iter().any(|h| h["pid"] == me), "{s}");
-        churn_seen += holders.iter().filter(|h| h["pid"] != me).count();
+        let s = &v.sockets[0];
+        let holders = &s.holders;
+        assert!(holders.iter().any(|h| h.pid == me), "{s:?}");
+        churn_seen += holders.iter().filter(|h| h.pid != me).count();
         for h in holders {
-            assert_ne!(h["comm"], "?", "an exited holder is dropped: {h}");
-            assert_ne!(h["comm"], "", "an exited holder is dropped: {h}");
-            assert!(h["state"].is_string(), "{h}");
-            assert!(h["ppid"].is_u64(), "{h}");
+            assert_ne!(h.comm, "?", "an exited holder is dropped: {h:?}");
+            assert_ne!(h.comm, "", "an exited holder is dropped: {h:?}");
+            assert!(h.state.is_some(), "{h:?}");
+            assert!(h.ppid.is_some(), "{h:?}");
         }
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -335,16 +300,16 @@ fn epoll_herd(exclusive: bool) {
             .all(|&p| is_epoll_wait(blocked_in(p)) && state_of(p) == Some('S'))
     });
     let v = inspect_json(&format!(":{port}"));
-    let s = &v["sockets"][0];
-    let waiters = s["waiters"].as_array().unwrap();
-    let pids: BTreeSet<u64> = waiters.iter().map(|w| w["pid"].as_u64().unwrap()).collect();
-    let want: BTreeSet<u64> = children.0.iter().map(|&p| p as u64).collect();
-    assert_eq!(pids, want, "{s}");
+    let s = &v.sockets[0];
+    let waiters = &s.waiters;
+    let pids: BTreeSet<u32> = waiters.iter().map(|w| w.pid).collect();
+    let want: BTreeSet<u32> = children.0.iter().map(|&p| p as u32).collect();
+    assert_eq!(pids, want, "{s:?}");
     for w in waiters {
-        assert_eq!(w["how"], "epoll", "{w}");
-        assert_eq!(w["exclusive"], exclusive, "{w}");
+        assert_eq!(w.how, WaitHow::Epoll, "{w:?}");
+        assert_eq!(w.exclusive, exclusive, "{w:?}");
     }
-    let verdict = v["groups"][0]["verdict"].as_str().unwrap();
+    let verdict = &v.groups[0].verdict;
     let herd = "3 processes wait in epoll without EPOLLEXCLUSIVE: each connection wakes all 3";
     assert_eq!(verdict.contains(herd), !exclusive, "{verdict}");
     // The table names how each holder waits.
@@ -420,25 +385,21 @@ fn without_cap_sys_ptrace_unreadable_holders_are_counted_not_hidden() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let holders = v["sockets"][0]["holders"].as_array().unwrap();
+    let v = json::report(&out.stdout);
+    let holders = &v.sockets[0].holders;
     assert!(
-        holders.iter().all(|h| h["pid"] != child),
+        holders.iter().all(|h| h.pid != child as u32),
         "the child's fds cannot be read without CAP_SYS_PTRACE: {holders:?}"
     );
-    let partly = v["warnings"]
-        .as_array()
-        .unwrap()
+    let partly = v
+        .warnings
         .iter()
-        .find(|w| w["kind"] == "processes_partly_readable")
-        .unwrap_or_else(|| panic!("a warning says so: {}", v["warnings"]));
+        .find(|w| w.kind == WarningKind::ProcessesPartlyReadable)
+        .unwrap_or_else(|| panic!("a warning says so: {:?}", v.warnings));
     // At least the child and this test process hold fds it may not read.
-    assert!(partly["count"].as_u64() >= Some(2), "{partly}");
-    let g = &v["groups"][0];
-    assert_eq!(g["holders_complete"], false, "{g}");
-    assert!(
-        g["verdict"].as_str().unwrap().contains("could not be read"),
-        "{g}"
-    );
+    assert!(partly.count >= 2, "{partly:?}");
+    let g = &v.groups[0];
+    assert!(!g.holders_complete, "{g:?}");
+    assert!(g.verdict.contains("could not be read"), "{g:?}");
     drop(children);
 }

@@ -743,18 +743,13 @@ fn ipv6_loopback() {
 fn comm_target_finds_every_worker() {
     let serve = ServeProc::start(&["--workers", "3"]);
     let v = common::inspect_json("comm:sockmap");
-    let socks = v["sockets"].as_array().expect("sockets");
-    let ours: Vec<&serde_json::Value> = socks
+    let ours: Vec<&common::json::Socket> = v
+        .sockets
         .iter()
-        .filter(|s| s["local_port"] == serve.port && s["state"] == "LISTEN")
+        .filter(|s| s.local_port == Some(serve.port) && s.state == common::json::TcpState::Listen)
         .collect();
-    assert_eq!(ours.len(), 1, "the one shared listener: {v}");
-    let mut holders: Vec<u32> = ours[0]["holders"]
-        .as_array()
-        .expect("holders")
-        .iter()
-        .map(|h| h["pid"].as_u64().expect("pid") as u32)
-        .collect();
+    assert_eq!(ours.len(), 1, "the one shared listener: {v:#?}");
+    let mut holders: Vec<u32> = ours[0].holders.iter().map(|h| h.pid).collect();
     holders.sort_unstable();
     assert_eq!(holders, sorted(&serve.pids));
     drop(serve);

@@ -9,10 +9,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rustix::net::{AddressFamily, SocketType};
-use serde_json::Value;
 
 mod common;
 
+use common::json::{self, Family, GroupKind, ScanMethod, SynScope, TcpState, WaitHow};
 use common::{inspect_json, ss_available};
 
 fn sockmap(args: &[&str]) -> (i32, String, String) {
@@ -72,18 +72,23 @@ fn accept_queue_depth_and_backlog() {
         .collect();
     let v = eventually(|| {
         let v = inspect_json(&format!(":{p}"));
-        (v["sockets"][0]["accept_queue"]["depth"] == 7).then_some(v)
+        let depth = v
+            .sockets
+            .first()
+            .and_then(|s| s.accept_queue)
+            .map(|q| q.depth);
+        (depth == Some(7)).then_some(v)
     });
-    let s = &v["sockets"][0];
-    assert_eq!(v["schema"], 2);
-    assert_eq!(s["accept_queue"]["backlog"], 50);
-    assert_eq!(s["state"], "LISTEN");
-    assert_eq!(s["local_port"], p);
+    let s = &v.sockets[0];
+    assert_eq!(v.schema, 2);
+    assert_eq!(s.accept_queue.map(|q| q.backlog), Some(50));
+    assert_eq!(s.state, TcpState::Listen);
+    assert_eq!(s.local_port, Some(p));
     // This process holds it, at this fd.
-    let h = &s["holders"][0];
-    assert_eq!(h["pid"], std::process::id());
-    assert_eq!(h["fd"], l.as_raw_fd());
-    assert_eq!(v["groups"][0]["kind"], "single");
+    let h = &s.holders[0];
+    assert_eq!(h.pid, std::process::id());
+    assert_eq!(h.fd, l.as_raw_fd() as u32);
+    assert_eq!(v.groups[0].kind, GroupKind::Single);
     if common::require(ss_available(), "`ss` (apt-get install iproute2)") {
         let out = Command::new("ss")
             .args(["-Htln", &format!("sport = :{p}")])
@@ -105,9 +110,13 @@ fn backlog_is_clamped_to_somaxconn() {
         .unwrap();
     let l = listen("127.0.0.1:0", somaxconn.saturating_mul(4), |_| {});
     let v = inspect_json(&format!(":{}", port(&l)));
-    assert_eq!(v["sockets"][0]["accept_queue"]["backlog"], somaxconn);
-    assert_eq!(v["sockets"][0]["backlog_clamped"], true);
-    assert_eq!(v["host"]["somaxconn"], somaxconn);
+    let somaxconn = u32::try_from(somaxconn).expect("somaxconn is not negative");
+    assert_eq!(
+        v.sockets[0].accept_queue.map(|q| q.backlog),
+        Some(somaxconn)
+    );
+    assert_eq!(v.sockets[0].backlog_clamped, Some(true));
+    assert_eq!(v.host.somaxconn, Some(somaxconn));
 }
 
 #[test]
@@ -132,10 +141,14 @@ fn syn_queue_counts_silent_clients_of_a_defer_accept_listener() {
         .collect();
     let v = eventually(|| {
         let v = inspect_json(&format!(":{p}"));
-        (v["sockets"][0]["syn_queue"]["depth"] == 9).then_some(v)
+        let depth = v.sockets.first().and_then(|s| s.syn_queue).map(|q| q.depth);
+        (depth == Some(9)).then_some(v)
     });
-    assert_eq!(v["sockets"][0]["accept_queue"]["depth"], 0);
-    assert_eq!(v["sockets"][0]["syn_queue"]["scope"], "socket");
+    assert_eq!(v.sockets[0].accept_queue.map(|q| q.depth), Some(0));
+    assert_eq!(
+        v.sockets[0].syn_queue.map(|q| q.scope),
+        Some(SynScope::Socket)
+    );
     if common::require(ss_available(), "`ss` (apt-get install iproute2)") {
         let out = Command::new("ss")
             .args(["-Htn", "state", "syn-recv", &format!("sport = :{p}")])
@@ -163,14 +176,13 @@ fn a_thread_blocked_in_accept_is_a_waiter() {
     let tid = rx.recv().unwrap();
     let v = eventually(|| {
         let v = inspect_json(&format!(":{p}"));
-        let w = v["sockets"][0]["waiters"].as_array()?.clone();
-        (w.len() == 1).then_some(v)
+        (v.sockets.first()?.waiters.len() == 1).then_some(v)
     });
-    let w = &v["sockets"][0]["waiters"][0];
-    assert_eq!(w["how"], "accept");
-    assert_eq!(w["pid"], std::process::id());
-    assert_eq!(w["tid"], tid);
-    assert_eq!(w["fd"], fd);
+    let w = &v.sockets[0].waiters[0];
+    assert_eq!(w.how, WaitHow::Accept);
+    assert_eq!(w.pid, std::process::id());
+    assert_eq!(w.tid, tid);
+    assert_eq!(w.fd, fd as u32);
     // Release the thread.
     let _c = TcpStream::connect(("127.0.0.1", p)).unwrap();
     t.join().unwrap();
@@ -199,11 +211,11 @@ fn a_thread_in_epoll_wait_on_the_listener_is_a_waiter() {
     });
     let v = eventually(|| {
         let v = inspect_json(&format!(":{p}"));
-        (v["sockets"][0]["waiters"].as_array()?.len() == 1).then_some(v)
+        (v.sockets.first()?.waiters.len() == 1).then_some(v)
     });
-    let w = &v["sockets"][0]["waiters"][0];
-    assert_eq!(w["how"], "epoll");
-    assert_eq!(w["fd"], epfd);
+    let w = &v.sockets[0].waiters[0];
+    assert_eq!(w.how, WaitHow::Epoll);
+    assert_eq!(w.fd, epfd as u32);
     let mut c = TcpStream::connect(("127.0.0.1", p)).unwrap();
     let _ = c.write_all(b"x");
     t.join().unwrap();
@@ -218,10 +230,10 @@ fn ipv6_loopback_exact_address() {
     let l = TcpListener::bind("[::1]:0").expect("bind [::1]:0");
     let p = port(&l);
     let v = inspect_json(&format!("[::1]:{p}"));
-    let s = &v["sockets"][0];
-    assert_eq!(s["family"], "inet6");
-    assert_eq!(s["local_addr"], "::1");
-    assert_eq!(s["holders"][0]["pid"], std::process::id());
+    let s = &v.sockets[0];
+    assert_eq!(s.family, Family::Inet6);
+    assert_eq!(s.local_addr, Some(std::net::Ipv6Addr::LOCALHOST.into()));
+    assert_eq!(s.holders[0].pid, std::process::id());
     // The IPv4 loopback with that port is a different address: nothing.
     let (code, _, err) = sockmap(&["inspect", &format!("127.0.0.1:{p}")]);
     assert_eq!(code, 1, "{err}");
@@ -248,11 +260,11 @@ fn watch_prints_exactly_count_json_lines() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3);
     for (i, line) in lines.iter().enumerate() {
-        let v: Value = serde_json::from_str(line).unwrap();
-        assert_eq!(v["seq"], i as u64 + 1);
-        assert_eq!(v["sockets"][0]["accept_queue"]["depth"], 3);
-        assert_eq!(v["sockets"][0]["accept_queue"]["backlog"], 50);
-        assert!(v["counters"]["listen_overflows"].is_u64());
+        let v = json::sample(line);
+        assert_eq!(v.seq, i as u64 + 1);
+        assert_eq!(v.sockets[0].accept_queue.map(|q| q.depth), Some(3));
+        assert_eq!(v.sockets[0].accept_queue.map(|q| q.backlog), Some(50));
+        assert!(v.counters.listen_overflows.is_some());
     }
     drop(clients);
 }
@@ -267,18 +279,18 @@ fn reuseport_sockets_are_a_group_with_one_queue_each() {
         .map(|_| listen(&format!("127.0.0.1:{p}"), 16, reuse))
         .collect();
     let v = inspect_json(&format!("127.0.0.1:{p}"));
-    let socks = v["sockets"].as_array().unwrap();
+    let socks = &v.sockets;
     assert_eq!(socks.len(), 3);
-    let mut inodes: Vec<u64> = socks.iter().map(|s| s["inode"].as_u64().unwrap()).collect();
+    let mut inodes: Vec<u64> = socks.iter().map(|s| s.inode).collect();
     inodes.dedup();
     assert_eq!(inodes.len(), 3, "three distinct inodes");
     for s in socks {
-        assert_eq!(s["reuseport"], true, "inferred from the group");
-        assert_eq!(s["holders"].as_array().unwrap().len(), 1);
+        assert_eq!(s.reuseport, Some(true), "inferred from the group");
+        assert_eq!(s.holders.len(), 1);
     }
-    assert_eq!(v["groups"].as_array().unwrap().len(), 1);
-    assert_eq!(v["groups"][0]["kind"], "reuseport");
-    let verdict = v["groups"][0]["verdict"].as_str().unwrap();
+    assert_eq!(v.groups.len(), 1);
+    assert_eq!(v.groups[0].kind, GroupKind::Reuseport);
+    let verdict = &v.groups[0].verdict;
     assert!(
         verdict.starts_with(&format!(
             "3 sockets on 127.0.0.1:{p} (SO_REUSEPORT group): 3 accept queues"
@@ -290,9 +302,9 @@ fn reuseport_sockets_are_a_group_with_one_queue_each() {
     // socket is never touched to ask it: unknown (null), not a guess.
     let lone = listen("127.0.0.1:0", 16, reuse);
     let v = inspect_json(&format!(":{}", port(&lone)));
-    assert_eq!(v["groups"][0]["kind"], "single");
-    if v["scan"]["method"].as_str().is_none_or(|m| m == "proc") {
-        assert_eq!(v["sockets"][0]["reuseport"], Value::Null);
+    assert_eq!(v.groups[0].kind, GroupKind::Single);
+    if v.scan.as_ref().is_none_or(|s| s.method == ScanMethod::Proc) {
+        assert_eq!(v.sockets[0].reuseport, None);
     }
     drop(others);
 }

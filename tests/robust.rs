@@ -6,9 +6,9 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 mod common;
+
+use common::json::{self, WarningKind};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sockmap");
 
@@ -42,25 +42,19 @@ fn not_root_still_lists_sockets_and_says_what_is_missing() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let s = &v["sockets"][0];
+    let v = json::report(&out.stdout);
+    let s = &v.sockets[0];
     assert_eq!(
-        s["accept_queue"]["depth"], 1,
+        s.accept_queue.map(|q| q.depth),
+        Some(1),
         "queues come from netlink, no privilege needed"
     );
-    assert_eq!(
-        s["holders"].as_array().unwrap().len(),
-        0,
-        "root's fds are not readable by nobody"
-    );
-    let w = v["warnings"].as_array().unwrap();
+    assert_eq!(s.holders.len(), 0, "root's fds are not readable by nobody");
+    let w = &v.warnings;
     assert!(
-        w.iter().any(|w| w["kind"] == "processes_unreadable"
-            && w["count"].as_u64() > Some(0)
-            && w["message"]
-                .as_str()
-                .unwrap()
-                .contains("could not be read (permission denied)")),
+        w.iter().any(|w| w.kind == WarningKind::ProcessesUnreadable
+            && w.count > 0
+            && w.message.contains("could not be read (permission denied)")),
         "{w:?}"
     );
     // The table says it too, on stderr, and still exits 0.
@@ -112,11 +106,11 @@ fn churning_processes_do_not_disturb_the_result() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let holders = v["sockets"][0]["holders"].as_array().unwrap().clone();
+        let v = json::report(&out.stdout);
+        let holders = &v.sockets[0].holders;
         assert_eq!(holders.len(), 1, "{holders:?}");
-        assert_eq!(holders[0]["pid"], std::process::id());
-        assert_eq!(holders[0]["fd"], fd);
+        assert_eq!(holders[0].pid, std::process::id());
+        assert_eq!(holders[0].fd, fd as u32);
         if started.elapsed() > Duration::from_secs(15) {
             break;
         }

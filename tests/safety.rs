@@ -10,10 +10,9 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
-
 mod common;
 
+use common::json::{self, Status, WarningKind};
 use common::{run_bounded, sockmap};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sockmap");
@@ -39,23 +38,7 @@ fn have(prog: &str) -> bool {
         .is_ok()
 }
 
-/// Forks in one test binary run one at a time: a child forked by one test
-/// would inherit another test's listener and rightly show up as a holder.
-static FORKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-struct Children(Vec<i32>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for &pid in &self.0 {
-            // SAFETY: plain syscalls on our own children.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-            }
-        }
-    }
-}
+use common::{serial, Children};
 
 /// Fork a child that names itself `name` (PR_SET_NAME), optionally drops
 /// to `nobody` (staying readable to nobody), and sleeps holding every fd
@@ -142,7 +125,7 @@ const HOSTILE: [&[u8]; 5] = [
 
 #[test]
 fn hostile_process_names_are_escaped_in_every_text_output() {
-    let _one = FORKING.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = serial();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let kids = Children(HOSTILE.iter().map(|n| fork_named(n, false)).collect());
@@ -192,12 +175,11 @@ fn hostile_process_names_are_escaped_in_every_text_output() {
     }
 
     // JSON keeps the exact names (serde escapes them for JSON).
-    let v: Value = serde_json::from_slice(&run(&["inspect", &target, "--json"]).stdout).unwrap();
-    let comms: Vec<&str> = v["sockets"][0]["holders"]
-        .as_array()
-        .unwrap()
+    let v = json::report(&run(&["inspect", &target, "--json"]).stdout);
+    let comms: Vec<&str> = v.sockets[0]
+        .holders
         .iter()
-        .map(|h| h["comm"].as_str().unwrap())
+        .map(|h| h.comm.as_str().expect("a UTF-8 name is a JSON string"))
         .collect();
     for name in HOSTILE {
         let name = std::str::from_utf8(name).unwrap();
@@ -285,8 +267,8 @@ impl Group {
             .stdout
             .recv_timeout(Duration::from_secs(30))
             .expect("serve printed its ready line");
-        let v: Value = serde_json::from_str(&line).expect("JSON ready line");
-        v["port"].as_u64().expect("a port") as u16
+        let ready: common::Ready = serde_json::from_str(&line).expect("serve's JSON ready line");
+        ready.port
     }
 }
 
@@ -364,7 +346,7 @@ fn unreadable_processes_make_verdicts_say_at_least_and_checks_unknown() {
     if !need(is_root(), "root (to drop to nobody)") || !need(have("setpriv"), "setpriv") {
         return;
     }
-    let _one = FORKING.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = serial();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     // One holder nobody can read (this root process), one it can.
@@ -378,27 +360,21 @@ fn unreadable_processes_make_verdicts_say_at_least_and_checks_unknown() {
 
     let out = as_nobody(&["inspect", &target, "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let holders: Vec<u64> = v["sockets"][0]["holders"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["pid"].as_u64().unwrap())
-        .collect();
-    assert_eq!(holders, [kids.0[0] as u64], "only the readable child");
-    let g = &v["groups"][0];
-    assert_eq!(g["holders_complete"], false);
-    let verdict = g["verdict"].as_str().unwrap();
+    let v = json::report(&out.stdout);
+    let holders: Vec<u32> = v.sockets[0].holders.iter().map(|h| h.pid).collect();
+    assert_eq!(holders, [kids.0[0] as u32], "only the readable child");
+    let g = &v.groups[0];
+    assert!(!g.holders_complete);
+    let verdict = &g.verdict;
     assert!(
         verdict.starts_with("one socket held by at least 1 process (")
             && verdict.contains("could not be read"),
         "{verdict}"
     );
-    assert!(v["warnings"]
-        .as_array()
-        .unwrap()
+    assert!(v
+        .warnings
         .iter()
-        .any(|w| w["kind"] == "processes_unreadable" && w["count"].as_u64() >= Some(1)));
+        .any(|w| w.kind == WarningKind::ProcessesUnreadable && w.count >= 1));
 
     // The table's verdict on stdout says it too, not only stderr.
     let table = as_nobody(&["inspect", &target]);
@@ -413,9 +389,9 @@ fn unreadable_processes_make_verdicts_say_at_least_and_checks_unknown() {
         text(&c.stdout)
     );
     let cj = as_nobody(&["check", &target, "--holders", "2", "--json"]);
-    let cv: Value = serde_json::from_slice(&cj.stdout).unwrap();
-    assert_eq!(cv["status"], "unknown");
-    assert_eq!(cv["assertions"][0]["status"], "unknown");
+    let cv = json::check(&cj.stdout);
+    assert_eq!(cv.status, Status::Unknown);
+    assert_eq!(cv.assertions[0].status, Status::Unknown);
     // ... one that does not is decided as usual.
     let q = as_nobody(&["check", &target, "--max-accept-queue", "10"]);
     assert_eq!(q.status.code(), Some(0), "{}", text(&q.stdout));
@@ -460,27 +436,25 @@ fn hidepid_is_detected_and_a_hidden_pid_is_not_called_missing() {
     };
     let out = run_hidden(&["inspect", &format!("127.0.0.1:{port}"), "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let kinds: Vec<&str> = v["warnings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["kind"].as_str().unwrap())
-        .collect();
-    assert!(kinds.contains(&"proc_hidden"), "{kinds:?}");
-    assert_eq!(v["groups"][0]["holders_complete"], false);
-    let verdict = v["groups"][0]["verdict"].as_str().unwrap();
+    let v = json::report(&out.stdout);
+    let kinds: Vec<WarningKind> = v.warnings.iter().map(|w| w.kind).collect();
+    assert!(kinds.contains(&WarningKind::ProcHidden), "{kinds:?}");
+    assert!(!v.groups[0].holders_complete);
+    let verdict = &v.groups[0].verdict;
     assert!(verdict.contains("hidepid"), "{verdict}");
 
     let out = run_hidden(&["inspect", &format!("pid:{me}"), "--json"]);
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let w = v["warnings"].as_array().unwrap();
+    let v = json::report(&out.stdout);
+    let w = &v.warnings;
     assert!(
         w.iter()
-            .any(|w| w["kind"] == "pid_not_visible" && w["pid"] == me),
+            .any(|w| w.kind == WarningKind::PidNotVisible && w.pid == Some(me)),
         "{w:?}"
     );
-    assert!(!w.iter().any(|w| w["kind"] == "no_such_process"), "{w:?}");
+    assert!(
+        !w.iter().any(|w| w.kind == WarningKind::NoSuchProcess),
+        "{w:?}"
+    );
 }
 
 /// Run `BIN args` on a pseudo-terminal (util-linux `script`) with `env`.

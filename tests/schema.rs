@@ -10,6 +10,7 @@ use serde_json::Value;
 
 mod common;
 
+use common::json::{self, Status};
 use common::{run_bounded, sockmap};
 
 const FIX: &str = "run `cargo run -- generate schema` and commit schema/";
@@ -58,7 +59,15 @@ fn committed_schemas_match_the_types() {
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, ["check.json", "inspect.json", "watch-sample.json"]);
+    assert_eq!(
+        names,
+        [
+            "check.json",
+            "inspect.json",
+            "snapshot.json",
+            "watch-sample.json"
+        ]
+    );
     for name in &names {
         let fresh = std::fs::read(tmp.0.join(name)).expect("generated file");
         let committed = std::fs::read(repo().join("schema").join(name))
@@ -96,24 +105,26 @@ fn real_output_validates_against_the_schemas() {
     let _waiting = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let target = format!("127.0.0.1:{port}");
 
+    // Each document is validated against the schema as raw JSON, and
+    // read by the tests' own strict types (tests/common/json.rs).
     let report = json_of(&["inspect", &target, "--json"]);
-    assert_eq!(report["sockets"][0]["accept_queue"]["depth"], 1);
     assert_valid("inspect.json", &report);
+    let read: json::Report = typed(&report);
+    assert_eq!(read.sockets[0].accept_queue.map(|q| q.depth), Some(1));
     // Every state, with a connection on the port.
-    assert_valid(
-        "inspect.json",
-        &json_of(&["inspect", &target, "--all", "--json"]),
-    );
+    let all = json_of(&["inspect", &target, "--all", "--json"]);
+    assert_valid("inspect.json", &all);
+    typed::<json::Report>(&all);
     // Warnings present: a pid that does not exist.
     let gone = json_of(&["inspect", "pid:4194300", "--json"]);
-    assert!(!gone["warnings"].as_array().unwrap().is_empty());
     assert_valid("inspect.json", &gone);
+    assert!(!typed::<json::Report>(&gone).warnings.is_empty());
 
     // A failure that does not depend on holders (some process's fds may
     // be unreadable even to root, which makes a holder check unknown).
     let check = json_of(&["check", &target, "--max-accept-queue", "0", "--json"]);
-    assert_eq!(check["status"], "fail");
     assert_valid("check.json", &check);
+    assert_eq!(typed::<json::CheckOutcome>(&check).status, Status::Fail);
 
     let out = run_bounded(
         sockmap(&[
@@ -136,7 +147,27 @@ fn real_output_validates_against_the_schemas() {
     for line in lines {
         let v: Value = serde_json::from_slice(line).expect("a JSON line");
         assert_valid("watch-sample.json", &v);
+        typed::<json::Sample>(&v);
     }
+}
+
+/// `doc` read by the tests' own strict types; panics with the error.
+#[track_caller]
+fn typed<T: serde::de::DeserializeOwned>(doc: &Value) -> T {
+    serde_json::from_value(doc.clone())
+        .unwrap_or_else(|e| panic!("not the documented JSON ({e}):\n{doc:#}"))
+}
+
+#[test]
+fn recorded_snapshots_validate_against_the_schema() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let _waiting = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let live = json_of(&["snapshot", &format!("127.0.0.1:{port}"), "-o", "-"]);
+    assert_eq!(live["snapshot"]["sockets"][0]["rqueue"], 1);
+    assert_valid("snapshot.json", &live);
+    let fixture = read_json(&repo().join("tests/fixtures/forked.snapshot.json"));
+    assert_valid("snapshot.json", &fixture);
 }
 
 #[test]
@@ -153,4 +184,69 @@ fn the_schemas_reject_what_the_contract_forbids() {
     assert!(!validator.is_valid(&report));
     report.as_object_mut().unwrap().remove("groups");
     assert!(!validator.is_valid(&report));
+}
+
+#[test]
+fn the_tests_readers_reject_what_the_contract_forbids() {
+    // The tests' own types (tests/common/json.rs) are not vacuous: a
+    // real report reads, and each change the contract does not allow fails.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = format!("127.0.0.1:{}", l.local_addr().unwrap().port());
+    let mut report = json_of(&["inspect", &target, "--json"]);
+    // A warning with no hint, which therefore leaves `hint` out.
+    let gone = json_of(&["inspect", "pid:4194300", "--json"]);
+    let no_such = gone["warnings"]
+        .as_array()
+        .and_then(|w| w.iter().find(|w| w["kind"] == "no_such_process"))
+        .unwrap_or_else(|| panic!("a no_such_process warning: {gone:#}"));
+    assert!(no_such.get("hint").is_none(), "{no_such:#}");
+    report["warnings"] = Value::Array(vec![no_such.clone()]);
+    let reads = |doc: &Value| serde_json::from_value::<json::Report>(doc.clone()).is_ok();
+    assert!(reads(&report), "{report:#}");
+
+    type Edit = fn(&mut Value);
+    let forbidden: [(&str, Edit); 10] = [
+        ("a field added to the report", |r| {
+            r["extra"] = Value::Bool(true);
+        }),
+        ("a field added to a socket", |r| {
+            r["sockets"][0]["extra"] = Value::Bool(true);
+        }),
+        ("a field added to a holder", |r| {
+            r["sockets"][0]["holders"][0]["extra"] = Value::Bool(true);
+        }),
+        ("a field added to a group", |r| {
+            r["groups"][0]["extra"] = Value::Bool(true);
+        }),
+        ("a field added to a warning", |r| {
+            r["warnings"][0]["extra"] = Value::Bool(true);
+        }),
+        ("a field that is null when empty left out", |r| {
+            r["sockets"][0]
+                .as_object_mut()
+                .unwrap()
+                .remove("remote_port");
+        }),
+        ("a field left out when empty written as null", |r| {
+            r["warnings"][0]["hint"] = Value::Null;
+        }),
+        ("an unknown state", |r| {
+            r["sockets"][0]["state"] = Value::from("LISTENING");
+        }),
+        ("an unknown warning kind", |r| {
+            r["warnings"][0]["kind"] = Value::from("processes_gone");
+        }),
+        ("a UTF-8 name written as bytes", |r| {
+            r["sockets"][0]["holders"][0]["comm"] = serde_json::json!([115, 104]);
+        }),
+    ];
+    for (what, edit) in forbidden {
+        let mut doc = report.clone();
+        edit(&mut doc);
+        assert!(!reads(&doc), "read although {what}: {doc:#}");
+    }
+    // And what the contract allows: a name that is not UTF-8, as bytes.
+    let mut doc = report.clone();
+    doc["sockets"][0]["holders"][0]["comm"] = serde_json::json!([98, 97, 100, 255]);
+    assert!(reads(&doc), "{doc:#}");
 }

@@ -10,10 +10,10 @@ use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use common::json::{self, GroupKind, Proto, Report, SockType, TcpState};
 use sockfix::{
-    holder_pids, inode_of, inspect_json, local_port, path_bytes, run, socket, ss_or_skip, ss_rows,
-    tcp_listener, udp_bound, unix_listener, Holder, TempDir,
+    inode_of, inspect_json, local_port, path_bytes, run, ss_or_skip, ss_rows, tcp_listener,
+    udp_bound, unix_listener, Holder, TempDir,
 };
 
 /// Per inode, what `ss -uampen` says: (Recv-Q, rcvbuf `rb`, drops `d`).
@@ -46,14 +46,20 @@ fn ss_udp(port: u16) -> BTreeMap<u64, (u64, u64, u64)> {
 }
 
 /// Per inode, what sockmap says: (recv_q, rcvbuf, drops).
-fn ours(v: &Value) -> BTreeMap<u64, (u64, u64, u64)> {
-    v["sockets"]
-        .as_array()
-        .expect("sockets")
+fn ours(v: &Report) -> BTreeMap<u64, (u64, u64, u64)> {
+    v.sockets
         .iter()
         .map(|s| {
-            let n = |k: &str| s[k].as_u64().unwrap_or_else(|| panic!("{k} in {s:#}"));
-            (n("inode"), (n("recv_q"), n("rcvbuf"), n("drops")))
+            let n =
+                |k: &str, f: Option<u32>| u64::from(f.unwrap_or_else(|| panic!("{k} in {s:#?}")));
+            (
+                s.inode,
+                (
+                    n("recv_q", s.recv_q),
+                    n("rcvbuf", s.rcvbuf),
+                    n("drops", s.drops),
+                ),
+            )
         })
         .collect()
 }
@@ -100,35 +106,38 @@ fn reuseport_group_queues_and_drops() {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let socks = v["sockets"].as_array().unwrap();
-    assert_eq!(socks.len(), 3, "{v:#}");
+    let socks = &v.sockets;
+    assert_eq!(socks.len(), 3, "{v:#?}");
     for &ino in &inodes {
-        let s = socket(&v, ino);
-        assert_eq!(s["proto"], "udp");
-        assert_eq!(s["sock_type"], "dgram");
-        assert_eq!(s["state"], "CLOSE");
-        assert_eq!(s["local_port"], port);
-        assert_eq!(s["accept_queue"], Value::Null);
-        assert_eq!(s["remote_addr"], Value::Null);
-        assert_eq!(holder_pids(s), [std::process::id()].into_iter().collect());
+        let s = v.socket(ino);
+        assert_eq!(s.proto, Proto::Udp);
+        assert_eq!(s.sock_type, SockType::Dgram);
+        assert_eq!(s.state, TcpState::Close);
+        assert_eq!(s.local_port, Some(port));
+        assert_eq!(s.accept_queue, None);
+        assert_eq!(s.remote_addr, None);
+        assert_eq!(s.holder_pids(), [std::process::id()].into_iter().collect());
     }
     let total_drops: u64 = ours(&v).values().map(|t| t.2).sum();
     let total_queued: u64 = ours(&v).values().map(|t| t.0).sum();
-    assert!(total_queued > 0, "nothing queued: {v:#}");
+    assert!(total_queued > 0, "nothing queued: {v:#?}");
     assert!(
         total_drops > 0,
-        "400 datagrams into ~3 × 4.5 KiB dropped nothing: {v:#}"
+        "400 datagrams into ~3 × 4.5 KiB dropped nothing: {v:#?}"
     );
 
-    let groups = v["groups"].as_array().unwrap();
-    assert_eq!(groups.len(), 1, "{v:#}");
+    let groups = &v.groups;
+    assert_eq!(groups.len(), 1, "{v:#?}");
     let g = &groups[0];
-    assert_eq!(g["proto"], "udp");
-    assert_eq!(g["kind"], "reuseport");
-    let drops: Vec<String> = socks.iter().map(|s| s["drops"].to_string()).collect();
-    let verdict = g["verdict"].as_str().unwrap();
+    assert_eq!(g.proto, Proto::Udp);
+    assert_eq!(g.kind, GroupKind::Reuseport);
+    let drops: Vec<String> = socks
+        .iter()
+        .map(|s| s.drops.expect("drops").to_string())
+        .collect();
+    let verdict = &g.verdict;
     assert_eq!(
-        verdict,
+        *verdict,
         format!(
             "3 sockets on 127.0.0.1:{port} (SO_REUSEPORT group): 3 receive queues, drops {}; \
              the kernel hashes each datagram's addresses and ports to one of them",
@@ -156,13 +165,13 @@ fn forked_udp_socket_is_shared() {
     c.send_to(b"hello", ("127.0.0.1", port)).expect("send");
     let v = inspect_json(&["-u", &port.to_string()]);
     let ino = inode_of(s.0);
-    let sock = socket(&v, ino);
+    let sock = v.socket(ino);
     assert_eq!(
-        holder_pids(sock),
+        sock.holder_pids(),
         [std::process::id(), child.pid].into_iter().collect()
     );
-    assert_eq!(v["groups"][0]["kind"], "shared");
-    let verdict = v["groups"][0]["verdict"].as_str().unwrap();
+    assert_eq!(v.groups[0].kind, GroupKind::Shared);
+    let verdict = &v.groups[0].verdict;
     assert!(
         verdict.starts_with(&format!(
             "one socket shared by {}2 processes (fork",
@@ -175,7 +184,7 @@ fn forked_udp_socket_is_shared() {
             .into_iter()
             .find(|r| r.after("ino:") == Some(ino))
             .expect("ss row");
-        assert_eq!(row.pids, holder_pids(sock), "{}", row.line);
+        assert_eq!(row.pids, sock.holder_pids(), "{}", row.line);
     }
     drop(child);
 }
@@ -206,29 +215,19 @@ fn pid_covers_tcp_udp_and_unix() {
     let unix = unix_listener(libc::SOCK_STREAM, &path_bytes(&path), 4);
     let child = Holder::fork(&[tcp.as_raw_fd(), udp.0, unix.0]);
     let v = inspect_json(&[&format!("pid:{}", child.pid)]);
-    let mut got: Vec<(String, u64)> = v["sockets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["proto"].as_str().unwrap().to_string(),
-                s["inode"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let mut got: Vec<(Proto, u64)> = v.sockets.iter().map(|s| (s.proto, s.inode)).collect();
     got.sort();
     let mut want = vec![
-        ("tcp".to_string(), inode_of(tcp.as_raw_fd())),
-        ("udp".to_string(), inode_of(udp.0)),
-        ("unix".to_string(), inode_of(unix.0)),
+        (Proto::Tcp, inode_of(tcp.as_raw_fd())),
+        (Proto::Udp, inode_of(udp.0)),
+        (Proto::Unix, inode_of(unix.0)),
     ];
     want.sort();
-    assert_eq!(got, want, "{v:#}");
+    assert_eq!(got, want, "{v:#?}");
     // -x narrows it to the unix socket.
     let v = inspect_json(&["-x", &format!("pid:{}", child.pid)]);
-    assert_eq!(v["sockets"].as_array().unwrap().len(), 1);
-    assert_eq!(v["sockets"][0]["proto"], "unix");
+    assert_eq!(v.sockets.len(), 1);
+    assert_eq!(v.sockets[0].proto, Proto::Unix);
     drop(child);
 }
 
@@ -288,24 +287,18 @@ fn watch_udp_samples() {
         "50ms",
     ]);
     assert_eq!(code, 0, "{err}");
-    let lines: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
+    let lines: Vec<json::Sample> = out.lines().map(json::sample).collect();
     assert_eq!(lines.len(), 2, "{out}");
     for l in &lines {
-        let sock = &l["sockets"][0];
-        assert_eq!(sock["proto"], "udp");
-        assert_eq!(sock["inode"], inode_of(s.0));
-        assert!(sock["recv_q"].as_u64().unwrap() > 0, "{sock}");
-        assert!(sock["drops"].as_u64().unwrap() > 0, "{sock}");
-        assert!(sock["rcvbuf"].as_u64().unwrap() > 0, "{sock}");
-        let u = &l["udp_counters"];
-        assert!(
-            u["in_errors"].is_u64() && u["rcvbuf_errors"].is_u64(),
-            "{u}"
-        );
+        let sock = &l.sockets[0];
+        assert_eq!(sock.proto, Proto::Udp);
+        assert_eq!(sock.inode, inode_of(s.0));
+        assert!(sock.recv_q.expect("recv_q") > 0, "{sock:?}");
+        assert!(sock.drops.expect("drops") > 0, "{sock:?}");
+        assert!(sock.rcvbuf.expect("rcvbuf") > 0, "{sock:?}");
+        let u = &l.udp_counters;
+        assert!(u.in_errors.is_some() && u.rcvbuf_errors.is_some(), "{u:?}");
     }
     // The first sample has no interval behind it.
-    assert_eq!(lines[0]["udp_counters"]["rcvbuf_errors"], 0);
+    assert_eq!(lines[0].udp_counters.rcvbuf_errors, Some(0));
 }

@@ -5,9 +5,10 @@
 mod common;
 mod sockfix;
 
+use common::json::{Family, GroupKind, PathStatus, Proto, SockType, TcpState};
 use sockfix::{
-    holder_pids, inode_of, inspect_json, path_bytes, run, socket, ss_or_skip, ss_rows,
-    unix_connect_nonblocking, unix_listener, Holder, TempDir,
+    inode_of, inspect_json, path_bytes, run, ss_or_skip, ss_rows, unix_connect_nonblocking,
+    unix_listener, Holder, TempDir,
 };
 
 /// php-fpm's case: a forked server, listen(5), 10 non-blocking clients.
@@ -36,26 +37,26 @@ fn forked_listener_with_a_full_queue() {
     let target = format!("unix:{}", path.display());
 
     let v = inspect_json(&[&target]);
-    let s = socket(&v, inode);
-    assert_eq!(s["proto"], "unix");
-    assert_eq!(s["family"], "unix");
-    assert_eq!(s["sock_type"], "stream");
-    assert_eq!(s["state"], "LISTEN");
-    assert_eq!(s["path"], path.to_str().unwrap());
-    assert_eq!(s["path_status"], "bound");
-    assert_eq!(s["local_addr"], serde_json::Value::Null);
-    assert_eq!(s["accept_queue"]["depth"], 6);
-    assert_eq!(s["accept_queue"]["backlog"], 5);
+    let s = v.socket(inode);
+    assert_eq!(s.proto, Proto::Unix);
+    assert_eq!(s.family, Family::Unix);
+    assert_eq!(s.sock_type, SockType::Stream);
+    assert_eq!(s.state, TcpState::Listen);
+    assert_eq!(s.path.as_deref(), Some(path.to_str().unwrap()));
+    assert_eq!(s.path_status, Some(PathStatus::Bound));
+    assert_eq!(s.local_addr, None);
+    assert_eq!(s.accept_queue.map(|q| q.depth), Some(6));
+    assert_eq!(s.accept_queue.map(|q| q.backlog), Some(5));
     let me = std::process::id();
-    let pids = holder_pids(s);
-    assert_eq!(pids, [me, child.pid].into_iter().collect(), "{s:#}");
+    let pids = s.holder_pids();
+    assert_eq!(pids, [me, child.pid].into_iter().collect(), "{s:#?}");
     // Clients are sockets too, but unnamed and not listening: not shown.
-    assert_eq!(v["sockets"].as_array().unwrap().len(), 1, "{v:#}");
-    let g = &v["groups"][0];
-    assert_eq!(g["proto"], "unix");
-    assert_eq!(g["kind"], "shared");
-    assert_eq!(g["path"], path.to_str().unwrap());
-    let verdict = g["verdict"].as_str().unwrap();
+    assert_eq!(v.sockets.len(), 1, "{v:#?}");
+    let g = &v.groups[0];
+    assert_eq!(g.proto, Proto::Unix);
+    assert_eq!(g.kind, GroupKind::Shared);
+    assert_eq!(g.path.as_deref(), Some(path.to_str().unwrap()));
+    let verdict = &g.verdict;
     assert!(
         verdict.starts_with(&format!(
             "one socket shared by {}2 processes (fork",
@@ -78,12 +79,8 @@ fn forked_listener_with_a_full_queue() {
 
     // `-x` with no target: the overview has it too.
     let ov = inspect_json(&["-x"]);
-    assert_eq!(socket(&ov, inode)["accept_queue"]["depth"], 6);
-    assert!(ov["sockets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|s| s["proto"] == "unix"));
+    assert_eq!(ov.socket(inode).accept_queue.map(|q| q.depth), Some(6));
+    assert!(ov.sockets.iter().all(|s| s.proto == Proto::Unix));
 
     if ss_or_skip("forked_listener_with_a_full_queue") {
         let rows = ss_rows(&["-xlpn"]);
@@ -112,15 +109,15 @@ fn abstract_listener() {
     let c = unix_connect_nonblocking(libc::SOCK_SEQPACKET, &name).expect("queued");
     let inode = inode_of(l.0);
     let v = inspect_json(&[&format!("unix:@{tag}")]);
-    let s = socket(&v, inode);
-    assert_eq!(s["path"], format!("@{tag}"));
-    assert_eq!(s["sock_type"], "seqpacket");
-    assert_eq!(s["path_status"], serde_json::Value::Null);
-    assert_eq!(s["vfs"], serde_json::Value::Null);
-    assert_eq!(s["accept_queue"]["depth"], 1);
-    assert_eq!(s["accept_queue"]["backlog"], 3);
-    assert_eq!(holder_pids(s), [std::process::id()].into_iter().collect());
-    assert_eq!(v["groups"][0]["kind"], "single");
+    let s = v.socket(inode);
+    assert_eq!(s.path, Some(format!("@{tag}")));
+    assert_eq!(s.sock_type, SockType::Seqpacket);
+    assert_eq!(s.path_status, None);
+    assert_eq!(s.vfs, None);
+    assert_eq!(s.accept_queue.map(|q| q.depth), Some(1));
+    assert_eq!(s.accept_queue.map(|q| q.backlog), Some(3));
+    assert_eq!(s.holder_pids(), [std::process::id()].into_iter().collect());
+    assert_eq!(v.groups[0].kind, GroupKind::Single);
     if ss_or_skip("abstract_listener") {
         let rows = ss_rows(&["-xlpn"]);
         let row = rows
@@ -150,14 +147,14 @@ fn unlinked_then_replaced_path() {
 
     // Found by inode: the path is gone.
     let v = inspect_json(&[&format!("inode:{old_ino}")]);
-    let s = socket(&v, old_ino);
+    let s = v.socket(old_ino);
     assert_eq!(
-        s["path"],
-        path.to_str().unwrap(),
+        s.path.as_deref(),
+        Some(path.to_str().unwrap()),
         "the kernel keeps the bound name"
     );
-    assert_eq!(s["path_status"], "unlinked");
-    let verdict = v["groups"][0]["verdict"].as_str().unwrap();
+    assert_eq!(s.path_status, Some(PathStatus::Unlinked));
+    let verdict = &v.groups[0].verdict;
     assert!(verdict.contains("its path was unlinked"), "{verdict}");
 
     // A new server on the same path: `unix:PATH` names both (same name),
@@ -165,20 +162,15 @@ fn unlinked_then_replaced_path() {
     let new = unix_listener(libc::SOCK_STREAM, &name, 10);
     let new_ino = inode_of(new.0);
     let v = inspect_json(&[&format!("unix:{}", path.display())]);
-    assert_eq!(socket(&v, old_ino)["path_status"], "replaced");
-    assert_eq!(socket(&v, new_ino)["path_status"], "bound");
+    assert_eq!(v.socket(old_ino).path_status, Some(PathStatus::Replaced));
+    assert_eq!(v.socket(new_ino).path_status, Some(PathStatus::Bound));
 
     // Through a symlink: matched by the file the link leads to.
     let link = dir.path("link.sock");
     std::os::unix::fs::symlink(&path, &link).expect("symlink");
     let v = inspect_json(&[&format!("unix:{}", link.display())]);
-    let inodes: Vec<u64> = v["sockets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["inode"].as_u64().unwrap())
-        .collect();
-    assert_eq!(inodes, vec![new_ino], "{v:#}");
+    let inodes: Vec<u64> = v.sockets.iter().map(|s| s.inode).collect();
+    assert_eq!(inodes, vec![new_ino], "{v:#?}");
 }
 
 /// Nothing on a unix path: exit 1 and a plain sentence.
@@ -222,5 +214,8 @@ fn hostile_path_is_escaped() {
         "{row}"
     );
     let v = inspect_json(&[&target]);
-    assert_eq!(socket(&v, inode)["path"], path.to_str().unwrap());
+    assert_eq!(
+        v.socket(inode).path.as_deref(),
+        Some(path.to_str().unwrap())
+    );
 }

@@ -4,15 +4,17 @@
 //! plain sentence each. Pure: takes a `Snapshot`, returns a `Report`.
 
 pub mod check;
+mod forwards;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv6Addr};
 
+use crate::model::netns::NetnsMap;
 use crate::model::report::{
     AcceptQueue, Group, GroupKind, Report, SocketReport, SynQueue, SynScope, SCHEMA,
 };
 use crate::model::{
-    Inode, PathStatus, Proto, RequestSock, Snapshot, SockType, Socket, UnixName, WaitHow,
+    Holder, Inode, PathStatus, Proto, RequestSock, Snapshot, SockType, Socket, UnixName, WaitHow,
 };
 use crate::target::Query;
 
@@ -20,15 +22,17 @@ use crate::target::Query;
 /// address, port, device) exist only through SO_REUSEPORT (UDP: or
 /// SO_REUSEADDR). Unix: one group per socket (a path names one socket).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// The network namespace comes first: two containers each listening on
+/// :80 are two unrelated listeners.
 enum GroupKey {
-    Inet(Proto, IpAddr, u16, u32),
+    Inet(u64, Proto, IpAddr, u16, u32),
     Unix(Inode),
 }
 
-fn key(s: &Socket) -> GroupKey {
+fn key(ns: &NetnsMap, s: &Socket) -> GroupKey {
     match s.proto {
         Proto::Unix => GroupKey::Unix(s.inode),
-        p => GroupKey::Inet(p, s.local_addr, s.local_port, s.ifindex),
+        p => GroupKey::Inet(ns.socket(s.inode), p, s.local_addr, s.local_port, s.ifindex),
     }
 }
 
@@ -43,12 +47,14 @@ fn canonical(a: IpAddr) -> IpAddr {
 /// Which listener group would own this request socket: the exact local
 /// address first, then the wildcard of its family, then the IPv6 wildcard
 /// (dual-stack) — the order the kernel's lookup prefers.
-fn owner(r: &RequestSock, listeners: &[&Socket]) -> Option<GroupKey> {
+fn owner(ns: &NetnsMap, r: &RequestSock, listeners: &[&Socket]) -> Option<GroupKey> {
     let addr = canonical(r.local_addr);
+    // A request socket's namespace is its dump's; 0 means ours.
+    let r_ns = if r.netns == 0 { ns.own } else { r.netns };
     let on_port = || {
-        listeners
-            .iter()
-            .filter(|l| l.is_tcp_listener() && l.local_port == r.local_port)
+        listeners.iter().filter(move |l| {
+            l.is_tcp_listener() && l.local_port == r.local_port && ns.socket(l.inode) == r_ns
+        })
     };
     on_port()
         .find(|l| canonical(l.local_addr) == addr)
@@ -57,7 +63,7 @@ fn owner(r: &RequestSock, listeners: &[&Socket]) -> Option<GroupKey> {
                 .find(|l| l.local_addr.is_unspecified() && l.local_addr.is_ipv4() == addr.is_ipv4())
         })
         .or_else(|| on_port().find(|l| l.local_addr == IpAddr::V6(Ipv6Addr::UNSPECIFIED)))
-        .map(|l| key(l))
+        .map(|l| key(ns, l))
 }
 
 fn socket_report(
@@ -67,6 +73,13 @@ fn socket_report(
     syn: Option<&HashMap<GroupKey, u32>>,
 ) -> SocketReport {
     let listener = s.is_listener();
+    let ns = &snap.netns;
+    let sock_ns = ns.socket(s.inode);
+    // somaxconn is per namespace.
+    let somaxconn = ns
+        .namespaces
+        .get(&sock_ns)
+        .map_or(snap.host.somaxconn, |i| i.somaxconn);
     let queue_listener = listener && s.proto != Proto::Udp;
     let inet = s.proto != Proto::Unix;
     let connected = !listener && inet && s.remote_port != 0;
@@ -107,7 +120,7 @@ fn socket_report(
         }),
         syn_queue: match syn {
             Some(m) if s.is_tcp_listener() => Some(SynQueue {
-                depth: m.get(&key(s)).copied().unwrap_or(0),
+                depth: m.get(&key(ns, s)).copied().unwrap_or(0),
                 scope: if group_size > 1 {
                     SynScope::Group
                 } else {
@@ -121,30 +134,55 @@ fn socket_report(
         drops: s.drops,
         rcvbuf: s.rcvbuf,
         reuseport,
-        backlog_clamped: match (queue_listener, snap.host.somaxconn) {
+        backlog_clamped: match (queue_listener, somaxconn) {
             (true, Some(max)) => Some(s.wqueue == max),
             _ => None,
         },
-        holders: snap.holders.get(&s.inode).cloned().unwrap_or_default(),
+        holders: holders_of(snap, s.inode, sock_ns),
         waiters: snap.waiters.get(&s.inode).cloned().unwrap_or_default(),
+        netns: ns.label(sock_ns),
+        forward: None,
     }
+}
+
+/// A socket's holders; each one whose own namespace differs from the
+/// socket's carries it.
+fn holders_of(snap: &Snapshot, inode: Inode, sock_ns: u64) -> Vec<Holder> {
+    let mut list = snap.holders.get(&inode).cloned().unwrap_or_default();
+    for h in &mut list {
+        h.netns = snap
+            .netns
+            .of_pid
+            .get(&h.pid)
+            .copied()
+            .filter(|theirs| *theirs != sock_ns && sock_ns != 0);
+    }
+    list
+}
+
+/// The namespaces looked into, ours first.
+fn namespaces(ns: &NetnsMap) -> Vec<crate::model::netns::Netns> {
+    let mut v: Vec<_> = ns.namespaces.values().map(|i| i.label.clone()).collect();
+    v.sort_by_key(|n| (n.inode != ns.own, n.inode));
+    v
 }
 
 /// Build the report for `query` from one snapshot.
 pub fn report(query: &Query, snap: &Snapshot) -> Report {
     let listeners: Vec<&Socket> = snap.sockets.iter().filter(|s| s.is_listener()).collect();
+    let ns = &snap.netns;
 
     // Listener groups, in key order.
     let mut members: BTreeMap<GroupKey, Vec<Inode>> = BTreeMap::new();
     for l in &listeners {
-        members.entry(key(l)).or_default().push(l.inode);
+        members.entry(key(ns, l)).or_default().push(l.inode);
     }
 
     // SYN queue: request sockets counted per owning group.
     let syn: Option<HashMap<GroupKey, u32>> = snap.request_socks.as_ref().map(|reqs| {
         let mut m = HashMap::new();
         for r in reqs {
-            if let Some(k) = owner(r, &listeners) {
+            if let Some(k) = owner(ns, r, &listeners) {
                 *m.entry(k).or_insert(0) += 1;
             }
         }
@@ -156,13 +194,14 @@ pub fn report(query: &Query, snap: &Snapshot) -> Report {
         .iter()
         .map(|s| {
             let group_size = if s.is_listener() {
-                members.get(&key(s)).map_or(0, Vec::len)
+                members.get(&key(ns, s)).map_or(0, Vec::len)
             } else {
                 0
             };
             socket_report(s, snap, group_size, syn.as_ref())
         })
         .collect();
+    let sockets = forwards::resolve(sockets, &snap.forwards);
 
     let by_inode: HashMap<Inode, &SocketReport> = sockets.iter().map(|s| (s.inode, s)).collect();
     let unseen = crate::model::warning::unreadable_processes(&snap.warnings);
@@ -173,7 +212,12 @@ pub fn report(query: &Query, snap: &Snapshot) -> Report {
                 .iter()
                 .filter_map(|i| by_inode.get(i).copied())
                 .collect();
-            (!socks.is_empty()).then(|| group(&socks, unseen))
+            (!socks.is_empty()).then(|| {
+                let mut g = group(&socks, unseen);
+                forwards::add_to_verdict(&mut g, &socks, &sockets);
+                forwards::add_reached_through(&mut g, &sockets);
+                g
+            })
         })
         .collect();
 
@@ -184,7 +228,8 @@ pub fn report(query: &Query, snap: &Snapshot) -> Report {
         sockets,
         groups,
         warnings: snap.warnings.clone(),
-        scan: snap.scan.clone(),
+        namespaces: namespaces(ns),
+        scan: snap.scan.as_ref().map(Into::into),
     }
 }
 
@@ -305,6 +350,7 @@ fn group(socks: &[&SocketReport], unseen: Option<u64>) -> Group {
         }
     }
     Group {
+        netns: first.netns.inode,
         proto,
         local_addr: first.local_addr,
         local_port: first.local_port,

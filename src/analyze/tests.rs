@@ -46,6 +46,7 @@ fn holder(pid: u32, ppid: u32, fd: u32) -> Holder {
         uid: Some(0),
         user: Some("root".into()),
         fd,
+        netns: None,
         state: Some(ProcessState::Sleeping),
         cmdline: None,
     }
@@ -215,6 +216,7 @@ fn different_addresses_are_different_groups() {
 #[test]
 fn syn_queue_goes_to_the_most_specific_listener() {
     let req = |a: IpAddr, port| RequestSock {
+        netns: 0,
         family: if a.is_ipv4() {
             Family::Inet
         } else {
@@ -289,4 +291,136 @@ fn connected_sockets_have_no_accept_queue_and_no_group() {
     );
     assert_eq!(r.sockets[0].remote_port, Some(5555));
     assert!(r.groups.is_empty());
+}
+
+/// Two containers each listening on *:80 (own namespaces): two unrelated
+/// listeners with a verdict each, not an SO_REUSEPORT group; a SYN_RECV in
+/// one namespace counts for its own listener only; somaxconn is each
+/// namespace's own; a holder in another namespace carries it.
+#[test]
+fn same_port_in_two_namespaces_is_two_groups() {
+    use crate::model::netns::{Netns, NetnsInfo, NetnsMap};
+    let mut snap = Snapshot {
+        sockets: vec![
+            listener(11, ANY4, 80, 0, 128),
+            listener(12, ANY4, 80, 2, 4096),
+        ],
+        request_socks: Some(vec![RequestSock {
+            netns: 202,
+            family: Family::Inet,
+            local_addr: IpAddr::V4(Ipv4Addr::new(172, 17, 0, 3)),
+            local_port: 80,
+        }]),
+        host: HostInfo {
+            somaxconn: Some(4096),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let info = |inode, somaxconn| NetnsInfo {
+        label: Netns {
+            inode,
+            ..Netns::default()
+        },
+        somaxconn: Some(somaxconn),
+    };
+    snap.netns = NetnsMap {
+        own: 100,
+        namespaces: [
+            (100, info(100, 4096)),
+            (201, info(201, 128)),
+            (202, info(202, 4096)),
+        ]
+        .into(),
+        of_socket: [(Inode(11), 201), (Inode(12), 202)].into(),
+        of_pid: [(10, 201), (20, 100)].into(),
+    };
+    snap.holders.insert(Inode(11), vec![holder(10, 1, 3)]);
+    snap.holders.insert(Inode(12), vec![holder(20, 1, 3)]);
+    let r = report(&query(":80"), &snap);
+    assert_eq!(r.groups.len(), 2, "{:#?}", r.groups);
+    assert!(r.groups.iter().all(|g| g.kind == GroupKind::Single));
+    assert_eq!(
+        r.groups.iter().map(|g| g.netns).collect::<Vec<_>>(),
+        vec![201, 202]
+    );
+    let s = |i| r.sockets.iter().find(|s| s.inode == Inode(i)).unwrap();
+    assert_eq!(s(11).reuseport, None);
+    assert_eq!(s(11).netns.inode, 201);
+    assert_eq!(s(11).syn_queue.map(|q| q.depth), Some(0));
+    assert_eq!(s(12).syn_queue.map(|q| q.depth), Some(1));
+    // 128 is namespace 201's somaxconn, not the host's 4096.
+    assert_eq!(s(11).backlog_clamped, Some(true));
+    assert_eq!(s(12).backlog_clamped, Some(true));
+    // The holder of 12 lives in our namespace, not the socket's.
+    assert_eq!(s(11).holders[0].netns, None);
+    assert_eq!(s(12).holders[0].netns, Some(100));
+    assert_eq!(
+        r.namespaces.iter().map(|n| n.inode).collect::<Vec<_>>(),
+        vec![100, 201, 202]
+    );
+}
+
+/// A docker-proxy listener on the host forwarding to one of two
+/// containers on :8000: it points at that container's listener only, and
+/// each end's verdict names the other.
+#[test]
+fn forward_points_at_its_containers_listener() {
+    use crate::model::netns::{Forward, Netns, NetnsInfo, NetnsMap};
+    let mut snap = Snapshot {
+        sockets: vec![
+            listener(1, LO, 8080, 0, 4096),
+            listener(11, ANY4, 8000, 0, 128),
+            listener(12, ANY4, 8000, 0, 128),
+        ],
+        request_socks: Some(vec![]),
+        ..Default::default()
+    };
+    let info = |inode| NetnsInfo {
+        label: Netns {
+            inode,
+            ..Netns::default()
+        },
+        somaxconn: Some(4096),
+    };
+    snap.netns = NetnsMap {
+        own: 100,
+        namespaces: [(100, info(100)), (201, info(201)), (202, info(202))].into(),
+        of_socket: [(Inode(11), 201), (Inode(12), 202)].into(),
+        of_pid: HashMap::new(),
+    };
+    snap.forwards.insert(
+        Inode(1),
+        Forward {
+            via: "docker-proxy".into(),
+            to_addr: IpAddr::V4(Ipv4Addr::new(172, 17, 0, 2)),
+            to_port: 8000,
+            to_inodes: vec![],
+            to_netns: Some(201),
+        },
+    );
+    let r = report(&query(":8000"), &snap);
+    let proxy = r.sockets.iter().find(|s| s.inode == Inode(1)).unwrap();
+    let f = proxy.forward.as_ref().unwrap();
+    assert_eq!(f.to_inodes, vec![Inode(11)]);
+    let verdict = |i| {
+        r.groups
+            .iter()
+            .find(|g| g.inodes.contains(&Inode(i)))
+            .unwrap()
+            .verdict
+            .clone()
+    };
+    assert!(
+        verdict(1).contains("goes on to 172.17.0.2:8000 in netns 201: listener inode 11"),
+        "{}",
+        verdict(1)
+    );
+    assert!(
+        verdict(11)
+            .contains("reached from netns 100 through docker-proxy on 127.0.0.1:8080 (inode 1)"),
+        "{}",
+        verdict(11)
+    );
+    assert!(!verdict(12).contains("docker-proxy"), "{}", verdict(12));
 }

@@ -20,6 +20,7 @@ use super::{interrupt, stdout_err, ExportConfig};
 use crate::analyze;
 use crate::collect::host;
 use crate::error::{exit, Error, Result};
+use crate::model::netns::NetnsScope;
 use crate::render::openmetrics::{self, Exposition, Format, HostCounters};
 use crate::target::Query;
 
@@ -126,18 +127,30 @@ impl Scraper {
     fn collect(&mut self) -> Result<(crate::model::report::Report, Vec<HostCounters>)> {
         let sampler = match &mut self.sampler {
             Some(s) => s,
-            None => self
-                .sampler
-                .insert(Sampler::new(&self.query, Policy::Export)?),
+            None => {
+                self.sampler
+                    .insert(Sampler::new(&self.query, Policy::Export, NetnsScope::All)?)
+            }
         };
         let proc_root = sampler.proc_root();
         let report = analyze::report(&self.query, sampler.sample()?);
         // A counter file that cannot be read leaves its series out.
-        let counters = vec![HostCounters {
+        let mut counters = vec![HostCounters {
             netns: None,
             counters: host::read_counters(&proc_root).unwrap_or_default(),
             udp: host::read_udp_counters(&proc_root).unwrap_or_default(),
         }];
+        // Every other namespace looked into: its own TcpExt counters, read
+        // from inside it (its UDP counters are not kept: left out).
+        for ns in report.namespaces.iter().skip(1) {
+            if let Some(c) = sampler.counters(ns.inode) {
+                counters.push(HostCounters {
+                    netns: Some(ns.inode.to_string()),
+                    counters: c,
+                    udp: Default::default(),
+                });
+            }
+        }
         Ok((report, counters))
     }
 }

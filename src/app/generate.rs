@@ -49,6 +49,10 @@ fn schemas() -> Vec<(&'static str, schemars::Schema)> {
             schema_for!(crate::model::watch::Sample),
         ),
         ("check.json", schema_for!(crate::model::check::CheckOutcome)),
+        (
+            "snapshot.json",
+            schema_for!(crate::model::recording::Recording),
+        ),
     ]
 }
 
@@ -473,7 +477,21 @@ fn json_output(r: &mut Roff) {
                  shows one socket with several holders; a process that exited while it was \
                  read is left out. state: running, sleeping, disk-sleep, stopped, traced, \
                  idle (null: unreadable). comm and each cmdline argument are the exact \
-                 text: a string, or an array of byte values when it is not UTF-8.",
+                 text: a string, or an array of byte values when it is not UTF-8. A holder \
+                 whose own network namespace differs from the socket's also has netns (its \
+                 nsfs inode).",
+            ),
+            (
+                "netns {inode, name, container}",
+                "The network namespace the socket lives in: its nsfs inode (as lsns prints), \
+                 its ip netns name or null, and the container owning it or null: {runtime \
+                 (docker, containerd, cri-o, podman, kubernetes), id, name (docker, when \
+                 readable), pod (the Kubernetes pod UID)}, from the cgroup of a process inside.",
+            ),
+            (
+                "forward {via, to_addr, to_port, to_inodes, to_netns}",
+                "Only for a listener held by a forwarder (docker-proxy): where it connects each \
+                 client on to, the listening socket(s) found there, and their namespace.",
             ),
             (
                 "waiters[] {pid, tid, how, fd, exclusive}",
@@ -496,6 +514,11 @@ fn json_output(r: &mut Roff) {
     fields(
         r,
         &[
+            (
+                "netns",
+                "The nsfs inode of the group's namespace: groups never span namespaces, so \
+                 two containers on one port are two groups.",
+            ),
             ("proto", "\"tcp\", \"udp\" or \"unix\"."),
             (
                 "local_addr, local_port",
@@ -527,7 +550,8 @@ fn json_output(r: &mut Roff) {
         [roman(
             "What could not be seen, one object each: kind (processes_unreadable, \
              processes_partly_readable, proc_hidden, no_such_process, pid_not_visible, \
-             other_netns, ipv6_unavailable, syn_queue_unmeasured, waiters_unreadable), count, \
+             other_netns, ipv6_unavailable, syn_queue_unmeasured, udp_unavailable, \
+             unix_unavailable, waiters_unreadable, netns_not_inspected, netns_dump_failed), count, \
              pid and detail where they apply, message (a sentence) and hint (what to do). \
              Empty only when nothing was hidden.",
         )],

@@ -1,24 +1,40 @@
-//! `sockmap inspect`: one pass, one report, rendered — the overview of
-//! every listening socket with no target, detailed blocks with one. When
-//! nothing matches, one more look says what is there instead.
+//! `sockmap inspect`: one pass (or a recorded one, `--from`), one report,
+//! rendered — the overview of every listening socket with no target,
+//! detailed blocks with one. When nothing matches, one more look says
+//! what is there instead (live only).
 
 use std::io::Write;
 
 use super::{Format, InspectConfig};
 use crate::error::{exit, Result};
+use crate::model::netns::NetnsScope;
 use crate::model::report::{Report, SocketReport};
 use crate::model::Proto;
 use crate::target::{AddrMatch, Inet, PortSet, Query, Target};
 use crate::{analyze, collect, render};
 
 pub fn run(cfg: &InspectConfig, out: &mut impl Write, err: &mut impl Write) -> Result<i32> {
-    let snap = collect::collect_with(&cfg.query, cfg.scan)?;
+    // A recording stands in for the kernel: nothing is collected, not
+    // even the second looks that explain an empty result.
+    let (query, snap) = match &cfg.from {
+        Some(path) => super::snapshot::load(path)?,
+        None => (
+            cfg.query.clone(),
+            collect::collect_with(&cfg.query, cfg.netns.clone(), cfg.scan)?,
+        ),
+    };
     super::tell_scan(err, cfg.scan, snap.scan.as_ref());
-    let report = analyze::report(&cfg.query, &snap);
+    let live = cfg.from.is_none();
+    if let Some(path) = &cfg.save {
+        // Written before rendering: a file that cannot be written stops
+        // the run before anything is shown.
+        super::snapshot::save(path, &query, &snap, out)?;
+    }
+    let report = analyze::report(&query, &snap);
     match cfg.format {
         Format::Json => render::json::write(out, &report),
         Format::Plain => render::plain::write(out, &report),
-        Format::Table if cfg.query.is_empty() => render::overview::write(out, &report),
+        Format::Table if query.is_empty() => render::overview::write(out, &report),
         Format::Table => render::table::write(out, &report, cfg.color),
     }
     .map_err(super::stdout_err)?;
@@ -27,11 +43,80 @@ pub fn run(cfg: &InspectConfig, out: &mut impl Write, err: &mut impl Write) -> R
         render::warnings(err, &report.warnings);
     }
     if report.sockets.is_empty() {
-        // A unix path in the query is escaped by its Display.
-        let _ = writeln!(err, "sockmap: {}", nothing_matches(&cfg.query));
+        // Escaped as a whole: the query's targets are raw (a recording's
+        // come from a file someone else wrote).
+        let mut msg = nothing_matches(&query, live);
+        if let Some(hint) = live.then(|| elsewhere(cfg)).flatten() {
+            msg.push_str("; ");
+            msg.push_str(&hint);
+        }
+        let _ = writeln!(err, "sockmap: {}", crate::escape::terminal(&msg));
         return Ok(exit::NOT_FOUND);
     }
+    if let Some(note) = only_elsewhere(&query, &report) {
+        let _ = writeln!(err, "sockmap: note: {}", crate::escape::terminal(&note));
+    }
     Ok(exit::OK)
+}
+
+/// Every match is in another network namespace: say so, as the table's
+/// labels are easy to miss ("nothing matches :8000 in this network
+/// namespace (4026531833): the 2 sockets shown are in others").
+fn only_elsewhere(query: &Query, report: &Report) -> Option<String> {
+    let own = report.namespaces.first()?.inode;
+    if query.is_empty() || report.sockets.iter().any(|s| s.netns.inode == own) {
+        return None;
+    }
+    let n = report.sockets.len();
+    Some(format!(
+        "nothing matches {} in this network namespace ({own}): the {} shown {} in other namespaces",
+        query,
+        if n == 1 {
+            "socket".to_string()
+        } else {
+            format!("{n} sockets")
+        },
+        if n == 1 { "is" } else { "are" }
+    ))
+}
+
+/// Nothing matched in the namespaces looked into: when that was fewer
+/// than all (`--netns`), look in all of them and say where it is.
+/// Best effort: without the privilege to look, nothing is added (the
+/// warnings already say what was not inspected).
+fn elsewhere(cfg: &InspectConfig) -> Option<String> {
+    if cfg.netns == NetnsScope::All && cfg.query.netns().next().is_none() {
+        return None;
+    }
+    let wide = Query {
+        targets: cfg
+            .query
+            .targets
+            .iter()
+            .filter(|t| !matches!(t, Target::Netns(_)))
+            .cloned()
+            .collect(),
+        ..cfg.query.clone()
+    };
+    let snap = collect::collect_in(&wide, NetnsScope::All).ok()?;
+    let report = analyze::report(&wide, &snap);
+    let mut where_: Vec<String> = Vec::new();
+    for s in &report.sockets {
+        let label = render::netns::label(&s.netns);
+        if !where_.contains(&label) {
+            where_.push(label);
+        }
+    }
+    if where_.is_empty() {
+        return None;
+    }
+    let n = report.sockets.len();
+    Some(format!(
+        "{n} socket{} match{} in other network namespaces: {} (drop --netns, or use --netns all)",
+        if n == 1 { "" } else { "s" },
+        if n == 1 { "es" } else { "" },
+        where_.join(", ")
+    ))
 }
 
 /// "TCP", "UDP", "TCP or unix": the kinds the query looked for.
@@ -50,15 +135,16 @@ fn kinds(query: &Query) -> String {
 
 /// "no listening TCP socket matches :18130; a UDP socket is bound there
 /// (try udp:18130)": what was looked for, and what exists on the same
-/// ports in other protocols or states.
-fn nothing_matches(query: &Query) -> String {
+/// ports in other protocols or states (`live`: a look at the kernel is
+/// allowed; not when replaying a recording).
+fn nothing_matches(query: &Query, live: bool) -> String {
     let all = query.wants_all_states();
     let mut msg = if all {
         format!("no {} socket matches {query}", kinds(query))
     } else {
         format!("no listening {} socket matches {query}", kinds(query))
     };
-    let hints = look_around(query);
+    let hints = if live { look_around(query) } else { Vec::new() };
     if hints.is_empty() {
         if !all {
             msg.push_str(" (add --all for other states)");

@@ -9,6 +9,7 @@ mod http;
 mod inspect;
 mod interrupt;
 mod sampler;
+pub mod snapshot;
 mod watch;
 
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use crate::error::{exit, Result};
 use crate::lab::{LoadConfig, ServeConfig};
+use crate::model::netns::NetnsScope;
 use crate::model::scan::{ScanInfo, ScanOptions};
 use crate::target::Query;
 
@@ -29,14 +31,30 @@ pub enum Format {
 #[derive(Debug, Clone)]
 pub struct InspectConfig {
     pub query: Query,
+    /// Which network namespaces to look in (`--netns`).
+    pub netns: NetnsScope,
     pub format: Format,
     pub color: bool,
+    /// Replay this recorded snapshot instead of collecting (`--from`).
+    pub from: Option<PathBuf>,
+    /// Also write the snapshot rendered to this file (`--save`; `-` is stdout).
+    pub save: Option<PathBuf>,
     pub scan: ScanOptions,
+}
+
+/// `sockmap snapshot`: one pass, recorded.
+#[derive(Debug, Clone)]
+pub struct SnapshotConfig {
+    pub query: Query,
+    pub netns: NetnsScope,
+    /// Where to write it (`-`: stdout).
+    pub output: PathBuf,
 }
 
 #[derive(Debug, Clone)]
 pub struct WatchConfig {
     pub query: Query,
+    pub netns: NetnsScope,
     pub interval: Duration,
     pub count: Option<u64>,
     pub json: bool,
@@ -57,8 +75,11 @@ pub struct ExportConfig {
 #[derive(Debug, Clone, Default)]
 pub struct CheckConfig {
     pub query: Query,
+    pub netns: NetnsScope,
     pub assertions: crate::analyze::check::Assertions,
     pub json: bool,
+    /// Evaluate this recorded snapshot instead of collecting (`--from`).
+    pub from: Option<PathBuf>,
     pub scan: ScanOptions,
 }
 
@@ -81,6 +102,7 @@ pub enum Command {
     Inspect(InspectConfig),
     Watch(WatchConfig),
     Check(CheckConfig),
+    Snapshot(SnapshotConfig),
     Export(ExportConfig),
     Serve(ServeConfig),
     Load(LoadConfig),
@@ -101,6 +123,7 @@ pub fn run(cmd: Command) -> Result<i32> {
         Command::Inspect(cfg) => inspect::run(&cfg, &mut out, &mut std::io::stderr()),
         Command::Watch(cfg) => watch::run(&cfg, &mut out),
         Command::Demo(cfg) => demo::run(&cfg, &mut out),
+        Command::Snapshot(cfg) => snapshot::run(&cfg, &mut out, &mut std::io::stderr()),
         Command::Export(cfg) => export::run(&cfg, &mut out),
         Command::Check(cfg) => check::run(&cfg, &mut out, &mut std::io::stderr()),
         Command::Generate(what) => generate::run(&what, &mut out),
@@ -123,12 +146,14 @@ pub(crate) fn tell_scan(err: &mut impl std::io::Write, opts: ScanOptions, info: 
         return;
     };
     if opts.verbose {
+        let ms = |us: u64| us as f64 / 1000.0;
         let mut line = format!(
             "sockmap: holders: {}, scan {:.1} ms",
-            info.method, info.duration_ms
+            info.method,
+            ms(info.duration_us)
         );
-        if let Some(load) = info.load_ms {
-            line.push_str(&format!(", load {load:.1} ms"));
+        if let Some(load) = info.load_us {
+            line.push_str(&format!(", load {:.1} ms", ms(load)));
         }
         if let Some(reason) = info.fallback_reason {
             line.push_str(&format!(" (BPF not used: {reason})"));

@@ -18,7 +18,7 @@
 //! when they are that cheap at this rate; the samples between ask netlink
 //! only and drop holders that exited. A pass every sample would cost ~15 %
 //! of a core at 10 Hz and 2000 × 50; with this share holders are at most
-//! ~1.7 s old there, ~0.8 s at 600 × 60 (BENCHMARKS.md).
+//! ~2 s old there, ~1 s at 600 × 60 (BENCHMARKS.md).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -26,8 +26,9 @@ use std::time::{Duration, Instant};
 
 use crate::collect::Collector;
 use crate::error::Result;
+use crate::model::netns::NetnsScope;
 use crate::model::scan::ScanOptions;
-use crate::model::{Snapshot, WarningKind};
+use crate::model::{ListenCounters, Snapshot, WarningKind};
 use crate::target::Query;
 
 /// The share of one core full passes with the BPF scan may use.
@@ -76,16 +77,13 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    pub fn new(query: &Query, policy: Policy) -> Result<Self> {
-        Self::with_scan(query, policy, ScanOptions::default())
-    }
-
-    /// Holders found as `scan` says (`--scan`).
-    pub fn with_scan(query: &Query, policy: Policy, scan: ScanOptions) -> Result<Self> {
+    /// A sampler over the network namespaces in `scope`; it keeps each
+    /// namespace's diag socket (and counters file) open between samples.
+    pub fn new(query: &Query, policy: Policy, scope: NetnsScope) -> Result<Self> {
         let now = Instant::now();
         Ok(Sampler {
             policy,
-            collector: Collector::with_scan(scan)?,
+            collector: Collector::with_netns(scope)?.with_counters(),
             query: query.clone(),
             snap: None,
             last_scan: now,
@@ -94,8 +92,20 @@ impl Sampler {
         })
     }
 
+    /// Find holders as `scan` says (`--scan`, `--verbose`).
+    pub fn with_scan(mut self, scan: ScanOptions) -> Self {
+        self.collector.set_scan(scan);
+        self
+    }
+
     pub fn proc_root(&self) -> PathBuf {
         self.collector.proc_root().to_path_buf()
+    }
+
+    /// The TcpExt listen counters of namespace `ns` (nsfs inode), read
+    /// from inside it; `None` when it is not open (or has no counters).
+    pub fn counters(&mut self, ns: u64) -> Option<ListenCounters> {
+        self.collector.counters(ns)
     }
 
     /// The current snapshot, collected as the policy says. After an error
@@ -148,8 +158,11 @@ impl Sampler {
         } else {
             HashSet::new()
         };
-        let sockets = self.collector.sockets(&self.query, &extra, &mut warnings)?;
-        let request_socks = self.collector.request_socks(&sockets, &mut warnings);
+        let (sockets, mut netns) = self.collector.sockets(&self.query, &extra, &mut warnings)?;
+        netns.of_pid = prev.netns.of_pid.clone();
+        let request_socks = self
+            .collector
+            .request_socks(&sockets, &netns, &mut warnings);
         warnings.extend(
             prev.warnings
                 .iter()
@@ -161,6 +174,7 @@ impl Sampler {
             sockets,
             request_socks,
             warnings,
+            netns,
             ..prev.clone()
         };
         snap.holders.retain(|i, _| live.contains(i));

@@ -23,13 +23,17 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
     interrupt::install()?;
     let json = cfg.json || !std::io::stdout().is_terminal();
     let every_listener = cfg.query.is_empty();
-    let mut sampler = Sampler::with_scan(&cfg.query, Policy::Watch, cfg.scan)?;
+    let mut sampler =
+        Sampler::new(&cfg.query, Policy::Watch, cfg.netns.clone())?.with_scan(cfg.scan);
     let proc_root = sampler.proc_root();
     let start = Instant::now();
     let mut prev_counters = host::read_counters(&proc_root).unwrap_or_default();
     let mut prev_drops: HashMap<Inode, u32> = HashMap::new();
     let mut prev_udp = host::read_udp_counters(&proc_root).unwrap_or_default();
     let mut history = History::default();
+    // Never 0 with nothing: a watch in which no sample matched exits 1.
+    let mut ever_matched = false;
+    let mut told_empty = false;
     let mut seq = 0u64;
     let mut next = start;
     loop {
@@ -38,7 +42,13 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
         if seq == 1 {
             super::tell_scan(&mut std::io::stderr(), cfg.scan, snap.scan.as_ref());
         }
-        let counters = host::read_counters(&proc_root).unwrap_or_default();
+        let report = analyze::report(&cfg.query, snap);
+        // TcpExt counters are per namespace: those of the watched
+        // sockets' namespace when they share one, else ours.
+        let counters = watched_netns(&report)
+            .and_then(|ns| sampler.counters(ns))
+            .or_else(|| host::read_counters(&proc_root).ok())
+            .unwrap_or_default();
         // The first sample has no interval behind it: all-zero deltas (a
         // counter this kernel lacks stays null).
         let delta = if seq == 1 {
@@ -50,7 +60,18 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
         let udp = host::read_udp_counters(&proc_root).unwrap_or_default();
         let udp_delta = udp.delta(if seq == 1 { &udp } else { &prev_udp });
         prev_udp = udp;
-        let report = analyze::report(&cfg.query, snap);
+        if report.sockets.is_empty() {
+            if !told_empty {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "sockmap: nothing matches {} right now; watching for it",
+                    crate::escape::terminal(&cfg.query.to_string())
+                );
+                told_empty = true;
+            }
+        } else {
+            ever_matched = true;
+        }
         let sample = Sample {
             schema: crate::model::report::SCHEMA,
             kind: "sample",
@@ -63,6 +84,7 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
                 .sockets
                 .iter()
                 .map(|s| SampleSocket {
+                    netns: s.netns.inode,
                     // Unknown in the first sample and for a socket new since
                     // the last; 0 when the kernel reports no drop counter.
                     drops_delta: match (s.drops, prev_drops.get(&s.inode)) {
@@ -140,5 +162,21 @@ pub fn run(cfg: &WatchConfig, out: &mut impl Write) -> Result<i32> {
             break;
         }
     }
+    if !ever_matched {
+        let _ = writeln!(
+            std::io::stderr(),
+            "sockmap: nothing matched {} in any of {seq} sample{}",
+            crate::escape::terminal(&cfg.query.to_string()),
+            if seq == 1 { "" } else { "s" }
+        );
+        return Ok(exit::NOT_FOUND);
+    }
     Ok(exit::OK)
+}
+
+/// The namespace all the report's sockets live in, if they share one.
+fn watched_netns(report: &crate::model::report::Report) -> Option<u64> {
+    let mut it = report.sockets.iter().map(|s| s.netns.inode);
+    let first = it.next()?;
+    it.all(|ns| ns == first).then_some(first)
 }

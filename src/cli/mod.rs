@@ -9,6 +9,7 @@ mod services;
 mod values;
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -16,10 +17,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::analyze::check::Assertions;
 use crate::app::{
     CheckConfig, Command, DemoConfig, ExportConfig, Format, GenerateWhat, InspectConfig,
-    WatchConfig,
+    SnapshotConfig, WatchConfig,
 };
 use crate::error::{Error, Result};
 use crate::lab::{LoadConfig, LoadMode, ServeConfig};
+use crate::model::netns::NetnsScope;
 use crate::model::scan::{ScanChoice, ScanOptions};
 use crate::model::Proto;
 use crate::target::{self, Query};
@@ -43,8 +45,8 @@ With no target, inspect shows every listening socket: TCP LISTEN, UDP \
 unconnected, unix LISTEN.";
 
 const EXIT_HELP: &str = "\
-EXIT STATUS: 0 ok; 1 nothing matched the target (inspect) or an assertion \
-failed (check); 2 bad usage or bad input; 3 the kernel query failed; 4 (check) \
+EXIT STATUS: 0 ok; 1 nothing matched the target (inspect; watch: in no \
+sample) or an assertion failed (check); 2 bad usage or bad input; 3 the kernel query failed; 4 (check) \
 no assertion failed but some could not be decided (part of the picture \
 could not be seen).";
 
@@ -78,6 +80,9 @@ pub enum Sub {
     /// Exit 0 if every assertion about the target holds, 1 if not.
     #[command(after_help = format!("{TARGET_HELP}\n\n{EXIT_HELP}"))]
     Check(CheckArgs),
+    /// Record one look at the sockets to a file, for inspect/check --from (bug reports).
+    #[command(after_help = format!("{TARGET_HELP}\n\n{EXIT_HELP}"))]
+    Snapshot(SnapshotArgs),
     /// Serve the sockets' queues, drops and holders as Prometheus metrics over HTTP.
     #[command(after_help = format!("{TARGET_HELP}\n\n{EXPORT_HELP}"))]
     Export(ExportArgs),
@@ -102,7 +107,7 @@ pub enum ColorChoice {
 
 #[derive(Debug, Args)]
 pub struct OutputArgs {
-    /// Print the JSON document (schema 1) instead of a table.
+    /// Print the JSON document (see schema/inspect.json) instead of a table.
     #[arg(long, conflicts_with = "plain")]
     pub json: bool,
     /// One row per holder, space-separated, no box drawing (for grep/awk).
@@ -113,39 +118,18 @@ pub struct OutputArgs {
     pub color: ColorChoice,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ScanArg {
-    /// The BPF iterator when it can be used (root, kernel BTF), else /proc.
-    Auto,
-    /// The BPF iterator, or exit 3 saying why it cannot be used.
-    Bpf,
-    /// Read /proc/*/fd of every process.
-    Proc,
-}
+const NETNS_HELP: &str = "\
+Network namespaces to look in: 'all' (the default: every namespace any \
+process is in, plus those under /run/netns; reading others than your own \
+needs root, CAP_SYS_ADMIN), 'self' (only sockmap's own), NAME (an `ip \
+netns` name), INODE (the nsfs inode, as `lsns -t net` prints), or \
+'pid:N' (the namespace process N is in).";
 
 #[derive(Debug, Args)]
-pub struct ScanArgs {
-    /// How to find the processes holding each socket (SOCKMAP_NO_BPF=1 in
-    /// the environment makes 'auto' mean 'proc').
-    #[arg(long, value_enum, default_value = "auto", value_name = "HOW")]
-    pub scan: ScanArg,
-    /// Say on stderr how the holders were found; if the BPF program was
-    /// refused, print the kernel verifier's log.
-    #[arg(long, short = 'v')]
-    pub verbose: bool,
-}
-
-impl ScanArgs {
-    fn options(&self) -> ScanOptions {
-        ScanOptions {
-            choice: match self.scan {
-                ScanArg::Auto => ScanChoice::Auto,
-                ScanArg::Bpf => ScanChoice::Bpf,
-                ScanArg::Proc => ScanChoice::Proc,
-            },
-            verbose: self.verbose,
-        }
-    }
+pub struct NetnsArgs {
+    #[arg(long, value_name = "self|all|NAME|INODE|pid:N", long_help = NETNS_HELP, value_parser = parse_netns)]
+    /// Network namespaces to look in: all (default), self, NAME, INODE or pid:N.
+    pub netns: Option<NetnsScope>,
 }
 
 /// Narrow to kinds of socket, as in `ss`.
@@ -188,7 +172,72 @@ pub struct InspectArgs {
     #[command(flatten)]
     pub output: OutputArgs,
     #[command(flatten)]
+    pub netns: NetnsArgs,
+    /// Show a recorded snapshot (sockmap snapshot -o FILE) instead of the
+    /// live sockets: no kernel query, no privilege needed. '-' reads stdin.
+    #[arg(long, value_name = "FILE", conflicts_with_all = FROM_CONFLICTS)]
+    pub from: Option<PathBuf>,
+    /// Also write the snapshot shown to FILE, to replay with --from or
+    /// attach to a bug report.
+    #[arg(long, value_name = "FILE", conflicts_with = "from")]
+    pub save: Option<PathBuf>,
+    #[command(flatten)]
     pub scan: ScanArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ScanArg {
+    /// The BPF iterator when it can be used (root, kernel BTF), else /proc.
+    Auto,
+    /// The BPF iterator, or exit 3 saying why it cannot be used.
+    Bpf,
+    /// Read /proc/*/fd of every process.
+    Proc,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// How to find the processes holding each socket (SOCKMAP_NO_BPF=1 in
+    /// the environment makes 'auto' mean 'proc').
+    #[arg(long, value_enum, default_value = "auto", value_name = "HOW")]
+    pub scan: ScanArg,
+    /// Say on stderr how the holders were found; if the BPF program was
+    /// refused, print the kernel verifier's log.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+}
+
+impl ScanArgs {
+    fn options(&self) -> ScanOptions {
+        ScanOptions {
+            choice: match self.scan {
+                ScanArg::Auto => ScanChoice::Auto,
+                ScanArg::Bpf => ScanChoice::Bpf,
+                ScanArg::Proc => ScanChoice::Proc,
+            },
+            verbose: self.verbose,
+        }
+    }
+}
+
+/// What `--from` replaces: the recording brings its own query.
+const FROM_CONFLICTS: [&str; 6] = ["targets", "all", "tcp", "udp", "unix", "netns"];
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// What to record (see below); none means every listening socket.
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Include sockets in every state, not just listeners (and unconnected UDP).
+    #[arg(long, short = 'a')]
+    pub all: bool,
+    #[command(flatten)]
+    pub kinds: KindArgs,
+    #[command(flatten)]
+    pub netns: NetnsArgs,
+    /// The file to write ('-': stdout).
+    #[arg(long, short = 'o', value_name = "FILE", required = true)]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -206,6 +255,8 @@ pub struct WatchArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub netns: NetnsArgs,
+    #[command(flatten)]
     pub kinds: KindArgs,
     #[command(flatten)]
     pub scan: ScanArgs,
@@ -214,7 +265,7 @@ pub struct WatchArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The socket(s) to check (see below).
-    #[arg(value_name = "TARGET", required = true)]
+    #[arg(value_name = "TARGET", required_unless_present = "from")]
     pub targets: Vec<String>,
     /// Something is listening on the target (the default assertion).
     #[arg(long)]
@@ -264,7 +315,13 @@ pub struct CheckArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub netns: NetnsArgs,
+    #[command(flatten)]
     pub kinds: KindArgs,
+    /// Check a recorded snapshot (sockmap snapshot -o FILE) against its
+    /// own targets instead of the live sockets. '-' reads stdin.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["targets", "tcp", "udp", "unix", "netns", "proto"])]
+    pub from: Option<PathBuf>,
     #[command(flatten)]
     pub scan: ScanArgs,
 }
@@ -419,6 +476,32 @@ fn parse_ratio(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// `--netns self|all|NAME|INODE|pid:N`.
+fn parse_netns(s: &str) -> Result<NetnsScope, String> {
+    let bad = |why: &str| format!("invalid --netns '{}': {why}", s.escape_debug());
+    Ok(match s {
+        "" => return Err(bad("expected self, all, NAME, INODE or pid:N")),
+        "all" => NetnsScope::All,
+        "self" => NetnsScope::Own,
+        _ if s.starts_with("pid:") => {
+            let p = &s[4..];
+            match p.parse::<u32>() {
+                Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => NetnsScope::Pid(n),
+                _ => return Err(bad("pid:N needs a process id")),
+            }
+        }
+        _ if s.bytes().all(|b| b.is_ascii_digit()) => match s.parse::<u64>() {
+            Ok(n) if n > 0 => NetnsScope::Inode(n),
+            _ => return Err(bad("an nsfs inode is a positive number")),
+        },
+        // `ip netns` names are file names under /run/netns.
+        _ if s.contains('/') || s == "." || s == ".." || s.len() > 255 => {
+            return Err(bad("not a namespace name (no '/', at most 255 bytes)"))
+        }
+        _ => NetnsScope::Name(s.to_string()),
+    })
+}
+
 fn parse_targets(raw: &[String]) -> Result<Query> {
     let services = services::EtcServices::new();
     let mut parsed = Vec::with_capacity(raw.len());
@@ -470,14 +553,24 @@ impl Cli {
                     Format::Table
                 };
                 Command::Inspect(InspectConfig {
+                    netns: a.netns.netns.unwrap_or_default(),
                     query: parse_targets(&a.targets)?
                         .with_all_states(a.all)
                         .with_only_protos(&a.kinds.protos()),
                     format,
                     color: color_enabled(a.output.color),
+                    from: a.from,
+                    save: a.save,
                     scan: a.scan.options(),
                 })
             }
+            Sub::Snapshot(a) => Command::Snapshot(SnapshotConfig {
+                netns: a.netns.netns.unwrap_or_default(),
+                query: parse_targets(&a.targets)?
+                    .with_all_states(a.all)
+                    .with_only_protos(&a.kinds.protos()),
+                output: a.output,
+            }),
             Sub::Watch(a) => {
                 if a.interval < Duration::from_millis(10) {
                     return Err(Error::Usage(format!(
@@ -486,6 +579,7 @@ impl Cli {
                     )));
                 }
                 Command::Watch(WatchConfig {
+                    netns: a.netns.netns.unwrap_or_default(),
                     query: parse_targets(&a.targets)?.with_only_protos(&a.kinds.protos()),
                     interval: a.interval,
                     count: a.count,
@@ -495,12 +589,14 @@ impl Cli {
                 })
             }
             Sub::Check(a) => Command::Check(CheckConfig {
+                netns: a.netns.netns.unwrap_or_default(),
                 // --proto narrows like -t/-u/-x, and names the protocol in the verdicts.
                 query: parse_targets(&a.targets)?.with_only_protos(&match a.proto {
                     Some(p) => vec![Proto::from(p)],
                     None => a.kinds.protos(),
                 }),
                 json: a.json,
+                from: a.from,
                 scan: a.scan.options(),
                 assertions: checked(Assertions {
                     listening: a.listening,

@@ -194,6 +194,7 @@ impl<'a> Entry<'a> {
     pub fn request_sock(&self) -> RequestSock {
         let (local_addr, local_port) = self.local();
         RequestSock {
+            netns: 0,
             family: self.family(),
             local_addr,
             local_port,

@@ -14,7 +14,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-use rustix::fs::{openat, readlinkat_raw, Mode, OFlags, RawDir, CWD};
+use rustix::fs::{openat, readlinkat_raw, statat, AtFlags, Mode, OFlags, RawDir, CWD};
 use rustix::io::Errno;
 
 use crate::model::Inode;
@@ -28,11 +28,25 @@ pub struct Scan {
     pub denied: usize,
     /// Processes whose fd table was read.
     pub scanned: usize,
+    /// Each scanned process's network namespace (`stat /proc/PID/ns/net`),
+    /// read in the same per-process step as its fd table: enumerating
+    /// namespaces costs one `statat` per process, not a second /proc walk.
+    pub netns: HashMap<u32, NsKey>,
+    /// Processes whose network namespace could not be read (EACCES).
+    pub netns_denied: usize,
     /// Processes whose fd table could be listed but some of whose fds
     /// could not be resolved (EACCES on readlinkat: root without
     /// CAP_SYS_PTRACE, or a process that gained privileges): their
     /// holders may be missing.
     pub partial: usize,
+}
+
+/// A network namespace's identity: the nsfs device and inode of
+/// `/proc/PID/ns/net` (what `ip netns identify` and `lsns` compare).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NsKey {
+    pub dev: u64,
+    pub ino: u64,
 }
 
 /// Parse a `/proc/PID/fd/N` link target `socket:[12345]` → 12345.
@@ -142,6 +156,8 @@ pub fn scan_holders(
     for part in parts {
         total.denied += part.denied;
         total.scanned += part.scanned;
+        total.netns_denied += part.netns_denied;
+        total.netns.extend(part.netns);
         total.partial += part.partial;
         for (inode, mut holders) in part.found {
             total.found.entry(inode).or_default().append(&mut holders);
@@ -162,13 +178,23 @@ fn scan_pids(
 ) {
     let mut path = [0u8; 32];
     for &pid in pids {
-        // "PID/fd\0" without allocating.
-        let mut w = itoa_into(&mut path, pid);
-        for &b in b"/fd\0" {
-            path[w] = b;
-            w += 1;
+        // "PID/ns/net\0", then "PID/fd\0", without allocating.
+        let digits = itoa_into(&mut path, pid);
+        let Some(ns_path) = pid_path(&mut path, digits, b"/ns/net\0") else {
+            continue;
+        };
+        match statat(proc, ns_path, AtFlags::empty()) {
+            Ok(st) => {
+                let key = NsKey {
+                    dev: st.st_dev,
+                    ino: st.st_ino,
+                };
+                scan.netns.insert(pid, key);
+            }
+            Err(Errno::ACCESS) | Err(Errno::PERM) => scan.netns_denied += 1,
+            Err(_) => {} // exited, or a kernel without network namespaces
         }
-        let Ok(cpath) = CStr::from_bytes_with_nul(&path[..w]) else {
+        let Some(cpath) = pid_path(&mut path, digits, b"/fd\0") else {
             continue;
         };
         let fd_dir = match open_dir(proc, cpath) {
@@ -207,6 +233,13 @@ fn scan_pids(
         }
         scan.partial += usize::from(fd_denied);
     }
+}
+
+/// `buf[..digits]` holds the pid: append `tail` (NUL-terminated) after it.
+fn pid_path<'a>(buf: &'a mut [u8; 32], digits: usize, tail: &[u8]) -> Option<&'a CStr> {
+    let end = digits + tail.len();
+    buf.get_mut(digits..end)?.copy_from_slice(tail);
+    CStr::from_bytes_with_nul(&buf[..end]).ok()
 }
 
 fn itoa_into(buf: &mut [u8; 32], mut v: u32) -> usize {

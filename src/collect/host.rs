@@ -11,6 +11,12 @@ fn read_u32(path: &Path) -> Option<u32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
+/// `net.core.somaxconn` of the namespace of the calling thread (a
+/// namespace's sysctls are per namespace: read from inside it).
+pub fn read_somaxconn(proc_root: &Path) -> Option<u32> {
+    read_u32(&proc_root.join("sys/net/core/somaxconn"))
+}
+
 pub fn read_host(proc_root: &Path) -> HostInfo {
     HostInfo {
         somaxconn: read_u32(&proc_root.join("sys/net/core/somaxconn")),

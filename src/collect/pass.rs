@@ -1,9 +1,13 @@
-//! One collection pass for a query: sockets from sock_diag, holders from
-//! /proc, SYN-queue request sockets for the listeners' ports and waiting
-//! threads. Passive: it only reads. (SO_REUSEPORT is not read from the
-//! socket: taking a copy of a holder's fd with pidfd_getfd(2) would re-tag
+//! One collection pass for a query: sockets from sock_diag in every
+//! network namespace in scope, holders from one scan of every process (a
+//! BPF iterator as root, else /proc; both also give each process's
+//! namespace), SYN-queue request sockets for the listeners' ports, waiting
+//! threads and forwarders. Passive: it only reads. (SO_REUSEPORT is read
+//! from the socket only by the BPF scan, which reads `sk_reuseport` in the
+//! kernel; taking a copy of a holder's fd with pidfd_getfd(2) would re-tag
 //! the socket's net_cls classid and netprio index and hold a reference
-//! that keeps a closed listener alive; `analyze` infers it from groups.)
+//! that keeps a closed listener alive. Otherwise `analyze` infers it from
+//! groups.)
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -13,61 +17,95 @@ use std::os::unix::ffi::OsStrExt;
 
 use super::bpf::{HolderScan, HolderScanner};
 use super::diag::{STATE_ALL, STATE_CLOSE, STATE_LISTEN, STATE_SYN_RECV};
-use super::netlink::DiagSocket;
+use super::netns::NsHandle;
+use super::nsset::NsSet;
 use super::{fdscan, host, process, waiters};
 use crate::error::{Error, Result};
+use crate::model::netns::{NetnsMap, NetnsScope};
 use crate::model::scan::ScanOptions;
 use crate::model::{
-    Family, Holder, Inode, PathStatus, Proto, RequestSock, Snapshot, Socket, UnixName, Vfs,
-    Warning, WarningKind,
+    Family, Holder, Inode, ListenCounters, PathStatus, Proto, RequestSock, Snapshot, Socket,
+    UnixName, Vfs, Warning, WarningKind,
 };
-use crate::target::{PortFilter, Query, UnixName as TargetUnix, MAX_KERNEL_PORTS};
+use crate::target::{NetnsRef, PortFilter, Query, UnixName as TargetUnix, MAX_KERNEL_PORTS};
 
 /// More listener ports than this: dump the SYN queue unfiltered (one walk)
 /// rather than build a long filter.
 const MAX_FILTER_PORTS: usize = 64;
 
+mod ends;
+
 pub struct Collector {
-    diag: DiagSocket,
     proc_root: PathBuf,
     /// The pids the last holder scan covered (sorted): a later
     /// `update_holders` scans only pids that appeared since.
     known_pids: Vec<u32>,
+    ns: NsSet,
     holders: HolderScanner,
 }
 
-/// One pass with a fresh collector.
+/// One pass with a fresh collector, in our own network namespace.
 pub fn collect(query: &Query) -> Result<Snapshot> {
     Collector::new()?.snapshot(query)
 }
 
-/// One pass, holders found the way `scan` says.
-pub fn collect_with(query: &Query, scan: ScanOptions) -> Result<Snapshot> {
-    Collector::with_scan(scan)?.snapshot(query)
+/// One pass with a fresh collector over the namespaces in `scope`.
+pub fn collect_in(query: &Query, scope: NetnsScope) -> Result<Snapshot> {
+    Collector::with_netns(scope)?.snapshot(query)
+}
+
+/// One pass over the namespaces in `scope`, holders found as `scan` says.
+pub fn collect_with(query: &Query, scope: NetnsScope, scan: ScanOptions) -> Result<Snapshot> {
+    let mut c = Collector::with_netns(scope)?;
+    c.set_scan(scan);
+    c.snapshot(query)
 }
 
 impl Collector {
+    /// A collector for our own network namespace only.
     pub fn new() -> Result<Self> {
-        Self::with_scan(ScanOptions::default())
+        Self::with_netns(NetnsScope::Own)
     }
 
-    pub fn with_scan(scan: ScanOptions) -> Result<Self> {
+    pub fn with_netns(scope: NetnsScope) -> Result<Self> {
+        let proc_root = PathBuf::from("/proc");
         Ok(Collector {
-            diag: DiagSocket::open()?,
-            proc_root: PathBuf::from("/proc"),
+            ns: NsSet::new(&proc_root, scope)?,
+            proc_root,
             known_pids: Vec::new(),
-            holders: HolderScanner::new(scan.choice, scan.verbose),
+            holders: HolderScanner::new(Default::default(), false),
         })
     }
 
+    /// Find holders as `scan` says (`--scan`, `--verbose`).
+    pub fn set_scan(&mut self, scan: ScanOptions) {
+        self.holders = HolderScanner::new(scan.choice, scan.verbose);
+    }
+
     /// Whether holder scans use the BPF iterator (cheap enough to repeat
-    /// every `watch` tick). Loads the program if not tried yet.
+    /// often in `watch` and `export`). Loads the program if not tried yet.
     pub fn holders_from_bpf(&mut self) -> bool {
         self.holders.uses_bpf(&self.proc_root)
     }
 
     pub fn proc_root(&self) -> &Path {
         &self.proc_root
+    }
+
+    /// Keep each namespace's TcpExt counters at hand (`counters`), for
+    /// `watch`; a one-shot pass does not open them.
+    pub fn with_counters(mut self) -> Self {
+        self.ns.counters = true;
+        self
+    }
+
+    /// The listen counters of namespace `ns` (nsfs inode), now.
+    pub fn counters(&mut self, ns: u64) -> Option<ListenCounters> {
+        self.ns
+            .handles
+            .values_mut()
+            .find(|h| h.key.ino == ns)?
+            .counters()
     }
 
     /// Everything for `query`: sockets, holders, queues, waiters, warnings.
@@ -81,71 +119,99 @@ impl Collector {
             warnings.push(Warning::new(WarningKind::ProcHidden, 1).detail(opts.clone()));
         }
 
-        // pid: targets first — their socket inodes select sockets below.
+        // One scan of every process: every socket fd it holds and its
+        // network namespace. Sockets are matched to holders after the
+        // dumps, so a namespace found here is dumped in the same pass.
+        let all = self.scan_all()?;
+        let scan = &all.scan;
+        if scan.denied > 0 {
+            warnings.push(Warning::new(
+                WarningKind::ProcessesUnreadable,
+                scan.denied as u64,
+            ));
+        }
+        let targets: Vec<&NetnsRef> = query.netns().collect();
+        warnings.extend(self.ns.sync(
+            &self.proc_root,
+            scan.netns.clone(),
+            scan.netns_denied,
+            &targets,
+        )?);
+
+        // pid: targets select sockets by the inodes those processes hold.
         let mut pid_inodes: HashSet<u64> = HashSet::new();
-        // Processes whose fds could be listed but not all read; the full
-        // scan below covers the pid targets again and replaces this.
-        let mut partial = 0;
         let pids: Vec<u32> = query.pids().collect();
-        if !pids.is_empty() {
-            for &pid in &pids {
-                if !self.proc_root.join(pid.to_string()).exists() {
-                    let kind = if hidden.is_some() {
-                        WarningKind::PidNotVisible
-                    } else {
-                        WarningKind::NoSuchProcess
-                    };
-                    warnings.push(Warning::pid(kind, pid));
-                } else if other_netns(&self.proc_root, pid) {
+        for &pid in &pids {
+            if self.known_pids.binary_search(&pid).is_err() {
+                let kind = if hidden.is_some() {
+                    WarningKind::PidNotVisible
+                } else {
+                    WarningKind::NoSuchProcess
+                };
+                warnings.push(Warning::pid(kind, pid));
+            } else if let Some(k) = scan.netns.get(&pid) {
+                if !self.ns.keys_in_order().contains(k) {
                     warnings.push(Warning::pid(WarningKind::OtherNetns, pid));
                 }
             }
-            let scan = fdscan::scan_holders(&self.proc_root, Some(&pids), &|_| true)
-                .map_err(|e| io_err(&self.proc_root, e))?;
-            if scan.denied > 0 {
-                warnings.push(Warning::new(
-                    WarningKind::ProcessesUnreadable,
-                    scan.denied as u64,
-                ));
+        }
+        for (inode, list) in &scan.found {
+            if list.iter().any(|(p, _)| pids.contains(p)) {
+                pid_inodes.insert(inode.0);
             }
-            partial = scan.partial;
-            pid_inodes.extend(scan.found.keys().map(|i| i.0));
         }
 
-        let mut sockets = self.sockets(query, &pid_inodes, &mut warnings)?;
+        let (mut sockets, mut netns) = self.sockets(query, &pid_inodes, &mut warnings)?;
+        let mut look = ends::Lookups::default();
+        self.add_forward_ends(&mut sockets, &mut netns, &scan.found, &mut look);
+        // Namespace by namespace, ours first, each in dump order (as
+        // `refresh` lists them, so a tick compares equal).
+        let rank: HashMap<u64, usize> = self
+            .ns
+            .keys_in_order()
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.ino, i))
+            .collect();
+        sockets.sort_by(|a, b| {
+            let r = |s: &Socket| {
+                rank.get(&netns.socket(s.inode))
+                    .copied()
+                    .unwrap_or(usize::MAX)
+            };
+            (r(a), sort_key(a)).cmp(&(r(b), sort_key(b)))
+        });
 
         // Holders of every socket kept, across all processes.
-        let want: HashSet<u64> = sockets
+        let want: HashSet<Inode> = sockets
             .iter()
-            .map(|s| s.inode.0)
-            .filter(|i| *i != 0)
+            .map(|s| s.inode)
+            .filter(|i| i.0 != 0)
             .collect();
-        let mut holders = HashMap::new();
-        // SO_REUSEPORT as the BPF scan read it from the sockets themselves.
-        let mut reuseport = HashMap::new();
-        let mut scan_info = None;
-        if !want.is_empty() {
-            let found = self.scan_holders(&want)?;
-            if found.scan.denied > 0 {
-                warnings.push(Warning::new(
-                    WarningKind::ProcessesUnreadable,
-                    found.scan.denied as u64,
-                ));
-            }
-            partial = found.scan.partial;
-            holders = process::holders_with_details(&self.proc_root, &found.scan.found);
-            reuseport = found.reuseport;
-            scan_info = Some(found.info);
-        }
+        let mut found: HashMap<Inode, Vec<(u32, u32)>> = scan
+            .found
+            .iter()
+            .filter(|(i, _)| want.contains(i))
+            .map(|(i, list)| (*i, list.clone()))
+            .collect();
+        let partial = scan.partial + all.confirm(&self.proc_root, &mut found);
+        let holders = process::holders_with_details(&self.proc_root, &found);
+        let netns = self.with_holder_netns(netns, &holders);
         if partial > 0 {
             warnings.push(Warning::new(
                 WarningKind::ProcessesPartlyReadable,
                 partial as u64,
             ));
         }
-
+        let reuseport: HashMap<Inode, bool> = all
+            .reuseport
+            .iter()
+            .filter(|(i, _)| want.contains(i))
+            .map(|(i, v)| (*i, *v))
+            .collect();
         check_paths(&self.proc_root, &mut sockets, &holders);
-        let request_socks = self.request_socks(&sockets, &mut warnings);
+
+        let request_socks = self.request_socks(&sockets, &netns, &mut warnings);
         let waiters = waiters::find_waiters(&self.proc_root, &holders);
         if waiters.denied > 0 {
             warnings.push(Warning::new(
@@ -154,6 +220,7 @@ impl Collector {
             ));
         }
         let waiters = waiters.by_inode;
+        let forwards = self.forwards(&sockets, &holders, &netns, &mut look);
 
         Ok(Snapshot {
             sockets,
@@ -163,167 +230,22 @@ impl Collector {
             reuseport,
             host: host::read_host(&self.proc_root),
             warnings,
-            scan: scan_info,
+            netns,
+            forwards,
+            scan: Some(all.info),
         })
     }
 
-    /// Holders of the `want` inodes in every process: the BPF iterator
-    /// or the /proc scan (`bpf::HolderScanner` decides).
-    fn scan_holders(&mut self, want: &HashSet<u64>) -> Result<HolderScan> {
-        let found = self.holders.scan(&self.proc_root, &|i| want.contains(&i))?;
-        if let Some(pids) = &found.pids {
-            self.known_pids.clone_from(pids);
-        }
-        Ok(found)
-    }
-
-    /// The sockets matching `query` (plus those in `extra_inodes`): TCP and
-    /// UDP in both families, and unix sockets, as far as the query wants
-    /// each protocol.
-    pub fn sockets(
-        &mut self,
-        query: &Query,
-        extra_inodes: &HashSet<u64>,
-        warnings: &mut Vec<Warning>,
-    ) -> Result<Vec<Socket>> {
-        let all = query.wants_all_states();
-        let mut out = Vec::new();
-        for proto in [Proto::Tcp, Proto::Udp] {
-            if !query.wants(proto) {
-                continue;
-            }
-            // Sockets found by inode (pid: targets) may be on any port.
-            let ports = match query.port_filter(proto) {
-                PortFilter::Ports(set)
-                    if extra_inodes.is_empty() && set.len() <= MAX_KERNEL_PORTS =>
-                {
-                    Some(set.ports().collect::<Vec<u16>>())
-                }
-                _ => None,
-            };
-            let states = match (proto, all) {
-                (_, true) => STATE_ALL,
-                (Proto::Udp, false) => STATE_CLOSE,
-                _ => STATE_LISTEN,
-            };
-            for family in [Family::Inet, Family::Inet6] {
-                let mut keep = |e: super::diag::Entry<'_>| {
-                    let (addr, port) = e.local();
-                    let inode = e.inode();
-                    let selected = extra_inodes.contains(&inode.0)
-                        || if query.is_empty() {
-                            // The overview: UDP sockets that can receive
-                            // (bound), not the unbound ones clients hold.
-                            all || proto != Proto::Udp || port != 0
-                        } else {
-                            query.matches_inet(proto, addr, port, inode.0)
-                        };
-                    if selected {
-                        out.push(e.into_socket());
-                    }
-                };
-                match self
-                    .diag
-                    .dump(proto, family, states, ports.as_deref(), &mut keep)
-                {
-                    Ok(()) => {}
-                    // A host without IPv6 still answers for IPv4: keep that, say so.
-                    Err(e) if family == Family::Inet6 => warnings
-                        .push(Warning::new(WarningKind::Ipv6Unavailable, 1).detail(e.to_string())),
-                    // No udp_diag module: TCP still works; say so.
-                    Err(e) if proto == Proto::Udp => {
-                        warnings.push(
-                            Warning::new(WarningKind::UdpUnavailable, 1).detail(e.to_string()),
-                        );
-                        break;
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        if query.wants(Proto::Unix) {
-            let states = if all { STATE_ALL } else { STATE_LISTEN };
-            // unix:PATH targets also match the socket file the path leads
-            // to now, through a symlink or a rename.
-            let resolved: Vec<Vfs> = query
-                .unix_names()
-                .filter_map(|n| match n {
-                    TargetUnix::Path(p) => stat_vfs(Path::new(p)),
-                    TargetUnix::Abstract(_) => None,
-                })
-                .collect();
-            let mut keep = |s: Socket| {
-                let u = s.unix.as_ref();
-                let raw = u.and_then(|u| u.name.as_ref()).map(UnixName::sun_path);
-                let selected = extra_inodes.contains(&s.inode.0)
-                    || query.is_empty()
-                    || query.matches_unix(raw.as_deref().unwrap_or_default(), s.inode.0)
-                    || (query.wants(Proto::Unix)
-                        && u.and_then(|u| u.vfs).is_some_and(|v| resolved.contains(&v)));
-                if selected {
-                    out.push(s);
-                }
-            };
-            if let Err(e) = self.diag.dump_unix(states, &mut keep) {
-                // No unix_diag module: the inet results still stand.
-                warnings.push(Warning::new(WarningKind::UnixUnavailable, 1).detail(e.to_string()));
-            }
-        }
-        out.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
-        Ok(out)
-    }
-
-    /// Request sockets (the SYN queue) on the ports of the listeners given.
-    /// `None` (not measured) if the dump failed, with a warning.
-    pub fn request_socks(
-        &mut self,
-        sockets: &[Socket],
-        warnings: &mut Vec<Warning>,
-    ) -> Option<Vec<RequestSock>> {
-        let mut ports: Vec<u16> = sockets
-            .iter()
-            .filter(|s| s.is_tcp_listener())
-            .map(|s| s.local_port)
-            .collect();
-        if ports.is_empty() {
-            return Some(Vec::new());
-        }
-        ports.sort_unstable();
-        ports.dedup();
-        let filter = (ports.len() <= MAX_FILTER_PORTS).then_some(&ports[..]);
-        // Each dump walks the whole established hash: skip a family no
-        // listener can take connections for. IPv4 request sockets also
-        // belong to dual-stack `[::]` listeners.
-        let listeners = || sockets.iter().filter(|s| s.is_tcp_listener());
-        let want_v4 =
-            listeners().any(|s| s.family == Family::Inet || s.local_addr.is_unspecified());
-        let want_v6 = listeners().any(|s| s.family == Family::Inet6);
-        let families = [(Family::Inet, want_v4), (Family::Inet6, want_v6)];
-        let mut out = Vec::new();
-        for family in families.iter().filter(|(_, w)| *w).map(|(f, _)| *f) {
-            let mut keep = |e: super::diag::Entry<'_>| {
-                let r = e.request_sock();
-                if ports.binary_search(&r.local_port).is_ok() {
-                    out.push(r);
-                }
-            };
-            if let Err(e) = self
-                .diag
-                .dump(Proto::Tcp, family, STATE_SYN_RECV, filter, &mut keep)
-            {
-                if family == Family::Inet {
-                    warnings.push(
-                        Warning::new(WarningKind::SynQueueUnmeasured, 1).detail(e.to_string()),
-                    );
-                    return None;
-                }
-            }
-        }
-        Some(out)
+    /// Every socket fd of every process and each process's namespace: the
+    /// BPF iterator or the /proc scan (`bpf::HolderScanner` decides).
+    fn scan_all(&mut self) -> Result<HolderScan> {
+        let all = self.holders.scan_all(&self.proc_root)?;
+        self.known_pids.clone_from(&all.pids);
+        Ok(all)
     }
 
     /// Drop holders whose process is gone (one stat of /proc/PID per
-    /// holding process): between full scans, a departure shows at once.
+    /// holding process): between full passes, a departure shows at once.
     pub fn forget_exited_holders(&self, snap: &mut Snapshot) {
         let mut alive: HashMap<u32, bool> = HashMap::new();
         for list in snap.holders.values_mut() {
@@ -333,6 +255,103 @@ impl Collector {
                     .or_insert_with(|| self.proc_root.join(h.pid.to_string()).exists())
             });
         }
+    }
+
+    /// The namespace map of a pass: which namespaces were dumped (labels),
+    /// which socket was found where.
+    fn netns_map(&self) -> NetnsMap {
+        NetnsMap {
+            own: self.ns.own_ino(),
+            namespaces: self.ns.info.clone(),
+            of_socket: HashMap::new(),
+            of_pid: HashMap::new(),
+        }
+    }
+
+    fn with_holder_netns(
+        &self,
+        mut netns: NetnsMap,
+        holders: &HashMap<Inode, Vec<Holder>>,
+    ) -> NetnsMap {
+        for h in holders.values().flatten() {
+            if let Some(k) = self.ns.pid_netns.get(&h.pid) {
+                netns.of_pid.insert(h.pid, k.ino);
+            }
+        }
+        netns
+    }
+
+    /// The sockets matching `query` (plus those in `extra_inodes`) in every
+    /// open namespace, ours first, and which namespace each came from.
+    pub fn sockets(
+        &mut self,
+        query: &Query,
+        extra_inodes: &HashSet<u64>,
+        warnings: &mut Vec<Warning>,
+    ) -> Result<(Vec<Socket>, NetnsMap)> {
+        let mut map = self.netns_map();
+        let mut out = Vec::new();
+        let own = self.ns.own;
+        for key in self.ns.keys_in_order() {
+            let Some(handle) = self.ns.handles.get_mut(&key) else {
+                continue;
+            };
+            let mine = Some(key) == own || own.is_none();
+            match dump_ns(handle, query, extra_inodes, warnings) {
+                Ok(found) => {
+                    if !mine {
+                        map.of_socket
+                            .extend(found.iter().map(|s| (s.inode, key.ino)));
+                    }
+                    out.extend(found);
+                }
+                Err(e) if mine => return Err(e),
+                Err(e) => warnings.push(
+                    Warning::new(WarningKind::NetnsDumpFailed, 1)
+                        .detail(format!("netns {}: {e}", key.ino)),
+                ),
+            }
+        }
+        Ok((out, map))
+    }
+
+    /// Request sockets (the SYN queue) on the ports of the listeners given,
+    /// from each listener's own namespace. `None` (not measured) if a dump
+    /// in our namespace failed, with a warning.
+    pub fn request_socks(
+        &mut self,
+        sockets: &[Socket],
+        netns: &NetnsMap,
+        warnings: &mut Vec<Warning>,
+    ) -> Option<Vec<RequestSock>> {
+        let mut out = Vec::new();
+        for key in self.ns.keys_in_order() {
+            let listeners: Vec<&Socket> = sockets
+                .iter()
+                .filter(|s| s.is_tcp_listener() && netns.socket(s.inode) == key.ino)
+                .collect();
+            if listeners.is_empty() {
+                continue;
+            }
+            let Some(handle) = self.ns.handles.get_mut(&key) else {
+                continue;
+            };
+            match syn_queue_ns(handle, &listeners) {
+                Ok(mut found) => {
+                    for r in &mut found {
+                        r.netns = key.ino;
+                    }
+                    out.extend(found)
+                }
+                Err(e) => {
+                    warnings.push(
+                        Warning::new(WarningKind::SynQueueUnmeasured, 1).detail(e.to_string()),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(out)
     }
 
     /// Bring `snap`'s holders up to date cheaply: scan only the processes
@@ -359,7 +378,15 @@ impl Collector {
         if !new.is_empty() && !want.is_empty() {
             let scan = fdscan::scan_holders(&self.proc_root, Some(&new), &|i| want.contains(&i))
                 .map_err(|e| io_err(&self.proc_root, e))?;
+            for (pid, k) in &scan.netns {
+                self.ns.pid_netns.insert(*pid, *k);
+            }
             for (inode, found) in process::holders_with_details(&self.proc_root, &scan.found) {
+                for h in &found {
+                    if let Some(k) = scan.netns.get(&h.pid) {
+                        snap.netns.of_pid.insert(h.pid, k.ino);
+                    }
+                }
                 let list = snap.holders.entry(inode).or_default();
                 list.extend(found);
                 list.sort_by_key(|h| (h.pid, h.fd));
@@ -376,12 +403,14 @@ impl Collector {
         let mut warnings = Vec::new();
         // pid: targets select sockets by inode: keep the ones already known.
         let by_process = query.pids().next().is_some() || query.comms().next().is_some();
-        let extra: HashSet<u64> = if by_process {
+        // The other ends of forwards were added by the full pass: keep
+        // them too, or every tick would look like a change.
+        let extra: HashSet<u64> = if by_process || !prev.forwards.is_empty() {
             prev.sockets.iter().map(|s| s.inode.0).collect()
         } else {
             HashSet::new()
         };
-        let mut sockets = self.sockets(query, &extra, &mut warnings)?;
+        let (mut sockets, mut netns) = self.sockets(query, &extra, &mut warnings)?;
         let same = sockets.len() == prev.sockets.len()
             && sockets
                 .iter()
@@ -396,7 +425,8 @@ impl Collector {
                 u.path_status = pu.path_status;
             }
         }
-        let request_socks = self.request_socks(&sockets, &mut warnings);
+        netns.of_pid = prev.netns.of_pid.clone();
+        let request_socks = self.request_socks(&sockets, &netns, &mut warnings);
         warnings.extend(
             prev.warnings
                 .iter()
@@ -407,9 +437,138 @@ impl Collector {
             sockets,
             request_socks,
             warnings,
+            netns,
             ..prev.clone()
         })
     }
+}
+
+/// The sockets matching `query` (plus those in `extra_inodes`) in one
+/// namespace: TCP and UDP in both families, and unix sockets, as far as
+/// the query wants each protocol. Every per-namespace dump goes through
+/// here.
+fn dump_ns(
+    handle: &mut NsHandle,
+    query: &Query,
+    extra_inodes: &HashSet<u64>,
+    warnings: &mut Vec<Warning>,
+) -> Result<Vec<Socket>> {
+    let all = query.wants_all_states();
+    let mut out = Vec::new();
+    for proto in [Proto::Tcp, Proto::Udp] {
+        if !query.wants(proto) {
+            continue;
+        }
+        // Sockets found by inode (pid: targets) may be on any port.
+        let ports = match query.port_filter(proto) {
+            PortFilter::Ports(set) if extra_inodes.is_empty() && set.len() <= MAX_KERNEL_PORTS => {
+                Some(set.ports().collect::<Vec<u16>>())
+            }
+            _ => None,
+        };
+        let states = match (proto, all) {
+            (_, true) => STATE_ALL,
+            (Proto::Udp, false) => STATE_CLOSE,
+            _ => STATE_LISTEN,
+        };
+        for family in [Family::Inet, Family::Inet6] {
+            let mut keep = |e: super::diag::Entry<'_>| {
+                let (addr, port) = e.local();
+                let inode = e.inode();
+                let selected = extra_inodes.contains(&inode.0)
+                    || if query.is_empty() {
+                        // The overview: UDP sockets that can receive
+                        // (bound), not the unbound ones clients hold.
+                        all || proto != Proto::Udp || port != 0
+                    } else {
+                        query.matches_inet(proto, addr, port, inode.0)
+                    };
+                if selected {
+                    out.push(e.into_socket());
+                }
+            };
+            match handle
+                .diag
+                .dump(proto, family, states, ports.as_deref(), &mut keep)
+            {
+                Ok(()) => {}
+                // A host without IPv6 still answers for IPv4: keep that, say so.
+                Err(e) if family == Family::Inet6 => warnings
+                    .push(Warning::new(WarningKind::Ipv6Unavailable, 1).detail(e.to_string())),
+                // No udp_diag module: TCP still works; say so.
+                Err(e) if proto == Proto::Udp => {
+                    warnings
+                        .push(Warning::new(WarningKind::UdpUnavailable, 1).detail(e.to_string()));
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    if query.wants(Proto::Unix) {
+        let states = if all { STATE_ALL } else { STATE_LISTEN };
+        // unix:PATH targets also match the socket file the path leads
+        // to now, through a symlink or a rename.
+        let resolved: Vec<Vfs> = query
+            .unix_names()
+            .filter_map(|n| match n {
+                TargetUnix::Path(p) => stat_vfs(Path::new(p)),
+                TargetUnix::Abstract(_) => None,
+            })
+            .collect();
+        let mut keep = |s: Socket| {
+            let u = s.unix.as_ref();
+            let raw = u.and_then(|u| u.name.as_ref()).map(UnixName::sun_path);
+            let selected = extra_inodes.contains(&s.inode.0)
+                || query.is_empty()
+                || query.matches_unix(raw.as_deref().unwrap_or_default(), s.inode.0)
+                || (query.wants(Proto::Unix)
+                    && u.and_then(|u| u.vfs).is_some_and(|v| resolved.contains(&v)));
+            if selected {
+                out.push(s);
+            }
+        };
+        if let Err(e) = handle.diag.dump_unix(states, &mut keep) {
+            // No unix_diag module: the inet results still stand.
+            warnings.push(Warning::new(WarningKind::UnixUnavailable, 1).detail(e.to_string()));
+        }
+    }
+    out.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
+    Ok(out)
+}
+
+/// Request sockets on the listeners' ports, in the listeners' namespace.
+fn syn_queue_ns(handle: &mut NsHandle, listeners: &[&Socket]) -> Result<Vec<RequestSock>> {
+    let mut ports: Vec<u16> = listeners.iter().map(|s| s.local_port).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    let filter = (ports.len() <= MAX_FILTER_PORTS).then_some(&ports[..]);
+    // Each dump walks the whole established hash: skip a family no
+    // listener can take connections for. IPv4 request sockets also
+    // belong to dual-stack `[::]` listeners.
+    let want_v4 = listeners
+        .iter()
+        .any(|s| s.family == Family::Inet || s.local_addr.is_unspecified());
+    let want_v6 = listeners.iter().any(|s| s.family == Family::Inet6);
+    let families = [(Family::Inet, want_v4), (Family::Inet6, want_v6)];
+    let mut out = Vec::new();
+    for family in families.iter().filter(|(_, w)| *w).map(|(f, _)| *f) {
+        let mut keep = |e: super::diag::Entry<'_>| {
+            let r = e.request_sock();
+            if ports.binary_search(&r.local_port).is_ok() {
+                out.push(r);
+            }
+        };
+        if let Err(e) = handle
+            .diag
+            .dump(Proto::Tcp, family, STATE_SYN_RECV, filter, &mut keep)
+        {
+            if family == Family::Inet {
+                return Err(e);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// TCP, then UDP, then unix; by port, family, address; unix by name.
@@ -490,12 +649,6 @@ fn io_err(path: &Path, source: std::io::Error) -> Error {
         path: path.to_path_buf(),
         source,
     }
-}
-
-fn other_netns(proc_root: &Path, pid: u32) -> bool {
-    let theirs = std::fs::read_link(proc_root.join(format!("{pid}/ns/net")));
-    let ours = std::fs::read_link(proc_root.join("self/ns/net"));
-    matches!((theirs, ours), (Ok(a), Ok(b)) if a != b)
 }
 
 /// The options that hide processes, when the proc mount at `proc_root`

@@ -163,6 +163,7 @@ pub fn holders_with_details(
                         fd,
                         state: info.map(|i| i.state),
                         cmdline: info.and_then(|i| i.cmdline.clone()),
+                        netns: None,
                     };
                     match details.get(&pid)? {
                         // Read after the details: a child forked while we

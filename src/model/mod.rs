@@ -3,6 +3,9 @@
 //! `Display` of enums.
 
 pub mod check;
+mod de;
+pub mod netns;
+pub mod recording;
 pub mod report;
 pub mod scan;
 pub mod text;
@@ -17,7 +20,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use schemars::JsonSchema;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// An address and port as sockmap prints them everywhere (headers,
 /// verdicts, check lines, targets): `127.0.0.1:8000`, `[::1]:8000`, and the
@@ -38,7 +41,9 @@ impl fmt::Display for Endpoint {
 }
 
 /// A socket inode: `socket:[INODE]` in /proc/PID/fd, `idiag_inode` in sock_diag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(transparent)]
 pub struct Inode(pub u64);
 
@@ -48,7 +53,9 @@ impl fmt::Display for Inode {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
     Inet,
@@ -57,7 +64,9 @@ pub enum Family {
 }
 
 /// The transport a socket speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
     Tcp,
@@ -81,7 +90,9 @@ impl fmt::Display for Proto {
 
 /// The socket type (`SOCK_STREAM`, ...): TCP is a stream, UDP datagrams;
 /// a unix socket can be any of the three.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum SockType {
     Stream,
@@ -102,8 +113,12 @@ impl fmt::Display for SockType {
 }
 
 /// A unix socket's address (`UNIX_DIAG_NAME`), as raw bytes: paths are
-/// not necessarily UTF-8 and abstract names may hold any byte.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// not necessarily UTF-8 and abstract names may hold any byte (in a
+/// recording: `{"path": [bytes]}` or `{"abstract": [bytes]}`).
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum UnixName {
     /// A filesystem path (`/run/php/fpm.sock`).
     Path(Vec<u8>),
@@ -159,14 +174,16 @@ impl fmt::Display for UnixName {
 /// The file a unix socket was bound to (`UNIX_DIAG_VFS`): the inode and
 /// device of the socket file as `stat(2)` reports them (`dev` in the
 /// userspace `st_dev` encoding).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub struct Vfs {
     pub ino: u64,
     pub dev: u64,
 }
 
 /// Whether a unix listener's path still leads to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PathStatus {
     /// `stat(path)` gives the socket's own inode and device.
@@ -181,7 +198,7 @@ pub enum PathStatus {
 }
 
 /// What unix_diag adds for a unix socket.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct UnixInfo {
     pub sock_type: SockType,
     /// None: an unnamed socket (socketpair, or an unbound client).
@@ -282,7 +299,7 @@ impl Serialize for TcpState {
 /// One socket as sock_diag reported it: TCP or UDP (inet_diag) or unix
 /// (unix_diag). Unix sockets use the TCP state numbers (LISTEN,
 /// ESTABLISHED, CLOSE); UDP reports CLOSE for an unconnected socket.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Socket {
     pub inode: Inode,
     pub cookie: u64,
@@ -330,8 +347,10 @@ impl Socket {
 }
 
 /// A request socket (SYN_RECV, not yet a full socket): the SYN queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RequestSock {
+    /// The nsfs inode of the namespace whose dump returned it (0: own).
+    pub netns: u64,
     pub family: Family,
     pub local_addr: IpAddr,
     pub local_port: u16,
@@ -339,7 +358,7 @@ pub struct RequestSock {
 
 /// One (process, fd) that holds a socket. A process that exited between
 /// the fd scan and the detail read is not a holder (collect drops it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Holder {
     pub pid: u32,
     pub ppid: Option<u32>,
@@ -349,6 +368,11 @@ pub struct Holder {
     pub uid: Option<u32>,
     pub user: Option<String>,
     pub fd: u32,
+    /// The holder's own network namespace (nsfs inode), only when it
+    /// differs from its socket's (the socket was created, then the
+    /// process moved, or the fd was passed across).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns: Option<u64>,
     /// Process state when the details were read (`null`: unreadable).
     pub state: Option<ProcessState>,
     /// The command line, one element per argument, exact (`null`:
@@ -489,8 +513,8 @@ impl fmt::Display for WaitHow {
 
 /// A thread blocked right now waiting for a socket. Only sleeping threads
 /// count: a stopped or traced one takes no connection until continued.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(into = "WaiterJson")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "WaiterJson", from = "WaiterJson")]
 pub struct Waiter {
     pub pid: u32,
     pub tid: u32,
@@ -511,7 +535,7 @@ impl JsonSchema for Waiter {
 
 /// A thread blocked right now waiting for a socket (only sleeping threads:
 /// a stopped or traced one is no waiter).
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 struct WaiterJson {
     pid: u32,
     tid: u32,
@@ -527,7 +551,7 @@ struct WaiterJson {
 }
 
 /// How a thread waits for a socket.
-#[derive(Serialize, JsonSchema)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 #[schemars(rename = "WaitHow")]
 enum HowJson {
@@ -555,7 +579,7 @@ impl From<Waiter> for WaiterJson {
 }
 
 /// Host-wide settings that shape every listener.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct HostInfo {
     pub somaxconn: Option<u32>,
     pub tcp_max_syn_backlog: Option<u32>,
@@ -563,7 +587,9 @@ pub struct HostInfo {
 }
 
 /// Everything one collection pass saw. `analyze` turns it into a `Report`.
-#[derive(Debug, Clone, Default)]
+/// Serializable both ways: a recording (`recording::Recording`) replays
+/// it in place of the live kernel.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Snapshot {
     /// The sockets that match the query (already filtered).
     pub sockets: Vec<Socket>,
@@ -578,13 +604,18 @@ pub struct Snapshot {
     pub host: HostInfo,
     /// What could not be seen.
     pub warnings: Vec<Warning>,
-    /// How the holders were found (`None`: no holder scan was needed).
+    /// Which namespace each socket and holder is in, and their labels.
+    pub netns: netns::NetnsMap,
+    /// Listeners held by a forwarder (docker-proxy): where it sends clients.
+    pub forwards: HashMap<Inode, netns::Forward>,
+    /// How the holders were found (`None`: not recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scan: Option<scan::ScanInfo>,
 }
 
 /// Host-wide listen-queue counters (TcpExt in /proc/net/netstat). `None`
 /// when this kernel does not have the counter.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ListenCounters {
     /// Connections that found the accept queue full (ListenOverflows).
     pub listen_overflows: Option<u64>,
@@ -614,7 +645,7 @@ impl ListenCounters {
 
 /// Host-wide UDP receive counters (`Udp:` in /proc/net/snmp, `Udp6*` in
 /// /proc/net/snmp6). `None` when this kernel does not have the counter.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct UdpCounters {
     /// Datagrams that could not be delivered, every reason (Udp InErrors).
     pub in_errors: Option<u64>,

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use schemars::JsonSchema;
 use serde::Serialize;
 
+use super::netns::{Forward, Netns};
 use super::{
     Family, Holder, HostInfo, Inode, PathStatus, Proto, SockType, TcpState, UnixName, Vfs, Waiter,
     Warning,
@@ -24,9 +25,12 @@ pub struct Report {
     pub sockets: Vec<SocketReport>,
     pub groups: Vec<Group>,
     pub warnings: Vec<Warning>,
-    /// How the holders were found (absent when no socket matched).
+    /// The network namespaces this report looked into, ours first.
+    pub namespaces: Vec<Netns>,
+    /// How the holders were found (absent when not known, e.g. replayed
+    /// from an older recording).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub scan: Option<super::scan::ScanInfo>,
+    pub scan: Option<super::scan::ScanReport>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
@@ -110,6 +114,12 @@ pub struct SocketReport {
     pub backlog_clamped: Option<bool>,
     pub holders: Vec<Holder>,
     pub waiters: Vec<Waiter>,
+    /// The network namespace the socket lives in.
+    pub netns: Netns,
+    /// Set when the socket is held by a forwarder (docker-proxy): where
+    /// it connects each client on to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forward: Option<Forward>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
@@ -137,6 +147,8 @@ impl SocketReport {
 /// unix listener, and what they mean.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Group {
+    /// The nsfs inode of the namespace: groups never span namespaces.
+    pub netns: u64,
     pub proto: Proto,
     /// TCP and UDP; null for unix.
     pub local_addr: Option<IpAddr>,

@@ -1,8 +1,9 @@
 //! How the holders were found: the method, its cost, and why a faster
-//! method was not used. Part of the JSON report (`scan`).
+//! method was not used. Recorded in the snapshot (`ScanInfo`) and shown
+//! in the JSON report (`ScanReport`, the `scan` object).
 
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Which holder scan to use (`--scan`, `SOCKMAP_NO_BPF`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -24,7 +25,7 @@ pub struct ScanOptions {
     pub verbose: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ScanMethod {
     /// An `iter/task` program walked every fd table in the kernel.
@@ -36,7 +37,7 @@ pub enum ScanMethod {
 }
 
 /// Why the BPF scan was not used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum FallbackReason {
     /// `--scan proc` or `SOCKMAP_NO_BPF=1`.
@@ -54,11 +55,32 @@ pub enum FallbackReason {
     ScanFailed,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+/// How one pass found the holders (in the snapshot: integer microseconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ScanInfo {
     pub method: ScanMethod,
-    /// The holder scan itself (iterator run, parse, per-hit confirmation;
-    /// or the whole /proc walk), without loading the program.
+    /// The holder scan itself, in microseconds (see `ScanReport`).
+    pub duration_us: u64,
+    /// Loading the BPF program, when this pass loaded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_us: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<FallbackReason>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The verifier's log of a failed load, only when asked for; never
+    /// recorded.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub verifier_log: Option<String>,
+}
+
+/// The report's `scan` object.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ScanReport {
+    pub method: ScanMethod,
+    /// The holder scan itself (iterator run and parse, or the whole /proc
+    /// walk), without loading the program, in milliseconds.
     pub duration_ms: f64,
     /// Loading the BPF program, when this pass loaded it (once per process).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,9 +91,19 @@ pub struct ScanInfo {
     /// also when a faster BPF program failed and a slower one was used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-    /// The verifier's log of a failed load, only when asked for.
-    #[serde(skip)]
-    pub verifier_log: Option<String>,
+}
+
+impl From<&ScanInfo> for ScanReport {
+    fn from(s: &ScanInfo) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        ScanReport {
+            method: s.method,
+            duration_ms: ms(s.duration_us),
+            load_ms: s.load_us.map(ms),
+            fallback_reason: s.fallback_reason,
+            detail: s.detail.clone(),
+        }
+    }
 }
 
 impl std::fmt::Display for ScanMethod {

@@ -14,7 +14,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use schemars::JsonSchema;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Exact bytes from another process.
 #[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -69,6 +69,40 @@ impl Serialize for RawText {
             Ok(text) => s.serialize_str(text),
             Err(_) => self.0.serialize(s),
         }
+    }
+}
+
+/// The same two forms: a string, or an array of byte values.
+impl<'de> Deserialize<'de> for RawText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawText;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of byte values")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<RawText, E> {
+                Ok(RawText::from(s))
+            }
+
+            fn visit_bytes<E: serde::de::Error>(self, b: &[u8]) -> Result<RawText, E> {
+                Ok(RawText::from(b))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<RawText, A::Error> {
+                let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                while let Some(b) = seq.next_element::<u8>()? {
+                    bytes.push(b);
+                }
+                Ok(RawText(bytes))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 

@@ -3,10 +3,12 @@
 //! English text); renderers print `message()` and `hint()`.
 
 use schemars::JsonSchema;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Why part of the picture may be missing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum WarningKind {
     /// `/proc/PID/fd` could not be opened (EACCES): the processes' holders
@@ -36,6 +38,14 @@ pub enum WarningKind {
     /// Threads whose state could not be read: waiters may be missing.
     /// `count`: processes.
     WaitersUnreadable,
+    /// Other network namespaces could not be entered (setns needs
+    /// CAP_SYS_ADMIN): their sockets are not listed. `count`: namespaces
+    /// refused; `detail`: processes whose namespace could not be read,
+    /// when any (then there may be more).
+    NetnsNotInspected,
+    /// A namespace was entered but a dump in it failed. `detail`: which
+    /// and the error.
+    NetnsDumpFailed,
 }
 
 impl WarningKind {
@@ -116,6 +126,23 @@ impl Warning {
             WarningKind::WaitersUnreadable => format!(
                 "the threads of {n} {procs} could not be read: waiting threads may be missing"
             ),
+            WarningKind::NetnsNotInspected => {
+                let ns = if n == 1 { "namespace" } else { "namespaces" };
+                match (n, self.detail.is_some()) {
+                    (0, _) => format!(
+                        "other network namespaces may exist ({detail}): their sockets would not be listed"
+                    ),
+                    (_, false) => {
+                        format!("{n} other network {ns} not inspected: their sockets are not listed")
+                    }
+                    (_, true) => format!(
+                        "at least {n} other network {ns} not inspected ({detail}): their sockets are not listed"
+                    ),
+                }
+            }
+            WarningKind::NetnsDumpFailed => {
+                format!("a network namespace could not be listed: {detail}")
+            }
         }
     }
 
@@ -138,8 +165,22 @@ impl Warning {
                 "run as root, or as the process's owner, to see it".into(),
             ),
             WarningKind::OtherNetns => self.pid.map(|p| {
-                format!("run sockmap inside it: nsenter -t {p} -n sockmap inspect pid:{p}")
+                format!(
+                    "reading it needs root (CAP_SYS_ADMIN): run as root, with --netns all or --netns pid:{p}"
+                )
             }),
+            // None refused, but the namespace of some process could not be
+            // read (even root may not read a more privileged process's
+            // /proc/PID/ns/net); otherwise sockmap could not enter them.
+            WarningKind::NetnsNotInspected if self.count == 0 => Some(
+                "a process's /proc/PID/ns/net was not readable (it may be more privileged than sockmap); --netns self looks only at this one"
+                    .into(),
+            ),
+            WarningKind::NetnsNotInspected => Some(
+                "reading other network namespaces needs root (CAP_SYS_ADMIN); --netns self looks only at this one"
+                    .into(),
+            ),
+            WarningKind::NetnsDumpFailed => None,
             WarningKind::Ipv6Unavailable | WarningKind::SynQueueUnmeasured => None,
             WarningKind::UdpUnavailable => Some("load the udp_diag kernel module".into()),
             WarningKind::UnixUnavailable => Some("load the unix_diag kernel module".into()),
@@ -189,6 +230,30 @@ impl Serialize for Warning {
             hint: self.hint(),
         }
         .serialize(s)
+    }
+}
+
+/// The data fields of a warning as written; `message` and `hint` are
+/// derived from them, so reading ignores them.
+#[derive(Deserialize)]
+struct WarningIn {
+    kind: WarningKind,
+    count: u64,
+    #[serde(default)]
+    pid: Option<u32>,
+    #[serde(default)]
+    detail: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Warning {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = WarningIn::deserialize(d)?;
+        Ok(Warning {
+            kind: w.kind,
+            count: w.count,
+            pid: w.pid,
+            detail: w.detail,
+        })
     }
 }
 

@@ -34,6 +34,8 @@ pub struct Sample {
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct SampleSocket {
     pub inode: Inode,
+    /// The nsfs inode of the network namespace the socket lives in.
+    pub netns: u64,
     pub proto: Proto,
     pub state: TcpState,
     /// TCP and UDP; null for unix.

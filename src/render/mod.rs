@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod json;
+pub mod netns;
 pub mod openmetrics;
 pub mod overview;
 pub mod plain;

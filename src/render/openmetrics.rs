@@ -5,8 +5,8 @@
 //! serve HTTP or keep state between scrapes (`app::export` does that).
 //!
 //! One series per listening socket, labelled by what survives a restart
-//! (`proto`, `local_address`, `local_port`; `netns`/`container` once the
-//! model carries them), never by pid. Two sockets with the same labels (a
+//! (`proto`, `local_address`, `local_port`; `netns` for an `ip netns`
+//! name, `container` for a container's name or short id), never by pid. Two sockets with the same labels (a
 //! SO_REUSEPORT group) get an `inode` label each so every series stays
 //! unique. Holder details go in one `sockmap_socket_info` series per socket.
 
@@ -279,6 +279,19 @@ fn base_labels(s: &SocketReport) -> Labels {
     }
     if let Some(path) = &s.path {
         l.push(("path", path.clone()));
+    }
+    // A named namespace or a container's: what survives its restart (the
+    // nsfs inode does not). Unnamed namespaces (ours, the host's) add no
+    // label, so a single-namespace host's series are unchanged.
+    if let Some(name) = &s.netns.name {
+        l.push(("netns", name.clone()));
+    }
+    if let Some(c) = &s.netns.container {
+        let short = c.id.get(..12).unwrap_or(&c.id);
+        l.push((
+            "container",
+            c.name.clone().unwrap_or_else(|| short.to_string()),
+        ));
     }
     l
 }

@@ -18,6 +18,7 @@ fn holder(pid: u32, comm: &str) -> Holder {
         fd: 5,
         state: Some(crate::model::ProcessState::Sleeping),
         cmdline: None,
+        netns: None,
     }
 }
 
@@ -53,11 +54,14 @@ fn listener(inode: u64, addr: IpAddr, port: u16, depth: u32, backlog: u32) -> So
         backlog_clamped: Some(false),
         holders: Vec::new(),
         waiters: Vec::new(),
+        netns: Default::default(),
+        forward: None,
     }
 }
 
 fn group(addr: IpAddr, port: u16, kind: GroupKind, inodes: &[u64], holders: usize) -> Group {
     Group {
+        netns: 0,
         proto: Proto::Tcp,
         local_addr: Some(addr),
         local_port: Some(port),
@@ -111,6 +115,7 @@ fn report() -> Report {
             Warning::new(WarningKind::ProcessesUnreadable, 1),
             Warning::new(WarningKind::SynQueueUnmeasured, 1),
         ],
+        namespaces: vec![],
         scan: None,
     }
 }
@@ -397,4 +402,48 @@ fn udp_and_unix_sockets() {
     }
     assert!(!got.contains(r#"sockmap_accept_queue_depth{proto="udp""#));
     assert!(!got.contains(r#"sockmap_udp_receive_errors_total{family="inet6"}"#));
+}
+
+/// Two containers each on *:8000: their series differ by the container
+/// label (a name that survives a restart, not the nsfs inode), and a
+/// listener in the exporter's own namespace keeps its old labels.
+#[test]
+fn containers_on_one_port_are_labelled_apart() {
+    use crate::model::netns::{Container, Netns, Runtime};
+    let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    let in_container = |inode: u64, ns: u64, name: Option<&str>, id: &str| {
+        let mut s = listener(inode, any, 8000, 0, 128);
+        s.netns = Netns {
+            inode: ns,
+            name: None,
+            container: Some(Container {
+                runtime: Runtime::Docker,
+                id: id.into(),
+                name: name.map(String::from),
+                pod: None,
+            }),
+        };
+        s
+    };
+    let mut r = report();
+    r.sockets = vec![
+        listener(1, IpAddr::V4(Ipv4Addr::LOCALHOST), 8000, 0, 128),
+        in_container(2, 201, Some("app-web"), "3f2a9c1e5b7d4a6f"),
+        in_container(3, 202, None, "9b1c2d3e4f5a6b7c"),
+    ];
+    r.groups = vec![];
+    let got = String::from_utf8(encode(&exposition(Some(&r)), Format::Text)).unwrap();
+    let depth: Vec<&str> = got
+        .lines()
+        .filter(|l| l.starts_with("sockmap_accept_queue_depth{"))
+        .collect();
+    assert_eq!(
+        depth,
+        vec![
+            r#"sockmap_accept_queue_depth{proto="tcp",local_address="127.0.0.1",local_port="8000"} 0"#,
+            r#"sockmap_accept_queue_depth{proto="tcp",local_address="0.0.0.0",local_port="8000",container="app-web"} 0"#,
+            r#"sockmap_accept_queue_depth{proto="tcp",local_address="0.0.0.0",local_port="8000",container="9b1c2d3e4f5a"} 0"#,
+        ],
+        "{got}"
+    );
 }

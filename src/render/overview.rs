@@ -124,7 +124,20 @@ pub fn write(out: &mut impl Write, report: &Report) -> io::Result<()> {
         l.trim_end().to_string()
     };
     writeln!(out, "{}", line(&HEADERS.map(String::from)))?;
+    // Namespaces are named only when more than one is involved.
+    let several = super::netns::several(report);
+    let forwarded: Vec<crate::model::Inode> = report
+        .sockets
+        .iter()
+        .filter_map(|s| s.forward.as_ref())
+        .flat_map(|f| f.to_inodes.iter().copied())
+        .collect();
+    let mut last_ns = None;
     for (s, r) in report.sockets.iter().zip(&rows) {
+        if several && last_ns != Some(s.netns.inode) {
+            last_ns = Some(s.netns.inode);
+            writeln!(out, "── {} ──", super::netns::label(&s.netns))?;
+        }
         writeln!(out, "{}", line(r))?;
         if let Some(g) = last_of_group.get(&s.inode) {
             // A single socket's verdict only when something is wrong.
@@ -133,7 +146,9 @@ pub fn write(out: &mut impl Write, report: &Report) -> io::Result<()> {
                 s.path_status,
                 Some(PathStatus::Unlinked | PathStatus::Replaced)
             );
-            if g.kind != GroupKind::Single || full || lost {
+            // Both ends of a forward say where the other is.
+            let forward = s.forward.is_some() || forwarded.contains(&s.inode);
+            if g.kind != GroupKind::Single || full || lost || forward {
                 writeln!(out, "  → {}", g.verdict)?;
             }
         }
@@ -209,6 +224,7 @@ mod tests {
             uid: Some(0),
             user: Some("root".into()),
             fd: 3,
+            netns: None,
             state: None,
             cmdline: None,
         }

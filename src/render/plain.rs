@@ -30,6 +30,11 @@ pub fn write(out: &mut impl Write, report: &Report) -> io::Result<()> {
     let mut header: Vec<String> = SOCKET_HEADERS.iter().map(|s| s.to_string()).collect();
     header.extend(COLUMNS.iter().map(|c| c.header.to_string()));
     header.extend(TAIL_HEADERS.iter().map(|s| s.to_string()));
+    // With more than one namespace, each row ends with which (its nsfs inode).
+    let several = super::netns::several(report);
+    if several {
+        header.push("NETNS".into());
+    }
     rows.push(header);
     for s in &report.sockets {
         let dash = || "-".to_string();
@@ -45,12 +50,15 @@ pub fn write(out: &mut impl Write, report: &Report) -> io::Result<()> {
             Proto::Unix => format!("unix/{}", s.sock_type),
             p => p.to_string(),
         };
-        let tail = [
+        let mut tail = vec![
             proto,
             s.recv_q.map_or_else(dash, |v| v.to_string()),
             s.rcvbuf.map_or_else(dash, |v| v.to_string()),
             s.drops.map_or_else(dash, |v| v.to_string()),
         ];
+        if several {
+            tail.push(s.netns.inode.to_string());
+        }
         if s.holders.is_empty() {
             let mut r = sock.clone();
             r.extend(COLUMNS.iter().map(|_| dash()));

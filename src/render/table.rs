@@ -20,9 +20,21 @@ pub fn write(out: &mut impl Write, report: &Report, color: bool) -> io::Result<(
             last_of_group.insert(*last, g);
         }
     }
+    // Namespaces are named only when more than one is involved.
+    let several = super::netns::several(report);
+    let mut last_ns = None;
     for (i, s) in report.sockets.iter().enumerate() {
         if i > 0 {
             writeln!(out)?;
+        }
+        if several && last_ns != Some(s.netns.inode) {
+            last_ns = Some(s.netns.inode);
+            let heading = format!("── {} ──", super::netns::label(&s.netns));
+            if color {
+                writeln!(out, "{BOLD}{heading}{RESET}")?;
+            } else {
+                writeln!(out, "{heading}")?;
+            }
         }
         if color {
             writeln!(out, "{BOLD}{}{RESET}", socket_line(s))?;
@@ -33,6 +45,15 @@ pub fn write(out: &mut impl Write, report: &Report, color: bool) -> io::Result<(
             writeln!(out, "  (no holder found)")?;
         } else {
             writeln!(out, "{}", holder_table(s, color))?;
+        }
+        for h in s.holders.iter().filter(|h| h.netns.is_some()) {
+            if let Some(theirs) = h.netns {
+                writeln!(
+                    out,
+                    "  (pid {} is itself in netns {theirs}, not the socket's netns {})",
+                    h.pid, s.netns.inode
+                )?;
+            }
         }
         if let Some(g) = last_of_group.get(&s.inode) {
             writeln!(out, "→ {}", g.verdict)?;

@@ -37,6 +37,7 @@ fn forked_snapshot() -> Snapshot {
         uid: Some(0),
         user: Some("root".into()),
         fd: 5,
+        netns: None,
         state: Some(ProcessState::Sleeping),
         cmdline: Some(vec!["refserver".into(), "--port".into(), "8000".into()]),
     };
@@ -64,6 +65,7 @@ fn forked_snapshot() -> Snapshot {
         sockets: vec![sock],
         holders,
         request_socks: Some(vec![RequestSock {
+            netns: 0,
             family: Family::Inet,
             local_addr: lo,
             local_port: 8000,
@@ -76,6 +78,8 @@ fn forked_snapshot() -> Snapshot {
             syncookies: Some(1),
         },
         warnings: vec![],
+        netns: Default::default(),
+        forwards: HashMap::new(),
         scan: None,
     }
 }

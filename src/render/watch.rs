@@ -331,6 +331,7 @@ mod tests {
 
     fn sock(inode: u64, port: u16, depth: u32, backlog: u32, drops: u32) -> SampleSocket {
         SampleSocket {
+            netns: 0,
             inode: Inode(inode),
             proto: Proto::Tcp,
             state: TcpState::Listen,

@@ -23,6 +23,9 @@
 //! - [`pid_alive`], [`wait_until`], and the independent /proc oracle (the
 //!   procfs crate, not sockmap's own parsing): [`listening_inodes`],
 //!   [`socket_inodes`], [`accept_queue_depth`].
+//! - [`json`]: the tests' own strict reader of the inspect report, the
+//!   check outcome and the watch sample; [`inspect_json`]`(target)` runs
+//!   `inspect TARGET --json` and reads it.
 //!
 //! The started processes also get `PR_SET_PDEATHSIG(SIGKILL)`: if the
 //! test binary dies they die too. That signal follows the *thread* that
@@ -38,6 +41,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
+
+pub mod json;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sockmap");
 
@@ -472,8 +477,10 @@ fn join_bytes(h: Option<JoinHandle<Vec<u8>>>) -> Vec<u8> {
     h.and_then(|h| h.join().ok()).unwrap_or_default()
 }
 
-/// `sockmap inspect TARGET --json`, bounded to 60 s; asserts exit 0.
-pub fn inspect_json(target: &str) -> serde_json::Value {
+/// `sockmap inspect TARGET --json`, bounded to 60 s; asserts exit 0 and
+/// reads the report strictly ([`json::Report`]).
+#[track_caller]
+pub fn inspect_json(target: &str) -> json::Report {
     let mut cmd = sockmap(&["inspect", target, "--json"]);
     cmd.stdin(Stdio::null());
     let out = run_bounded(cmd, Duration::from_secs(60));
@@ -483,7 +490,7 @@ pub fn inspect_json(target: &str) -> serde_json::Value {
         "inspect {target} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).expect("inspect --json prints valid JSON")
+    json::report(&out.stdout)
 }
 
 /// Processes whose fd table can be listed but whose fd links this test
@@ -547,4 +554,29 @@ pub fn holder_scan_is_bpf() -> bool {
                 .is_some_and(|m| m.starts_with("bpf"))
         })
     })
+}
+
+/// Forks in one test binary run one at a time: a child forked by one test
+/// would inherit another test's listener (fork copies every fd; CLOEXEC
+/// only acts on exec) and rightly show up as its holder.
+static FORKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Hold this while forking children that keep inherited fds.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    FORKING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Forked children, SIGKILLed and reaped on drop.
+pub struct Children(pub Vec<i32>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            // SAFETY: our own unreaped children.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+        }
+    }
 }

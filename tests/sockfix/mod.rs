@@ -14,9 +14,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use serde_json::Value;
-
 use super::common;
+use super::common::json::Report;
 
 /// A forked copy of the test process that holds exactly `keep` (its other
 /// fds closed, so other tests' sockets get no extra holder) and sleeps
@@ -176,33 +175,14 @@ pub fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// `sockmap inspect ARGS --json`, parsed; panics unless it exits 0.
-pub fn inspect_json(args: &[&str]) -> Value {
+/// `sockmap inspect ARGS --json`, read strictly; panics unless it exits 0.
+#[track_caller]
+pub fn inspect_json(args: &[&str]) -> Report {
     let mut all = vec!["inspect", "--json"];
     all.extend_from_slice(args);
     let (code, out, err) = run(&all);
     assert_eq!(code, 0, "sockmap {all:?} exited {code}: {err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON ({e}): {out}"))
-}
-
-/// The report's socket with this inode.
-pub fn socket(v: &Value, inode: u64) -> &Value {
-    v["sockets"]
-        .as_array()
-        .expect("sockets[]")
-        .iter()
-        .find(|s| s["inode"] == inode)
-        .unwrap_or_else(|| panic!("inode {inode} not in {v:#}"))
-}
-
-/// The distinct holder pids of a socket in the report.
-pub fn holder_pids(s: &Value) -> BTreeSet<u32> {
-    s["holders"]
-        .as_array()
-        .expect("holders[]")
-        .iter()
-        .map(|h| h["pid"].as_u64().expect("pid") as u32)
-        .collect()
+    common::json::report(out.as_bytes())
 }
 
 /// Whether `ss` can be used: with `CI` set a missing `ss` fails the test,

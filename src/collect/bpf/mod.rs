@@ -4,8 +4,9 @@
 //! ahead of time into the light-skeleton blobs under `bpf/gen/`) walks
 //! every fd table in the kernel and emits (tgid, fd, socket inode,
 //! SO_REUSEPORT) for each socket fd: one read instead of a `readlinkat`
-//! per fd of every process. Each hit on a wanted inode is then confirmed
-//! with one `readlinkat(/proc/PID/fd/FD)`, which drops children caught
+//! per fd of every process; it also reports each process's network
+//! namespace. Each hit a pass keeps is then confirmed with one
+//! `readlinkat(/proc/PID/fd/FD)` (`holders`), which drops children caught
 //! between fork and exec and tables read while a process exited.
 //!
 //! Tiers: the `iter/task` fd-table walk, else the `iter/task_file`
@@ -17,11 +18,12 @@
 //! anything (the verifier log travels in `ScanInfo` for the caller), or
 //! keep more than the program and link fds open between scans.
 
+mod holders;
 mod records;
 mod skel;
 mod sys;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -33,12 +35,26 @@ use crate::model::Inode;
 /// What one holder scan found, and how.
 #[derive(Debug)]
 pub struct HolderScan {
+    /// Every socket fd of every process, and each one's network namespace.
     pub scan: Scan,
-    /// SO_REUSEPORT of wanted sockets, read from their `struct sock` (BPF only).
+    /// SO_REUSEPORT of sockets, read from their `struct sock` (BPF only).
     pub reuseport: HashMap<Inode, bool>,
-    /// The pids the /proc scan listed (sorted), when it ran.
-    pub pids: Option<Vec<u32>>,
+    /// Every process seen (sorted).
+    pub pids: Vec<u32>,
     pub info: ScanInfo,
+}
+
+impl HolderScan {
+    /// Confirm the hits a pass keeps (`found`, a subset of `scan.found`)
+    /// when they came from the BPF iterator, which reads fd tables without
+    /// their lock; returns how many processes could not be confirmed
+    /// (partly readable). The /proc scan's hits need nothing more.
+    pub fn confirm(&self, proc_root: &Path, found: &mut HashMap<Inode, Vec<(u32, u32)>>) -> usize {
+        if self.info.method == ScanMethod::Proc {
+            return 0;
+        }
+        holders::confirm(proc_root, found)
+    }
 }
 
 /// Finds every (pid, fd) holding wanted socket inodes. Loads the BPF
@@ -66,7 +82,7 @@ struct Loaded {
     /// in full (loaded on first need; `Some(None)`: refused).
     per_pid: Option<Option<skel::Program>>,
     /// Reported once, by the scan that follows the load.
-    load_ms: Option<f64>,
+    load_us: Option<u64>,
     /// Why the faster program was not used, if it was not.
     detail: Option<String>,
     /// Its verifier log, when asked for; reported once.
@@ -78,7 +94,7 @@ struct Fallback {
     reason: FallbackReason,
     detail: Option<String>,
     log: Option<String>,
-    load_ms: Option<f64>,
+    load_us: Option<u64>,
 }
 
 impl Fallback {
@@ -87,7 +103,7 @@ impl Fallback {
             reason,
             detail: None,
             log: None,
-            load_ms: None,
+            load_us: None,
         }
     }
 }
@@ -113,31 +129,30 @@ impl HolderScanner {
         matches!(self.state, State::Ready(_))
     }
 
-    /// Every (pid, fd) holding an inode `want` accepts, across all processes.
-    pub fn scan(
-        &mut self,
-        proc_root: &Path,
-        want: &(dyn Fn(u64) -> bool + Sync),
-    ) -> Result<HolderScan> {
+    /// Every socket fd of every process (not yet confirmed: see
+    /// [`HolderScan::confirm`]), with each process's network namespace.
+    pub fn scan_all(&mut self, proc_root: &Path) -> Result<HolderScan> {
         self.ensure_tried(proc_root);
         if let State::Ready(loaded) = &mut self.state {
             let start = Instant::now();
             self.buf.clear();
             match loaded.read(&mut self.buf) {
                 Ok(proc_pids) => {
-                    let (scan, reuseport) = confirm(proc_root, &self.buf, &proc_pids, want);
+                    let task_records = loaded.method == ScanMethod::BpfTask;
+                    let found =
+                        holders::from_records(proc_root, &self.buf, &proc_pids, task_records);
                     let info = ScanInfo {
                         method: loaded.method,
-                        duration_ms: ms(start),
-                        load_ms: loaded.load_ms.take(),
+                        duration_us: us(start),
+                        load_us: loaded.load_us.take(),
                         fallback_reason: None,
                         detail: loaded.detail.clone(),
                         verifier_log: loaded.log.take(),
                     };
                     return Ok(HolderScan {
-                        scan,
-                        reuseport,
-                        pids: None,
+                        scan: found.scan,
+                        reuseport: found.reuseport,
+                        pids: found.pids,
                         info,
                     });
                 }
@@ -158,12 +173,12 @@ impl HolderScanner {
         let start = Instant::now();
         let mut pids = fdscan::list_pids(proc_root).map_err(|e| io_err(proc_root, e))?;
         pids.sort_unstable();
-        let scan =
-            fdscan::scan_holders(proc_root, Some(&pids), want).map_err(|e| io_err(proc_root, e))?;
+        let scan = fdscan::scan_holders(proc_root, Some(&pids), &|_| true)
+            .map_err(|e| io_err(proc_root, e))?;
         let info = ScanInfo {
             method: ScanMethod::Proc,
-            duration_ms: ms(start),
-            load_ms: fallback.load_ms.take(),
+            duration_us: us(start),
+            load_us: fallback.load_us.take(),
             fallback_reason: Some(fallback.reason),
             detail: fallback.detail.clone(),
             verifier_log: fallback.log.take(),
@@ -171,7 +186,7 @@ impl HolderScanner {
         Ok(HolderScan {
             scan,
             reuseport: HashMap::new(),
-            pids: Some(pids),
+            pids,
             info,
         })
     }
@@ -214,14 +229,14 @@ impl HolderScanner {
             let loaded = skel::Program::load(skel).and_then(|p| Ok((p.attach(None)?, p)));
             match loaded {
                 Ok((link, prog)) => {
-                    let load_ms = Some(ms(start));
+                    let load_us = Some(us(start));
                     let some_failed = !failed.is_empty();
                     return Ok(Loaded {
                         _prog: prog,
                         link,
                         method,
                         per_pid: None,
-                        load_ms,
+                        load_us,
                         detail: some_failed.then(|| failed.join("; ")),
                         log: (some_failed && self.want_log).then(verifier_logs).flatten(),
                     });
@@ -229,13 +244,13 @@ impl HolderScanner {
                 Err(e) => failed.push(format!("{}: {e}", skel.name)),
             }
         }
-        let load_ms = Some(ms(start));
+        let load_us = Some(us(start));
         let log = self.want_log.then(verifier_logs).flatten();
         Err(Fallback {
             reason: FallbackReason::LoadFailed,
             detail: Some(failed.join("; ")),
             log,
-            load_ms,
+            load_us,
         })
     }
 }
@@ -339,77 +354,8 @@ fn initial_pid_namespace(proc_root: &Path) -> bool {
     })
 }
 
-/// Keep the records on wanted inodes that `/proc/PID/fd/FD` confirms;
-/// scan `proc_pids` the /proc way. A hit we may not confirm (EACCES: root
-/// without CAP_SYS_PTRACE) is left out and its process counted as partly
-/// readable, as the /proc scan counts it.
-fn confirm(
-    proc_root: &Path,
-    buf: &[u8],
-    proc_pids: &[u32],
-    want: &(dyn Fn(u64) -> bool + Sync),
-) -> (Scan, HashMap<Inode, bool>) {
-    let mut scan = Scan::default();
-    let mut reuseport = HashMap::new();
-    let mut seen = HashSet::new();
-    let mut partial = HashSet::new();
-    for r in records::parse(buf) {
-        seen.insert(r.tgid);
-        if r.is_truncated() || !want(r.ino) {
-            continue;
-        }
-        match holds(proc_root, &r) {
-            Ok(true) => {
-                scan.found
-                    .entry(Inode(r.ino))
-                    .or_default()
-                    .push((r.tgid, r.fd));
-                if let Some(v) = r.reuseport() {
-                    reuseport.insert(Inode(r.ino), v);
-                }
-            }
-            Ok(false) => {}
-            Err(()) => {
-                partial.insert(r.tgid);
-            }
-        }
-    }
-    if !proc_pids.is_empty() {
-        if let Ok(more) = fdscan::scan_holders(proc_root, Some(proc_pids), want) {
-            scan.denied += more.denied;
-            scan.partial += more.partial;
-            for (inode, mut list) in more.found {
-                scan.found.entry(inode).or_default().append(&mut list);
-            }
-        }
-    }
-    for list in scan.found.values_mut() {
-        list.sort_unstable();
-        list.dedup();
-    }
-    scan.partial += partial.len();
-    scan.scanned = seen.len();
-    (scan, reuseport)
-}
-
-/// Does `/proc/TGID/fd/FD` (or the thread's own table) link to the
-/// record's socket? `Err` when we may not look.
-fn holds(proc_root: &Path, r: &records::Record) -> Result<bool, ()> {
-    let path = if r.tid == r.tgid || r.tid == 0 {
-        proc_root.join(format!("{}/fd/{}", r.tgid, r.fd))
-    } else {
-        proc_root.join(format!("{}/task/{}/fd/{}", r.tgid, r.tid, r.fd))
-    };
-    let mut link = [0u8; 64];
-    match rustix::fs::readlinkat_raw(rustix::fs::CWD, &path, &mut link[..]) {
-        Ok(n) => Ok(fdscan::parse_socket_link(&link[..n.min(link.len())]) == Some(r.ino)),
-        Err(rustix::io::Errno::ACCESS) | Err(rustix::io::Errno::PERM) => Err(()),
-        Err(_) => Ok(false),
-    }
-}
-
-fn ms(since: Instant) -> f64 {
-    since.elapsed().as_secs_f64() * 1000.0
+fn us(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> Error {

@@ -8,6 +8,10 @@ pub const RECORD_LEN: usize = 24;
 /// end (too many sockets for one read of the iterator).
 pub const FD_TRUNCATED: u32 = u32::MAX;
 
+/// `fd` of a task's first record (task walk only): `ino` is its network
+/// namespace's nsfs inode (0: none left).
+pub const FD_TASK: u32 = u32::MAX - 1;
+
 const SK: u32 = 1;
 const REUSEPORT: u32 = 2;
 
@@ -30,6 +34,10 @@ impl Record {
 
     pub fn is_truncated(&self) -> bool {
         self.fd == FD_TRUNCATED
+    }
+
+    pub fn is_task(&self) -> bool {
+        self.fd == FD_TASK
     }
 }
 
@@ -75,9 +83,10 @@ mod tests {
         buf.extend(rec(101, 4, 1 << 40, 102, 1));
         buf.extend(rec(103, 5, 9, 103, 0));
         buf.extend(rec(104, u32::MAX, 0, 104, 0));
+        buf.extend(rec(105, u32::MAX - 1, 4026531840, 105, 0));
         buf.extend_from_slice(&[1, 2, 3]); // partial: ignored
         let r: Vec<Record> = parse(&buf).collect();
-        assert_eq!(r.len(), 4);
+        assert_eq!(r.len(), 5);
         assert_eq!(
             (r[0].tgid, r[0].fd, r[0].ino, r[0].tid),
             (100, 3, 7288, 100)
@@ -88,5 +97,6 @@ mod tests {
         assert_eq!(r[2].reuseport(), None);
         assert!(!r[2].is_truncated());
         assert!(r[3].is_truncated());
+        assert!(r[4].is_task() && !r[4].is_truncated() && !r[2].is_task());
     }
 }
