@@ -35,9 +35,21 @@ pub fn field(s: &str) -> Cow<'_, str> {
 /// Escape raw bytes (a name that is not UTF-8): each invalid byte is shown
 /// as `\xNN`, the valid parts as `terminal` does.
 pub fn bytes(b: &[u8]) -> String {
+    bytes_as(b, false)
+}
+
+/// `field` for raw bytes: one awk word, invalid bytes as `\xNN`.
+pub fn field_bytes(b: &[u8]) -> String {
+    if b.is_empty() {
+        return "-".into();
+    }
+    bytes_as(b, true)
+}
+
+fn bytes_as(b: &[u8], whitespace: bool) -> String {
     let mut out = String::with_capacity(b.len());
     for chunk in b.utf8_chunks() {
-        out.push_str(&terminal(chunk.valid()));
+        out.push_str(&escape(chunk.valid(), whitespace));
         for byte in chunk.invalid() {
             let _ = write!(out, "\\x{byte:02x}");
         }
@@ -120,5 +132,7 @@ mod tests {
         assert_eq!(bytes(b"bad\xff\xfe"), "bad\\xff\\xfe");
         assert_eq!(bytes(b"ok\x1b"), "ok\\x1b");
         assert_eq!(bytes("é".as_bytes()), "é");
+        assert_eq!(field_bytes(b"bad \xff"), "bad\\x20\\xff");
+        assert_eq!(field_bytes(b""), "-");
     }
 }

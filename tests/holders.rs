@@ -171,6 +171,15 @@ fn a_non_utf8_name_keeps_its_owner_and_exact_bytes() {
         row.contains(&format!(" {pid} {} ", std::process::id())),
         "{row}"
     );
+    // Invalid bytes are shown, not replaced: in --plain and in the table.
+    assert!(row.contains("bad\\xff\\xfe"), "{row}");
+    let table = common::run_bounded(
+        common::sockmap(&["inspect", &format!(":{port}"), "--color", "never"]),
+        Duration::from_secs(60),
+    );
+    let table = String::from_utf8(table.stdout).expect("the table is UTF-8");
+    assert!(table.contains("bad\\xff\\xfe"), "{table}");
+    assert!(!table.contains('\u{fffd}'), "{table}");
     drop(child);
 }
 

@@ -92,9 +92,9 @@ impl Row<'_> {
 pub struct Column {
     pub header: &'static str,
     pub doc: &'static str,
-    /// The raw cell text; renderers escape it (`escape::terminal` in the
-    /// table, `escape::field` in --plain).
-    pub cell: fn(&Row<'_>) -> String,
+    /// The raw cell bytes (a comm need not be UTF-8); renderers escape
+    /// them (`escape::bytes` in the table, `escape::field_bytes` in --plain).
+    pub cell: fn(&Row<'_>) -> Vec<u8>,
     /// The text came from another process (comm, user name).
     pub external: bool,
 }
@@ -104,15 +104,15 @@ impl Column {
     pub fn table_cell(&self, row: &Row<'_>) -> String {
         let raw = (self.cell)(row);
         if self.external {
-            escape::terminal(&raw).into_owned()
+            escape::bytes(&raw)
         } else {
-            raw
+            String::from_utf8_lossy(&raw).into_owned()
         }
     }
 
     /// The cell for `--plain`: always one awk word.
     pub fn plain_cell(&self, row: &Row<'_>) -> String {
-        escape::field(&(self.cell)(row)).into_owned()
+        escape::field_bytes(&(self.cell)(row))
     }
 }
 
@@ -124,38 +124,43 @@ pub const COLUMNS: &[Column] = &[
     Column {
         header: "COMMAND",
         doc: "process name (comm)",
-        // Invalid UTF-8 shows as U+FFFD here; JSON keeps the exact bytes.
-        cell: |r| r.holder.comm.to_string_lossy().into_owned(),
+        cell: |r| r.holder.comm.as_bytes().to_vec(),
         external: true,
     },
     Column {
         header: "PID",
         doc: "process id",
-        cell: |r| r.holder.pid.to_string(),
+        cell: |r| r.holder.pid.to_string().into_bytes(),
         external: false,
     },
     Column {
         header: "PPID",
         doc: "parent process id (a forked worker points at its parent)",
-        cell: |r| opt(r.holder.ppid),
+        cell: |r| opt(r.holder.ppid).into_bytes(),
         external: false,
     },
     Column {
         header: "USER",
         doc: "effective user of the process",
-        cell: |r| r.holder.user.clone().unwrap_or_else(|| opt(r.holder.uid)),
+        cell: |r| {
+            r.holder
+                .user
+                .clone()
+                .unwrap_or_else(|| opt(r.holder.uid))
+                .into_bytes()
+        },
         external: true,
     },
     Column {
         header: "FD",
         doc: "file descriptor number in that process",
-        cell: |r| r.holder.fd.to_string(),
+        cell: |r| r.holder.fd.to_string().into_bytes(),
         external: false,
     },
     Column {
         header: "WAITING",
         doc: "threads blocked on this socket right now: accept, epoll, poll or select",
-        cell: |r| r.waiting(),
+        cell: |r| r.waiting().into_bytes(),
         external: false,
     },
 ];
