@@ -4,7 +4,7 @@
 mod check;
 mod demo;
 mod export;
-pub mod generate;
+
 mod http;
 mod inspect;
 mod interrupt;
@@ -126,7 +126,7 @@ pub fn run(cmd: Command) -> Result<i32> {
         Command::Snapshot(cfg) => snapshot::run(&cfg, &mut out, &mut std::io::stderr()),
         Command::Export(cfg) => export::run(&cfg, &mut out),
         Command::Check(cfg) => check::run(&cfg, &mut out, &mut std::io::stderr()),
-        Command::Generate(what) => generate::run(&what, &mut out),
+        Command::Generate(what) => crate::cli::generate::run(&what, &mut out),
     }
 }
 

@@ -5,6 +5,7 @@
 #![allow(rustdoc::broken_intra_doc_links)] // help text like "[::1]:8000" is not a link
 
 mod assertions;
+pub mod generate;
 mod services;
 mod values;
 

@@ -1,4 +1,4 @@
-//! `sockmap generate` (hidden, for packagers): man pages and shell
+//! `sockmap generate` (hidden, for packagers): man pages, JSON Schemas and shell
 //! completions from the one clap definition (`cli::command()`). The
 //! options and subcommands come from clap; the sections clap cannot know
 //! (TARGETS, JSON OUTPUT, EXIT STATUS, ...) are written here as roff.
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use clap_mangen::roff::{bold, roman, Inline, Roff};
 use clap_mangen::Man;
 
-use super::GenerateWhat;
+use crate::app::GenerateWhat;
 use crate::error::{exit, Error, Result};
 
 /// Run `generate man DIR` or `generate completions SHELL`.
@@ -18,12 +18,12 @@ pub fn run(what: &GenerateWhat, out: &mut impl Write) -> Result<i32> {
     match what {
         GenerateWhat::Man(dir) => {
             for path in write_man_pages(dir)? {
-                writeln!(out, "{}", path.display()).map_err(super::stdout_err)?;
+                writeln!(out, "{}", path.display()).map_err(crate::app::stdout_err)?;
             }
         }
         GenerateWhat::Schema(dir) => {
             for path in write_schemas(dir)? {
-                writeln!(out, "{}", path.display()).map_err(super::stdout_err)?;
+                writeln!(out, "{}", path.display()).map_err(crate::app::stdout_err)?;
             }
         }
         GenerateWhat::Completions(shell) => {
@@ -31,10 +31,10 @@ pub fn run(what: &GenerateWhat, out: &mut impl Write) -> Result<i32> {
             // first so a closed pipe is an ordinary error.
             let mut buf = Vec::new();
             clap_complete::generate(*shell, &mut crate::cli::command(), "sockmap", &mut buf);
-            out.write_all(&buf).map_err(super::stdout_err)?;
+            out.write_all(&buf).map_err(crate::app::stdout_err)?;
         }
     }
-    out.flush().map_err(super::stdout_err)?;
+    out.flush().map_err(crate::app::stdout_err)?;
     Ok(exit::OK)
 }
 
