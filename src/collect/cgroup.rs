@@ -251,13 +251,13 @@ mod tests {
         assert_eq!((c.runtime, c.id.as_str()), (Runtime::Podman, ID));
     }
 
-    /// Host processes: systemd services, a session, the root, junk.
+    /// Host processes: systemd services, a login scope, the root, junk.
     #[test]
     fn not_containers() {
         for text in [
             "0::/\n",
             "0::/system.slice/ssh.service\n",
-            "0::/user.slice/user-1000.slice/session-3.scope\n",
+            "0::/user.slice/user-1000.slice/user@1000.service/app.slice/editor.scope\n",
             "4:memory:/process_api/e4d069ede8f3fb8014438781abfab654\n0::/\n",
             "0::/system.slice/docker.service\n",
             "0::/docker/not-an-id\n",

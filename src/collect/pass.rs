@@ -4,7 +4,7 @@
 //! namespace), SYN-queue request sockets for the listeners' ports, waiting
 //! threads and forwarders. Passive: it only reads. (SO_REUSEPORT is read
 //! from the socket only by the BPF scan, which reads `sk_reuseport` in the
-//! kernel; taking a copy of a holder's fd with pidfd_getfd(2) would re-tag
+//! kernel; receiving a copy of a holder's fd through a pidfd would re-tag
 //! the socket's net_cls classid and netprio index and hold a reference
 //! that keeps a closed listener alive. Otherwise `analyze` infers it from
 //! groups.)
