@@ -25,7 +25,7 @@ pub enum Error {
     Usage(String),
     /// The sock_diag netlink query failed.
     #[error("sock_diag query failed: {0}")]
-    Netlink(String),
+    Netlink(#[from] NetlinkError),
     /// `--scan bpf` and the BPF holder scan cannot be used.
     #[error("{0}")]
     Bpf(String),
@@ -74,6 +74,52 @@ impl Error {
         Error::Os {
             context: context.into(),
             source,
+        }
+    }
+}
+
+/// A sock_diag request that failed: which one, and how.
+#[derive(Debug, thiserror::Error)]
+#[error("{request}: {cause}")]
+pub struct NetlinkError {
+    /// The request, e.g. "AF_INET TCP dump, states 0x400, ports 8000":
+    /// or "socket" for opening the netlink socket itself.
+    pub request: String,
+    pub cause: NetlinkCause,
+}
+
+/// How a sock_diag request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkCause {
+    /// Opening, binding or connecting the netlink socket (the kernel may
+    /// lack sock_diag, CONFIG_INET_DIAG).
+    #[error("cannot {step} a NETLINK_SOCK_DIAG socket: {source}")]
+    Socket {
+        step: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Sending the request or receiving the answer.
+    #[error("{0}")]
+    Io(#[source] std::io::Error),
+    /// The kernel answered NLMSG_ERROR with this errno.
+    #[error("the kernel answered: {} (errno {errno})", std::io::Error::from_raw_os_error(*errno))]
+    Kernel { errno: i32 },
+    /// A datagram larger than the receive buffer.
+    #[error("a {got}-byte datagram did not fit the {cap}-byte buffer")]
+    Truncated { got: usize, cap: usize },
+    /// A message or attribute that did not parse.
+    #[error("{0}")]
+    Decode(String),
+}
+
+impl NetlinkError {
+    /// The errno, when the kernel or the OS gave one.
+    pub fn errno(&self) -> Option<i32> {
+        match &self.cause {
+            NetlinkCause::Kernel { errno } => Some(*errno),
+            NetlinkCause::Socket { source, .. } | NetlinkCause::Io(source) => source.raw_os_error(),
+            NetlinkCause::Truncated { .. } | NetlinkCause::Decode(_) => None,
         }
     }
 }

@@ -8,7 +8,7 @@ use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr};
 
 use super::diag::{self, DumpStatus, Entry};
 use super::unixdiag;
-use crate::error::{Error, Result};
+use crate::error::{Error, NetlinkCause, NetlinkError, Result};
 use crate::model::{self, Family, Proto};
 
 /// The kernel sizes dump datagrams to the reader's buffer up to 32 KiB
@@ -23,15 +23,18 @@ pub struct DiagSocket {
 
 impl DiagSocket {
     pub fn open() -> Result<Self> {
-        let mut sock = Socket::new(NETLINK_SOCK_DIAG).map_err(|e| {
-            Error::Netlink(format!(
-                "cannot open a NETLINK_SOCK_DIAG socket ({e}); the kernel may lack sock_diag (CONFIG_INET_DIAG)"
-            ))
-        })?;
-        sock.bind_auto()
-            .map_err(|e| Error::Netlink(format!("cannot bind the netlink socket: {e}")))?;
+        let fail = |step: &'static str| {
+            move |source: io::Error| {
+                Error::Netlink(NetlinkError {
+                    request: "socket (the kernel may lack sock_diag, CONFIG_INET_DIAG)".into(),
+                    cause: NetlinkCause::Socket { step, source },
+                })
+            }
+        };
+        let mut sock = Socket::new(NETLINK_SOCK_DIAG).map_err(fail("open"))?;
+        sock.bind_auto().map_err(fail("bind"))?;
         sock.connect(&SocketAddr::new(0, 0))
-            .map_err(|e| Error::Netlink(format!("cannot connect the netlink socket: {e}")))?;
+            .map_err(fail("connect"))?;
         Ok(DiagSocket {
             sock,
             buf: vec![0; RECV_BUF],
@@ -51,7 +54,12 @@ impl DiagSocket {
         ports: Option<&[u16]>,
         on_entry: &mut dyn FnMut(Entry<'_>),
     ) -> Result<()> {
-        let what = DumpWhat(proto, family);
+        let what = DumpWhat {
+            proto,
+            family,
+            states,
+            ports,
+        };
         let mut on_payload = |p: &[u8]| -> Result<(), String> {
             on_entry(Entry::parse(proto, p)?);
             Ok(())
@@ -82,8 +90,14 @@ impl DiagSocket {
             on_socket(unixdiag::parse_socket(p)?);
             Ok(())
         };
-        self.dump_raw(&req, &mut on_payload)
-            .map_err(|e| e.into_error(DumpWhat(Proto::Unix, Family::Unix)))
+        self.dump_raw(&req, &mut on_payload).map_err(|e| {
+            e.into_error(DumpWhat {
+                proto: Proto::Unix,
+                family: Family::Unix,
+                states,
+                ports: None,
+            })
+        })
     }
 
     fn dump_raw(
@@ -116,22 +130,33 @@ impl DiagSocket {
     }
 }
 
-/// Which dump failed, for the message.
+/// Which dump failed: family, protocol, states and ports, for the message.
 #[derive(Clone, Copy)]
-struct DumpWhat(Proto, Family);
+struct DumpWhat<'a> {
+    proto: Proto,
+    family: Family,
+    states: u32,
+    ports: Option<&'a [u16]>,
+}
 
-impl std::fmt::Display for DumpWhat {
+impl std::fmt::Display for DumpWhat<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let fam = match self.1 {
+        let fam = match self.family {
             Family::Inet => "AF_INET",
             Family::Inet6 => "AF_INET6",
             Family::Unix => "AF_UNIX",
         };
-        match self.0 {
-            Proto::Tcp => write!(f, "{fam} TCP"),
-            Proto::Udp => write!(f, "{fam} UDP"),
-            Proto::Unix => f.write_str(fam),
+        match self.proto {
+            Proto::Tcp => write!(f, "{fam} TCP dump")?,
+            Proto::Udp => write!(f, "{fam} UDP dump")?,
+            Proto::Unix => write!(f, "{fam} dump")?,
         }
+        write!(f, ", states {:#x}", self.states)?;
+        if let Some(ports) = self.ports {
+            let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+            write!(f, ", ports {}", list.join(","))?;
+        }
+        Ok(())
     }
 }
 
@@ -143,17 +168,52 @@ enum DumpError {
 }
 
 impl DumpError {
-    fn into_error(self, what: DumpWhat) -> Error {
-        Error::Netlink(match self {
-            DumpError::Io(e) => format!("{what} dump: {e}"),
-            DumpError::Kernel(errno) => format!(
-                "{what} dump: the kernel answered: {}",
-                io::Error::from_raw_os_error(errno)
-            ),
-            DumpError::Truncated(n, cap) => {
-                format!("{what} dump: a {n}-byte datagram did not fit the {cap}-byte buffer")
-            }
-            DumpError::Decode(e) => format!("{what} dump: {e}"),
+    fn into_error(self, what: DumpWhat<'_>) -> Error {
+        let cause = match self {
+            DumpError::Io(e) => NetlinkCause::Io(e),
+            DumpError::Kernel(errno) => NetlinkCause::Kernel { errno },
+            DumpError::Truncated(got, cap) => NetlinkCause::Truncated { got, cap },
+            DumpError::Decode(e) => NetlinkCause::Decode(e.to_string()),
+        };
+        Error::Netlink(NetlinkError {
+            request: what.to_string(),
+            cause,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_dump_names_its_request_and_errno() {
+        let what = DumpWhat {
+            proto: Proto::Tcp,
+            family: Family::Inet6,
+            states: 1 << 10,
+            ports: Some(&[8000, 8001]),
+        };
+        let Error::Netlink(e) = DumpError::Kernel(libc::EINVAL).into_error(what) else {
+            panic!("a netlink error");
+        };
+        assert_eq!(e.errno(), Some(libc::EINVAL));
+        assert_eq!(
+            e.request,
+            "AF_INET6 TCP dump, states 0x400, ports 8000,8001"
+        );
+        let text = Error::Netlink(e).to_string();
+        assert!(
+            text.starts_with("sock_diag query failed: AF_INET6 TCP dump, states 0x400, ports 8000,8001: the kernel answered: "),
+            "{text}"
+        );
+        assert!(text.ends_with("(errno 22)"), "{text}");
+        let Error::Netlink(t) = DumpError::Truncated(70000, 32768).into_error(what) else {
+            panic!("a netlink error");
+        };
+        assert_eq!(t.errno(), None);
+        assert!(t
+            .to_string()
+            .ends_with("a 70000-byte datagram did not fit the 32768-byte buffer"));
     }
 }
