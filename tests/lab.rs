@@ -257,13 +257,13 @@ fn sigterm_prints_every_pid_and_leaves_no_worker() {
     );
 }
 
-#[test]
-fn sigint_stops_it_like_sigterm() {
+/// A signal to the whole group (parent and workers) stops serve cleanly:
+/// every worker reports its count.
+fn group_signal_stops_it(sig: i32) {
     let serve = ServeProc::start(&["--workers", "2", "--reuseport"]);
     echo_once(serve.port, b"x");
-    // Ctrl-C signals the whole foreground group: parent and workers.
     // SAFETY: kill(2) on the process group this test created.
-    unsafe { libc::kill(-(serve.pid() as i32), libc::SIGINT) };
+    unsafe { libc::kill(-(serve.pid() as i32), sig) };
     assert!(common::wait_exited(serve.pid(), common::STOP_LIMIT));
     let done = Done::parse(&serve.terminate());
     assert_eq!(done.total, 1);
@@ -271,6 +271,12 @@ fn sigint_stops_it_like_sigterm() {
         done.workers.iter().all(|w| w.accepted.is_some()),
         "{done:?}"
     );
+}
+
+/// Ctrl-C signals the whole foreground group: parent and workers.
+#[test]
+fn sigint_stops_it_like_sigterm() {
+    group_signal_stops_it(libc::SIGINT);
 }
 
 /// A closed terminal (or `kill -HUP`) stops serve like SIGTERM: exit 0,
@@ -295,17 +301,7 @@ fn sighup_stops_it_like_sigterm() {
 /// A hangup reaches the whole foreground group, workers included.
 #[test]
 fn sighup_to_the_group_stops_it_too() {
-    let serve = ServeProc::start(&["--workers", "2", "--reuseport"]);
-    echo_once(serve.port, b"x");
-    // SAFETY: kill(2) on the process group this test created.
-    unsafe { libc::kill(-(serve.pid() as i32), libc::SIGHUP) };
-    assert!(common::wait_exited(serve.pid(), common::STOP_LIMIT));
-    let done = Done::parse(&serve.terminate());
-    assert_eq!(done.total, 1);
-    assert!(
-        done.workers.iter().all(|w| w.accepted.is_some()),
-        "{done:?}"
-    );
+    group_signal_stops_it(libc::SIGHUP);
 }
 
 #[test]
