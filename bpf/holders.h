@@ -32,10 +32,13 @@
 })
 
 /* Helper ids from include/uapi/linux/bpf.h (stable ABI). */
+static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
 static long (*bpf_probe_read_kernel)(void *dst, __u32 size, const void *src) = (void *)113;
 static long (*bpf_seq_write)(struct seq_file *m, const void *data, __u32 len) = (void *)127;
 
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+
+#define BPF_MAP_TYPE_ARRAY 2
 
 #define S_IFMT   00170000
 #define S_IFSOCK 0140000
@@ -49,6 +52,51 @@ struct holder_rec {
 	__u32 sock;  /* HOLDER_* bits read from the struct sock */
 };
 
+/* The watch set: the socket inodes whose holders a watch tick wants.
+ * Written by user space (n, ino, ino_bloom; file and file_bloom zeroed,
+ * unresolved = n) whenever the set changes; the program fills in each
+ * inode's file as it finds it. src/collect/bpf/watchset.rs writes this
+ * layout. */
+#define WATCH_MAX   256  /* entries; a power of two */
+#define BLOOM_WORDS 16   /* a 1024-bit Bloom filter (one hash) */
+
+struct watch_set {
+	__u32 n;                        /* entries in use */
+	__u32 unresolved;               /* entries whose file is not known yet */
+	__u64 ino_bloom[BLOOM_WORDS];   /* of ino[] */
+	__u64 file_bloom[BLOOM_WORDS];  /* of the file[] found so far */
+	__u64 ino[WATCH_MAX];           /* socket inodes */
+	__u64 file[WATCH_MAX];          /* their struct file, 0 until found */
+};
+
+/* What changes every tick of a watch (a map of its own, so that writing
+ * it keeps the files found in the set): processes started before `since`
+ * (CLOCK_MONOTONIC ns, task->start_time) whose tgid is not in the filter
+ * of holders are not read. */
+struct watch_tick {
+	__u64 since;
+	__u64 pid_bloom[BLOOM_WORDS];
+};
+
+/* Which of the filter's 1024 bits `v` sets: the top 10 bits of a
+ * Fibonacci hash (kernel addresses and inode numbers both spread well). */
+static __always_inline __u32 bloom_bit(__u64 v)
+{
+	return (__u32)((v * 0x9E3779B97F4A7C15ull) >> 54);
+}
+
+static __always_inline int bloom_has(const __u64 *words, __u64 v)
+{
+	__u32 b = bloom_bit(v);
+	return (words[(b >> 6) & (BLOOM_WORDS - 1)] >> (b & 63)) & 1;
+}
+
+static __always_inline void bloom_add(__u64 *words, __u64 v)
+{
+	__u32 b = bloom_bit(v);
+	words[(b >> 6) & (BLOOM_WORDS - 1)] |= 1ull << (b & 63);
+}
+
 /* fd of the last record of a task whose table was not read to the end. */
 #define HOLDER_FD_TRUNCATED 0xffffffffu
 /* fd of a task's first record: `ino` is its network namespace (nsfs inode,
@@ -58,12 +106,21 @@ struct holder_rec {
 #define HOLDER_SK        1u  /* the struct sock was read: the bits below are known */
 #define HOLDER_REUSEPORT 2u  /* SO_REUSEPORT (sk_reuseport) */
 #define HOLDER_REUSEADDR 4u  /* SO_REUSEADDR (sk_reuse != 0) */
+#define HOLDER_LISTEN    8u  /* a TCP listener: the SYN queue length follows */
+#define HOLDER_QLEN_SHIFT 8  /* bits 8-31: its SYN queue (request socks), saturated */
+#define HOLDER_QLEN_MAX  0xffffffu
+
+#define IPPROTO_TCP 6
+#define TCP_LISTEN 10
 
 /* sk flags of the socket whose file is `f` (a pointer loads may go through).
  * Only for sockets not connected (listeners, unconnected datagram sockets),
  * the ones a SO_REUSEPORT flag means something for: that spares a cache
- * miss on the struct sock of every connection. */
-static __always_inline __u32 sock_bits(struct file *f, __u32 socket_id)
+ * miss on the struct sock of every connection. For a TCP listener also the
+ * length of its SYN queue (icsk_accept_queue.qlen, the request sockets the
+ * kernel counts against tcp_max_syn_backlog), which sock_diag reports only
+ * by walking the whole established hash. */
+static __always_inline __u32 sock_bits(struct file *f, __u32 socket_id, __u32 icsk_id)
 {
 	struct socket *so = bpf_rdonly_cast(f->private_data, socket_id);
 	if (!so || so->state != SS_UNCONNECTED)
@@ -76,6 +133,14 @@ static __always_inline __u32 sock_bits(struct file *f, __u32 socket_id)
 		bits |= HOLDER_REUSEPORT;
 	if (core_read_bitfield(&sk->__sk_common, skc_reuse))
 		bits |= HOLDER_REUSEADDR;
+	if (sk->__sk_common.skc_state == TCP_LISTEN && sk->sk_protocol == IPPROTO_TCP) {
+		struct inet_connection_sock *icsk = bpf_rdonly_cast(sk, icsk_id);
+		int q = icsk->icsk_accept_queue.qlen.counter;
+		__u32 qlen = q < 0 ? 0 : (__u32)q;
+		if (qlen > HOLDER_QLEN_MAX)
+			qlen = HOLDER_QLEN_MAX;
+		bits |= HOLDER_LISTEN | (qlen << HOLDER_QLEN_SHIFT);
+	}
 	return bits;
 }
 

@@ -25,7 +25,8 @@ int holders_file(struct bpf_iter__task_file *ctx)
 		.fd = ctx->fd,
 		.ino = ip->i_ino,
 		.tid = task->pid,
-		.sock = sock_bits(file, core_type_id_kernel(struct socket)),
+		.sock = sock_bits(file, core_type_id_kernel(struct socket),
+				  core_type_id_kernel(struct inet_connection_sock)),
 	};
 	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
 	return 0;

@@ -70,6 +70,7 @@ int holders_task(struct bpf_iter__task *ctx)
 		words = MAX_WORDS;
 	__u32 file_id = core_type_id_kernel(struct file);
 	__u32 socket_id = core_type_id_kernel(struct socket);
+	__u32 icsk_id = core_type_id_kernel(struct inet_connection_sock);
 
 	__u64 start = seq->count;
 	__u64 sock_fop = 0;
@@ -120,7 +121,7 @@ int holders_task(struct bpf_iter__task *ctx)
 				}
 				rec.fd = base + k;
 				rec.ino = ip->i_ino;
-				rec.sock = sock_bits(f, socket_id);
+				rec.sock = sock_bits(f, socket_id, icsk_id);
 				bpf_seq_write(seq, &rec, sizeof(rec));
 			}
 			bpf_iter_num_destroy(&sit);

@@ -43,6 +43,7 @@ struct nsproxy {
 };
 
 struct task_struct {
+	__u64 start_time;
 	pid_t pid;
 	pid_t tgid;
 	struct task_struct *group_leader;
@@ -86,12 +87,26 @@ struct files_struct {
 };
 
 struct sock_common {
+	volatile unsigned char skc_state;
 	unsigned char skc_reuse : 4;
 	unsigned char skc_reuseport : 1;
 };
 
 struct sock {
 	struct sock_common __sk_common;
+	__u16 sk_protocol;
+};
+
+typedef struct {
+	int counter;
+} atomic_t;
+
+struct request_sock_queue {
+	atomic_t qlen;
+};
+
+struct inet_connection_sock {
+	struct request_sock_queue icsk_accept_queue;
 };
 
 typedef enum {
@@ -112,6 +127,11 @@ struct socket {
 /* Opaque iterator state for bpf_iter_num_* (kernel >= 6.4). */
 struct bpf_iter_num {
 	__u64 __opaque[1];
+} __attribute__((aligned(8)));
+
+/* Opaque iterator state for bpf_iter_task_* (kernel >= 6.7). */
+struct bpf_iter_task {
+	__u64 __opaque[3];
 } __attribute__((aligned(8)));
 
 #endif

@@ -118,8 +118,13 @@ fn socket_report(
             depth: s.rqueue,
             backlog: s.wqueue,
         }),
-        syn_queue: match syn {
-            Some(m) if s.is_tcp_listener() => Some(SynQueue {
+        syn_queue: match (snap.syn_queue.get(&s.inode), syn) {
+            // Read from the listener itself: exact for this socket.
+            (Some(&depth), _) if s.is_tcp_listener() => Some(SynQueue {
+                depth,
+                scope: SynScope::Socket,
+            }),
+            (_, Some(m)) if s.is_tcp_listener() => Some(SynQueue {
                 depth: m.get(&key(ns, s)).copied().unwrap_or(0),
                 scope: if group_size > 1 {
                     SynScope::Group

@@ -1,26 +1,30 @@
 //! The rescan policies of `watch` and `export`: the first sample is a
-//! full pass; later ones ask netlink only (microseconds) and carry the
-//! holders over, scanning only processes that appeared since.
+//! full pass; later ones ask netlink for the sockets and find holders as
+//! cheaply as the holder scan allows.
 //!
-//! `Policy::Watch`: new processes every 2 s, a full /proc rescan when the
-//! socket set changes or every 30 s — a person watching wants holders
-//! right. `Policy::Export`: new processes every scrape, a full rescan
-//! every 5 minutes and never because the socket set changed — on a busy
-//! host listeners come and go between most scrapes, and a full scan
-//! costs ~0.3 CPU-seconds at 2000 processes × 50 fds. A socket opened by
-//! a process that was already running shows its holders at the next full
-//! rescan. The mechanism (`Collector::refresh`, `update_holders`) lives
-//! in collect.
+//! With the BPF holder scan (the fd-table walk, loaded once), every tick
+//! rescans the holders of the sockets it shows: one walk of every
+//! process's fd table in the kernel with those sockets' files as a watch
+//! set (`Collector::watch_scan`), which also reads each TCP listener's SYN
+//! queue, so no request-socket dump walks the established hash for them.
+//! A full pass (waiters, namespaces, sockets no process held) runs when
+//! the socket set changes and every `Policy::rescan`. Measured at 2000
+//! processes × 50 fds: BENCHMARKS.md.
 //!
-//! With the BPF holder scan (loaded once; a full pass with it takes ~8 ms
-//! at 600 × 60 and ~17 ms at 2000 × 50) samples are full passes, holders
-//! included, as often as `BPF_PASS_SHARE` of a core allows — every sample
-//! when they are that cheap at this rate; the samples between ask netlink
-//! only and drop holders that exited. A pass every sample would cost ~15 %
-//! of a core at 10 Hz and 2000 × 50; with this share holders are at most
-//! ~2 s old there, ~1 s at 600 × 60 (BENCHMARKS.md).
+//! Without it (not root, `--scan proc`, the task_file tier, more sockets
+//! than a watch set holds): `Policy::Watch` scans new processes every 2 s
+//! and runs a full /proc rescan when the socket set changes or every
+//! 30 s — a person watching wants holders right. `Policy::Export` scans
+//! new processes every scrape and runs a full rescan every 5 minutes and
+//! never because the socket set changed — on a busy host listeners come
+//! and go between most scrapes, and a full /proc scan costs ~0.3
+//! CPU-seconds at 2000 processes × 50 fds. A socket opened by a process
+//! that was already running shows its holders at the next full rescan.
+//! With the BPF scan but no watch walk, full passes run as often as
+//! `BPF_PASS_SHARE` of a core allows. The mechanism (`Collector::refresh`,
+//! `update_holders`, `watch_scan`) lives in collect.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -28,10 +32,11 @@ use crate::collect::Collector;
 use crate::error::Result;
 use crate::model::netns::NetnsScope;
 use crate::model::scan::ScanOptions;
-use crate::model::{ListenCounters, Snapshot, WarningKind};
+use crate::model::{Inode, ListenCounters, Snapshot, WarningKind};
 use crate::target::Query;
 
-/// The share of one core full passes with the BPF scan may use.
+/// The share of one core full passes with the BPF scan may use when the
+/// watch walk cannot be used.
 const BPF_PASS_SHARE: f64 = 0.01;
 
 /// How long to wait after a full pass that took `pass` before the next
@@ -72,8 +77,10 @@ pub struct Sampler {
     last_scan: Instant,
     last_new_pids: Instant,
     /// With the BPF scan: the wait before the next full pass (`None`:
-    /// holders come from the /proc policy).
+    /// holders come from the watch walk or the /proc policy).
     bpf_gap: Option<Duration>,
+    /// The last tick's watch walk worked: holders come from it.
+    walks: bool,
 }
 
 impl Sampler {
@@ -89,6 +96,7 @@ impl Sampler {
             last_scan: now,
             last_new_pids: now,
             bpf_gap: None,
+            walks: false,
         })
     }
 
@@ -126,7 +134,8 @@ impl Sampler {
         // The /proc policy counts from the end of the pass; the BPF gap
         // from its start, as the ticks do.
         self.last_scan = self.last_new_pids;
-        self.bpf_gap = self.collector.holders_from_bpf().then(|| {
+        let capped = !self.walks && self.collector.holders_from_bpf();
+        self.bpf_gap = capped.then(|| {
             self.last_scan = started;
             bpf_rescan_gap(started.elapsed(), self.policy.rescan())
         });
@@ -134,11 +143,27 @@ impl Sampler {
     }
 
     fn refresh(&mut self, prev: &Snapshot) -> Result<Snapshot> {
-        let mut snap = match self.policy {
-            Policy::Watch => self.collector.refresh(&self.query, prev)?,
-            Policy::Export => self.carry_over(prev)?,
+        let walk = if self.collector.holders_from_bpf() {
+            self.collector.watch_scan(prev)
+        } else {
+            None
         };
-        if self.bpf_gap.is_some() {
+        self.walks = walk.is_some();
+        let syn = walk
+            .as_ref()
+            .map(|w| w.syn_queue.clone())
+            .unwrap_or_default();
+        let (mut snap, full) = match self.policy {
+            Policy::Watch => self.collector.refresh_known(&self.query, prev, syn)?,
+            Policy::Export => (self.carry_over(prev, syn)?, false),
+        };
+        if full {
+            return Ok(snap);
+        }
+        if let Some(w) = walk {
+            self.bpf_gap = None;
+            self.collector.apply_watch(&mut snap, w);
+        } else if self.bpf_gap.is_some() {
             // The next BPF pass finds newcomers; a departure shows now.
             self.collector.forget_exited_holders(&mut snap);
         } else if self.last_new_pids.elapsed() >= self.policy.new_pids() {
@@ -148,9 +173,10 @@ impl Sampler {
         Ok(snap)
     }
 
-    /// Sockets and SYN queues now, holders (and waiters, SO_REUSEPORT) of
-    /// the sockets still there carried over from `prev`.
-    fn carry_over(&mut self, prev: &Snapshot) -> Result<Snapshot> {
+    /// Sockets and SYN queues now (`syn_queue`: those already read),
+    /// holders (and waiters, SO_REUSEPORT) of the sockets still there
+    /// carried over from `prev`.
+    fn carry_over(&mut self, prev: &Snapshot, syn_queue: HashMap<Inode, u32>) -> Result<Snapshot> {
         let mut warnings = Vec::new();
         // pid: targets select sockets by inode: keep the ones already known.
         let extra: HashSet<u64> = if self.query.pids().next().is_some() {
@@ -160,9 +186,9 @@ impl Sampler {
         };
         let (sockets, mut netns) = self.collector.sockets(&self.query, &extra, &mut warnings)?;
         netns.of_pid = prev.netns.of_pid.clone();
-        let request_socks = self
-            .collector
-            .request_socks(&sockets, &netns, &mut warnings);
+        let request_socks =
+            self.collector
+                .request_socks(&sockets, &syn_queue, &netns, &mut warnings);
         warnings.extend(
             prev.warnings
                 .iter()
@@ -173,6 +199,7 @@ impl Sampler {
         let mut snap = Snapshot {
             sockets,
             request_socks,
+            syn_queue,
             warnings,
             netns,
             ..prev.clone()

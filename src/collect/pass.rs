@@ -34,6 +34,7 @@ use crate::target::{NetnsRef, PortFilter, Query, UnixName as TargetUnix, MAX_KER
 const MAX_FILTER_PORTS: usize = 64;
 
 mod ends;
+mod ticks;
 
 pub struct Collector {
     proc_root: PathBuf,
@@ -209,9 +210,15 @@ impl Collector {
             .filter(|(i, _)| want.contains(i))
             .map(|(i, v)| (*i, *v))
             .collect();
+        let syn_queue: HashMap<Inode, u32> = all
+            .syn_queue
+            .iter()
+            .filter(|(i, _)| want.contains(i))
+            .map(|(i, v)| (*i, *v))
+            .collect();
         check_paths(&self.proc_root, &mut sockets, &holders);
 
-        let request_socks = self.request_socks(&sockets, &netns, &mut warnings);
+        let request_socks = self.request_socks(&sockets, &syn_queue, &netns, &mut warnings);
         let waiters = waiters::find_waiters(&self.proc_root, &holders);
         if waiters.denied > 0 {
             warnings.push(Warning::new(
@@ -228,6 +235,7 @@ impl Collector {
             request_socks,
             waiters,
             reuseport,
+            syn_queue,
             host: host::read_host(&self.proc_root),
             warnings,
             netns,
@@ -316,11 +324,14 @@ impl Collector {
     }
 
     /// Request sockets (the SYN queue) on the ports of the listeners given,
-    /// from each listener's own namespace. `None` (not measured) if a dump
-    /// in our namespace failed, with a warning.
+    /// from each listener's own namespace; none for the listeners whose
+    /// SYN queue was read from the socket (`known`), which spares a walk
+    /// of the established hash per family. `None` (not measured) if a
+    /// dump in our namespace failed, with a warning.
     pub fn request_socks(
         &mut self,
         sockets: &[Socket],
+        known: &HashMap<Inode, u32>,
         netns: &NetnsMap,
         warnings: &mut Vec<Warning>,
     ) -> Option<Vec<RequestSock>> {
@@ -328,7 +339,11 @@ impl Collector {
         for key in self.ns.keys_in_order() {
             let listeners: Vec<&Socket> = sockets
                 .iter()
-                .filter(|s| s.is_tcp_listener() && netns.socket(s.inode) == key.ino)
+                .filter(|s| {
+                    s.is_tcp_listener()
+                        && !known.contains_key(&s.inode)
+                        && netns.socket(s.inode) == key.ino
+                })
                 .collect();
             if listeners.is_empty() {
                 continue;
@@ -400,6 +415,20 @@ impl Collector {
     /// Sockets and SYN queue only, holders carried over from `prev` while
     /// the set of inodes is unchanged — what `watch` does every tick.
     pub fn refresh(&mut self, query: &Query, prev: &Snapshot) -> Result<Snapshot> {
+        self.refresh_known(query, prev, HashMap::new())
+            .map(|(snap, _)| snap)
+    }
+
+    /// `refresh`, with the SYN queues of some listeners already read
+    /// (`syn_queue`, from a watch walk): no request-socket dump for them.
+    /// Also says whether it had to run a full pass (the socket set
+    /// changed), which found holders, SYN queues and all afresh.
+    pub fn refresh_known(
+        &mut self,
+        query: &Query,
+        prev: &Snapshot,
+        syn_queue: HashMap<Inode, u32>,
+    ) -> Result<(Snapshot, bool)> {
         let mut warnings = Vec::new();
         // pid: targets select sockets by inode: keep the ones already known.
         let by_process = query.pids().next().is_some() || query.comms().next().is_some();
@@ -417,7 +446,7 @@ impl Collector {
                 .zip(&prev.sockets)
                 .all(|(a, b)| a.inode == b.inode);
         if !same {
-            return self.snapshot(query);
+            return self.snapshot(query).map(|snap| (snap, true));
         }
         // The path checks of the last full pass still stand.
         for (s, p) in sockets.iter_mut().zip(&prev.sockets) {
@@ -426,20 +455,24 @@ impl Collector {
             }
         }
         netns.of_pid = prev.netns.of_pid.clone();
-        let request_socks = self.request_socks(&sockets, &netns, &mut warnings);
+        let request_socks = self.request_socks(&sockets, &syn_queue, &netns, &mut warnings);
         warnings.extend(
             prev.warnings
                 .iter()
                 .filter(|w| w.kind != WarningKind::SynQueueUnmeasured)
                 .cloned(),
         );
-        Ok(Snapshot {
-            sockets,
-            request_socks,
-            warnings,
-            netns,
-            ..prev.clone()
-        })
+        Ok((
+            Snapshot {
+                sockets,
+                request_socks,
+                syn_queue,
+                warnings,
+                netns,
+                ..prev.clone()
+            },
+            false,
+        ))
     }
 }
 

@@ -601,6 +601,11 @@ pub struct Snapshot {
     /// SO_REUSEPORT read passively (never by touching the socket), where
     /// a source could; `analyze` infers it for groups otherwise.
     pub reuseport: HashMap<Inode, bool>,
+    /// The SYN queue of TCP listeners read from the listener itself
+    /// (`icsk_accept_queue.qlen`, by the BPF holder scan): exact per
+    /// socket, where counting `request_socks` can only give a group's.
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub syn_queue: HashMap<Inode, u32>,
     pub host: HostInfo,
     /// What could not be seen.
     pub warnings: Vec<Warning>,

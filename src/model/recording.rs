@@ -178,6 +178,7 @@ mod tests {
                 .collect(),
             )]),
             reuseport: HashMap::from([(Inode(100), false), (Inode(250), true)]),
+            syn_queue: HashMap::from([(Inode(250), 3)]),
             host: HostInfo {
                 somaxconn: Some(4096),
                 tcp_max_syn_backlog: None,

@@ -72,6 +72,7 @@ fn forked_snapshot() -> Snapshot {
         }]),
         waiters,
         reuseport: HashMap::new(),
+        syn_queue: HashMap::new(),
         host: HostInfo {
             somaxconn: Some(4096),
             tcp_max_syn_backlog: Some(512),

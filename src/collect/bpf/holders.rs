@@ -20,6 +20,8 @@ pub struct Found {
     pub scan: Scan,
     /// SO_REUSEPORT of the sockets whose `struct sock` was read.
     pub reuseport: HashMap<Inode, bool>,
+    /// The SYN queue of the TCP listeners among them.
+    pub syn_queue: HashMap<Inode, u32>,
     /// Every process seen (sorted).
     pub pids: Vec<u32>,
 }
@@ -31,6 +33,7 @@ pub struct Found {
 pub fn from_records(proc_root: &Path, buf: &[u8], proc_pids: &[u32], task_records: bool) -> Found {
     let mut scan = Scan::default();
     let mut reuseport = HashMap::new();
+    let mut syn_queue = HashMap::new();
     let mut pids = Vec::new();
     let dev = task_records.then(|| nsfs_dev(proc_root)).flatten();
     for r in records::parse(buf) {
@@ -52,6 +55,9 @@ pub fn from_records(proc_root: &Path, buf: &[u8], proc_pids: &[u32], task_record
             .push((r.tgid, r.fd));
         if let Some(v) = r.reuseport() {
             reuseport.insert(Inode(r.ino), v);
+        }
+        if let Some(q) = r.syn_queue() {
+            syn_queue.insert(Inode(r.ino), q);
         }
     }
     if !task_records {
@@ -79,6 +85,7 @@ pub fn from_records(proc_root: &Path, buf: &[u8], proc_pids: &[u32], task_record
     Found {
         scan,
         reuseport,
+        syn_queue,
         pids,
     }
 }

@@ -22,6 +22,7 @@ mod holders;
 mod records;
 mod skel;
 mod sys;
+mod watchset;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -39,9 +40,25 @@ pub struct HolderScan {
     pub scan: Scan,
     /// SO_REUSEPORT of sockets, read from their `struct sock` (BPF only).
     pub reuseport: HashMap<Inode, bool>,
+    /// The SYN queue of TCP listeners, read from their `struct sock` (BPF only).
+    pub syn_queue: HashMap<Inode, u32>,
     /// Every process seen (sorted).
     pub pids: Vec<u32>,
     pub info: ScanInfo,
+}
+
+/// What one pass over a watch set found: every process's fds compared
+/// with the watched sockets' files, in the kernel.
+#[derive(Debug, Default)]
+pub struct WatchScan {
+    /// The confirmed holders of each watched inode that has any.
+    pub found: HashMap<Inode, Vec<(u32, u32)>>,
+    /// Processes whose hits could not be confirmed (partly readable).
+    pub partial: usize,
+    /// SO_REUSEPORT and the SYN queue, as in [`HolderScan`].
+    pub reuseport: HashMap<Inode, bool>,
+    pub syn_queue: HashMap<Inode, u32>,
+    pub duration_us: u64,
 }
 
 impl HolderScan {
@@ -81,6 +98,8 @@ struct Loaded {
     /// The task_file program for processes the task walk could not emit
     /// in full (loaded on first need; `Some(None)`: refused).
     per_pid: Option<Option<skel::Program>>,
+    /// The watch-set program, loaded on first need (`Some(None)`: refused).
+    watcher: Option<Option<Watcher>>,
     /// Reported once, by the scan that follows the load.
     load_us: Option<u64>,
     /// Why the faster program was not used, if it was not.
@@ -152,6 +171,7 @@ impl HolderScanner {
                     return Ok(HolderScan {
                         scan: found.scan,
                         reuseport: found.reuseport,
+                        syn_queue: found.syn_queue,
                         pids: found.pids,
                         info,
                     });
@@ -186,8 +206,74 @@ impl HolderScanner {
         Ok(HolderScan {
             scan,
             reuseport: HashMap::new(),
+            syn_queue: HashMap::new(),
             pids,
             info,
+        })
+    }
+
+    /// The holders of `inodes` alone, confirmed, from the fd-table walk
+    /// with a watch set: the first pass after the set changes reads every
+    /// table and finds each socket's file; later ones read only the
+    /// tables of `holders` (the pids that held them at the last pass) and
+    /// of processes started since the last pass, comparing slots with
+    /// those files — a fraction of a full scan. A socket passed to an
+    /// older process (SCM_RIGHTS) shows at the next full scan. `None` when this cannot be done
+    /// (no BPF, the task_file tier, more than the set holds, or the
+    /// kernel refused): the caller scans as before. A watched socket no
+    /// process held when the set was written shows no holders until the
+    /// set is written again (after the next full scan).
+    pub fn watch(
+        &mut self,
+        proc_root: &Path,
+        inodes: &[Inode],
+        holders: &[u32],
+    ) -> Option<WatchScan> {
+        let State::Ready(loaded) = &mut self.state else {
+            return None;
+        };
+        if loaded.method != ScanMethod::BpfTask || inodes.is_empty() {
+            return None;
+        }
+        let start = Instant::now();
+        let mut want: Vec<u64> = inodes.iter().map(|i| i.0).collect();
+        want.sort_unstable();
+        want.dedup();
+        let watcher = loaded
+            .watcher
+            .get_or_insert_with(|| Watcher::load().ok())
+            .as_mut()?;
+        self.buf.clear();
+        watcher.read(&want, holders, &mut self.buf).ok()?;
+        // A pass that ran out of room, or a table too large to read whole:
+        // this tick falls back (the records do not say which holders).
+        if records::parse(&self.buf).any(|r| r.is_truncated()) {
+            return None;
+        }
+        let proc_pids: Vec<u32> = Vec::new();
+        let found = holders::from_records(proc_root, &self.buf, &proc_pids, true);
+        let keep = |i: &Inode| want.binary_search(&i.0).is_ok();
+        let mut hits: HashMap<Inode, Vec<(u32, u32)>> = found
+            .scan
+            .found
+            .into_iter()
+            .filter(|(i, _)| keep(i))
+            .collect();
+        let partial = found.scan.partial + holders::confirm(proc_root, &mut hits);
+        Some(WatchScan {
+            found: hits,
+            partial,
+            reuseport: found
+                .reuseport
+                .into_iter()
+                .filter(|(i, _)| keep(i))
+                .collect(),
+            syn_queue: found
+                .syn_queue
+                .into_iter()
+                .filter(|(i, _)| keep(i))
+                .collect(),
+            duration_us: us(start),
         })
     }
 
@@ -236,6 +322,7 @@ impl HolderScanner {
                         link,
                         method,
                         per_pid: None,
+                        watcher: None,
                         load_us,
                         detail: some_failed.then(|| failed.join("; ")),
                         log: (some_failed && self.want_log).then(verifier_logs).flatten(),
@@ -296,6 +383,61 @@ impl Loaded {
     }
 }
 
+/// The watch-set program (`bpf/holders_watch.bpf.c`), its maps and the
+/// link that runs it over our own process.
+struct Watcher {
+    prog: skel::Program,
+    link: skel::Link,
+    /// The inodes the `watch` map holds now.
+    watching: Vec<u64>,
+    /// When the last pass started (CLOCK_MONOTONIC ns): the next reads
+    /// the tables of processes started since, and the holders'.
+    since: u64,
+}
+
+impl Watcher {
+    fn load() -> Result<Self, skel::LoadError> {
+        let prog = skel::Program::load(&skel::WATCH)?;
+        let link = prog.attach(Some(std::process::id()))?;
+        Ok(Watcher {
+            prog,
+            link,
+            watching: Vec::new(),
+            since: 0,
+        })
+    }
+
+    /// One pass over `want` (sorted inodes, at most `watchset::MAX`),
+    /// reading the tables of `holders` and of processes started since the
+    /// last pass; every table when the set changed.
+    fn read(&mut self, want: &[u64], holders: &[u32], buf: &mut Vec<u8>) -> std::io::Result<()> {
+        let map = |i| {
+            self.prog
+                .map(i)
+                .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+        };
+        if self.watching != want {
+            let value = watchset::value(want)
+                .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+            // Forget the old set first: if the write fails, nothing claims it.
+            self.watching.clear();
+            sys::map_update(map(0)?, &0u32.to_ne_bytes(), &value)?;
+            self.watching = want.to_vec();
+            self.since = 0;
+        }
+        // Processes started from now on are read by the next pass.
+        let now = monotonic_ns();
+        sys::map_update(
+            map(1)?,
+            &0u32.to_ne_bytes(),
+            &watchset::tick(self.since, holders),
+        )?;
+        self.link.read_all(buf)?;
+        self.since = now;
+        Ok(())
+    }
+}
+
 /// A fresh load of each program with the verifier log on, for a user who
 /// asked why the load failed. Never on the fast path.
 fn verifier_logs() -> Option<String> {
@@ -352,6 +494,15 @@ fn initial_pid_namespace(proc_root: &Path) -> bool {
             .find_map(|l| l.strip_prefix("NSpid:"))
             .is_some_and(|v| v.split_whitespace().count() == 1)
     })
+}
+
+/// CLOCK_MONOTONIC in ns: the clock of `task->start_time`.
+fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    u64::try_from(t.tv_sec)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::try_from(t.tv_nsec).unwrap_or(0))
 }
 
 fn us(since: Instant) -> u64 {

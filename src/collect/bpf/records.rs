@@ -14,6 +14,8 @@ pub const FD_TASK: u32 = u32::MAX - 1;
 
 const SK: u32 = 1;
 const REUSEPORT: u32 = 2;
+const LISTEN: u32 = 8;
+const QLEN_SHIFT: u32 = 8;
 
 /// One socket fd the iterator saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +32,12 @@ impl Record {
     /// SO_REUSEPORT of the socket, when its `struct sock` was read.
     pub fn reuseport(&self) -> Option<bool> {
         (self.sock & SK != 0).then_some(self.sock & REUSEPORT != 0)
+    }
+
+    /// The SYN queue length of a TCP listener (`icsk_accept_queue.qlen`),
+    /// when the record is of one.
+    pub fn syn_queue(&self) -> Option<u32> {
+        (self.sock & (SK | LISTEN) == SK | LISTEN).then_some(self.sock >> QLEN_SHIFT)
     }
 
     pub fn is_truncated(&self) -> bool {
@@ -79,7 +87,7 @@ mod tests {
 
     #[test]
     fn records_and_bits() {
-        let mut buf = rec(100, 3, 7288, 100, 1 | 2);
+        let mut buf = rec(100, 3, 7288, 100, 1 | 2 | 8 | (17 << 8));
         buf.extend(rec(101, 4, 1 << 40, 102, 1));
         buf.extend(rec(103, 5, 9, 103, 0));
         buf.extend(rec(104, u32::MAX, 0, 104, 0));
@@ -92,6 +100,9 @@ mod tests {
             (100, 3, 7288, 100)
         );
         assert_eq!(r[0].reuseport(), Some(true));
+        assert_eq!(r[0].syn_queue(), Some(17));
+        assert_eq!(r[1].syn_queue(), None);
+        assert_eq!(r[2].syn_queue(), None);
         assert_eq!((r[1].ino, r[1].tid), (1 << 40, 102));
         assert_eq!(r[1].reuseport(), Some(false));
         assert_eq!(r[2].reuseport(), None);

@@ -8,7 +8,8 @@
 //! by the verifier, and writes the new program's fd into the context we
 //! passed. No ELF parsing and no BTF parsing happen in user space.
 //!
-//! Must not: keep any fd but the programs' and their iterator links.
+//! Must not: keep any fd but the programs', their maps' and their
+//! iterator links.
 
 use std::ffi::CStr;
 use std::io;
@@ -16,10 +17,12 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use super::sys;
 
-/// One light skeleton: one iterator program, no maps (scripts/build-bpf
-/// fails if a program stops fitting that shape).
+/// One light skeleton: one iterator program and `maps` maps, which the
+/// loader creates (scripts/build-bpf fails if a program stops fitting the
+/// count written here).
 pub struct Skeleton {
     pub name: &'static str,
+    maps: usize,
     data: &'static [u8],
     insns: &'static [u8],
 }
@@ -27,22 +30,57 @@ pub struct Skeleton {
 /// The fd-table walk (`iter/task`, open-coded loops; kernel >= 6.4).
 pub static TASK: Skeleton = Skeleton {
     name: "holders_task",
+    maps: 0,
     data: include_bytes!("../../../bpf/gen/holders_task.data"),
     insns: include_bytes!("../../../bpf/gen/holders_task.insns"),
+};
+
+/// The holders of a watch set, for the ticks of `watch` and `export`
+/// (open-coded task iterator; kernel >= 6.7), with its `watch` and `tick`
+/// maps.
+pub static WATCH: Skeleton = Skeleton {
+    name: "holders_watch",
+    maps: 2,
+    data: include_bytes!("../../../bpf/gen/holders_watch.data"),
+    insns: include_bytes!("../../../bpf/gen/holders_watch.insns"),
 };
 
 /// One call per open file (`iter/task_file`; kernel >= 5.8).
 pub static TASK_FILE: Skeleton = Skeleton {
     name: "holders_file",
+    maps: 0,
     data: include_bytes!("../../../bpf/gen/holders_file.data"),
     insns: include_bytes!("../../../bpf/gen/holders_file.insns"),
 };
 
-/// `struct bpf_loader_ctx` (size_t sz; u32 log_level; u32 log_size; u64
-/// log_buf) followed by the one `struct bpf_prog_desc` (int prog_fd) the
-/// loader fills in. `sz` covers both: 28 bytes.
-const CTX_LEN: usize = 28;
-const CTX_PROG_FD: usize = 24;
+/// The loader context: `struct bpf_loader_ctx` (size_t sz; u32
+/// log_level; u32 log_size; u64 log_buf), then one `struct bpf_map_desc`
+/// per map (16 bytes; the loader writes the map's fd in its first 4),
+/// then the one `struct bpf_prog_desc` (int prog_fd). `sz` covers all of
+/// it, as the generated skeleton's `(void *)&skel->links - (void *)skel`.
+const CTX_HEAD: usize = 24;
+const MAP_DESC: usize = 16;
+
+impl Skeleton {
+    fn ctx_len(&self) -> usize {
+        CTX_HEAD + self.maps * MAP_DESC + 4
+    }
+
+    fn prog_fd_at(&self) -> usize {
+        CTX_HEAD + self.maps * MAP_DESC
+    }
+}
+
+/// The fd at `at` in the loader context, which the loader installed in
+/// our table for us.
+fn fd_at(ctx: &[u8], at: usize) -> Option<OwnedFd> {
+    let mut fd = [0u8; 4];
+    fd.copy_from_slice(ctx.get(at..at + 4)?);
+    let fd = i32::from_ne_bytes(fd);
+    // SAFETY: the loader program installed this fd in our table and
+    // handed it to us; nothing else owns it.
+    (fd > 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
 
 /// Where a load failed, and why.
 #[derive(Debug)]
@@ -73,9 +111,15 @@ fn data_for(skel: &Skeleton) -> &'static [u8] {
     }
 }
 
+/// What a load gives: the program, and its maps in skeleton order.
+pub struct Loaded {
+    pub prog: OwnedFd,
+    pub maps: Vec<OwnedFd>,
+}
+
 /// Load `skel`'s program. With `log` the verifier writes its log there
 /// (level 1); it is only worth reading when the load failed.
-pub fn load(skel: &Skeleton, log: Option<&mut [u8]>) -> Result<OwnedFd, LoadError> {
+pub fn load(skel: &Skeleton, log: Option<&mut [u8]>) -> Result<Loaded, LoadError> {
     let data = data_for(skel);
     let value_size = u32::try_from(data.len())
         .map_err(|_| at("loader map")(io::ErrorKind::InvalidData.into()))?;
@@ -83,8 +127,8 @@ pub fn load(skel: &Skeleton, log: Option<&mut [u8]>) -> Result<OwnedFd, LoadErro
         .map_err(at("create loader map"))?;
     sys::map_update(&map, &0u32.to_ne_bytes(), data).map_err(at("fill loader map"))?;
 
-    let mut ctx = [0u8; CTX_LEN];
-    ctx[0..8].copy_from_slice(&(CTX_LEN as u64).to_ne_bytes());
+    let mut ctx = vec![0u8; skel.ctx_len()];
+    ctx[0..8].copy_from_slice(&(skel.ctx_len() as u64).to_ne_bytes());
     let (log_level, log_ptr, log_len) = match &log {
         Some(buf) => (1u32, buf.as_ptr() as u64, buf.len() as u32),
         None => (0, 0, 0),
@@ -113,25 +157,37 @@ pub fn load(skel: &Skeleton, log: Option<&mut [u8]>) -> Result<OwnedFd, LoadErro
             -ret,
         )));
     }
-    let mut fd = [0u8; 4];
-    fd.copy_from_slice(&ctx[CTX_PROG_FD..CTX_PROG_FD + 4]);
-    let fd = i32::from_ne_bytes(fd);
-    if fd <= 0 {
-        return Err(at("load iterator program")(
+    // Take ownership of every fd the loader installed before judging the
+    // result, so none leaks when one is missing.
+    let maps: Vec<Option<OwnedFd>> = (0..skel.maps)
+        .map(|i| fd_at(&ctx, CTX_HEAD + i * MAP_DESC))
+        .collect();
+    let prog = fd_at(&ctx, skel.prog_fd_at());
+    match (prog, maps.into_iter().collect::<Option<Vec<_>>>()) {
+        (Some(prog), Some(maps)) => Ok(Loaded { prog, maps }),
+        _ => Err(at("load iterator program")(
             io::ErrorKind::InvalidData.into(),
-        ));
+        )),
     }
-    // SAFETY: the loader program installed this fd in our table and
-    // handed it to us; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// A loaded iterator program.
-pub struct Program(OwnedFd);
+/// A loaded iterator program and its maps.
+pub struct Program {
+    prog: OwnedFd,
+    maps: Vec<OwnedFd>,
+}
 
 impl Program {
     pub fn load(skel: &Skeleton) -> Result<Self, LoadError> {
-        load(skel, None).map(Program)
+        load(skel, None).map(|l| Program {
+            prog: l.prog,
+            maps: l.maps,
+        })
+    }
+
+    /// Its `i`th map (skeleton order).
+    pub fn map(&self, i: usize) -> Option<&OwnedFd> {
+        self.maps.get(i)
     }
 
     /// Attach it: over every task, or only the tasks of process `pid`
@@ -146,7 +202,7 @@ impl Program {
             }
             None => None,
         };
-        sys::link_create(self.0.as_raw_fd(), sys::BPF_TRACE_ITER, info)
+        sys::link_create(self.prog.as_raw_fd(), sys::BPF_TRACE_ITER, info)
             .map(Link)
             .map_err(at("attach iterator"))
     }
