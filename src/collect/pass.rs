@@ -7,7 +7,9 @@
 //! kernel; receiving a copy of a holder's fd through a pidfd would re-tag
 //! the socket's net_cls classid and netprio index and hold a reference
 //! that keeps a closed listener alive. Otherwise `analyze` infers it from
-//! groups.)
+//! groups.) Every dump goes through the collector's `Source`, and every
+//! /proc file it reads is under its `proc_root`: a recorded source over a
+//! fake /proc tree runs a whole pass without the kernel.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -19,10 +21,11 @@ use super::bpf::{HolderScan, HolderScanner};
 use super::diag::{STATE_ALL, STATE_CLOSE, STATE_LISTEN, STATE_SYN_RECV};
 use super::netns::NsHandle;
 use super::nsset::NsSet;
+use super::source::Source;
 use super::{fdscan, host, process, waiters};
 use crate::error::{Error, Result};
 use crate::model::netns::{NetnsMap, NetnsScope};
-use crate::model::scan::ScanOptions;
+use crate::model::scan::{ScanChoice, ScanOptions};
 use crate::model::{
     Family, Holder, Inode, ListenCounters, PathStatus, Proto, RequestSock, Snapshot, Socket,
     UnixName, Vfs, Warning, WarningKind,
@@ -68,18 +71,32 @@ impl Collector {
     }
 
     pub fn with_netns(scope: NetnsScope) -> Result<Self> {
-        let proc_root = PathBuf::from("/proc");
+        Self::from_source(Source::Live, "/proc", scope)
+    }
+
+    /// A collector whose dumps come from `source` and whose /proc is
+    /// `proc_root`. Holders are found by the BPF iterator only when both
+    /// are the live ones: a recorded source always scans `proc_root`,
+    /// and the scanner itself refuses BPF for any other root.
+    pub fn from_source(
+        source: Source,
+        proc_root: impl Into<PathBuf>,
+        scope: NetnsScope,
+    ) -> Result<Self> {
+        let proc_root = proc_root.into();
+        let choice = scan_choice(&source, ScanChoice::default());
         Ok(Collector {
-            ns: NsSet::new(&proc_root, scope)?,
+            ns: NsSet::new(&proc_root, scope, source)?,
             proc_root,
             known_pids: Vec::new(),
-            holders: HolderScanner::new(Default::default(), false),
+            holders: HolderScanner::new(choice, false),
         })
     }
 
     /// Find holders as `scan` says (`--scan`, `--verbose`).
     pub fn set_scan(&mut self, scan: ScanOptions) {
-        self.holders = HolderScanner::new(scan.choice, scan.verbose);
+        let choice = scan_choice(&self.ns.source, scan.choice);
+        self.holders = HolderScanner::new(choice, scan.verbose);
     }
 
     /// Whether holder scans use the BPF iterator (cheap enough to repeat
@@ -163,7 +180,7 @@ impl Collector {
 
         let (mut sockets, mut netns) = self.sockets(query, &pid_inodes, &mut warnings)?;
         let mut look = ends::Lookups::default();
-        self.add_forward_ends(&mut sockets, &mut netns, &scan.found, &mut look);
+        self.add_forward_ends(&mut sockets, &mut netns, &scan.found, &mut look)?;
         // Namespace by namespace, ours first, each in dump order (as
         // `refresh` lists them, so a tick compares equal).
         let rank: HashMap<u64, usize> = self
@@ -211,7 +228,7 @@ impl Collector {
             .collect();
         check_paths(&self.proc_root, &mut sockets, &holders);
 
-        let request_socks = self.request_socks(&sockets, &netns, &mut warnings);
+        let request_socks = self.try_request_socks(&sockets, &netns, &mut warnings)?;
         let waiters = waiters::find_waiters(&self.proc_root, &holders);
         if waiters.denied > 0 {
             warnings.push(Warning::new(
@@ -305,7 +322,7 @@ impl Collector {
                     }
                     out.extend(found);
                 }
-                Err(e) if mine => return Err(e),
+                Err(e) if mine || e.is_not_recorded() => return Err(e),
                 Err(e) => warnings.push(
                     Warning::new(WarningKind::NetnsDumpFailed, 1)
                         .detail(format!("netns {}: {e}", key.ino)),
@@ -324,6 +341,24 @@ impl Collector {
         netns: &NetnsMap,
         warnings: &mut Vec<Warning>,
     ) -> Option<Vec<RequestSock>> {
+        match self.try_request_socks(sockets, netns, warnings) {
+            Ok(found) => found,
+            Err(e) => {
+                warnings
+                    .push(Warning::new(WarningKind::SynQueueUnmeasured, 1).detail(e.to_string()));
+                None
+            }
+        }
+    }
+
+    /// [`Self::request_socks`], but a request a recorded source cannot
+    /// answer is an error, not a warning.
+    fn try_request_socks(
+        &mut self,
+        sockets: &[Socket],
+        netns: &NetnsMap,
+        warnings: &mut Vec<Warning>,
+    ) -> Result<Option<Vec<RequestSock>>> {
         let mut out = Vec::new();
         for key in self.ns.keys_in_order() {
             let listeners: Vec<&Socket> = sockets
@@ -343,15 +378,16 @@ impl Collector {
                     }
                     out.extend(found)
                 }
+                Err(e) if e.is_not_recorded() => return Err(e),
                 Err(e) => {
                     warnings.push(
                         Warning::new(WarningKind::SynQueueUnmeasured, 1).detail(e.to_string()),
                     );
-                    return None;
+                    return Ok(None);
                 }
             }
         }
-        Some(out)
+        Ok(Some(out))
     }
 
     /// Bring `snap`'s holders up to date cheaply: scan only the processes
@@ -426,7 +462,7 @@ impl Collector {
             }
         }
         netns.of_pid = prev.netns.of_pid.clone();
-        let request_socks = self.request_socks(&sockets, &netns, &mut warnings);
+        let request_socks = self.try_request_socks(&sockets, &netns, &mut warnings)?;
         warnings.extend(
             prev.warnings
                 .iter()
@@ -492,6 +528,7 @@ fn dump_ns(
                 .dump(proto, family, states, ports.as_deref(), &mut keep)
             {
                 Ok(()) => {}
+                Err(e) if e.is_not_recorded() => return Err(e),
                 // A host without IPv6 still answers for IPv4: keep that, say so.
                 Err(e) if family == Family::Inet6 => warnings
                     .push(Warning::new(WarningKind::Ipv6Unavailable, 1).detail(e.to_string())),
@@ -528,9 +565,13 @@ fn dump_ns(
                 out.push(s);
             }
         };
-        if let Err(e) = handle.diag.dump_unix(states, &mut keep) {
+        match handle.diag.dump_unix(states, &mut keep) {
+            Ok(()) => {}
+            Err(e) if e.is_not_recorded() => return Err(e),
             // No unix_diag module: the inet results still stand.
-            warnings.push(Warning::new(WarningKind::UnixUnavailable, 1).detail(e.to_string()));
+            Err(e) => {
+                warnings.push(Warning::new(WarningKind::UnixUnavailable, 1).detail(e.to_string()))
+            }
         }
     }
     out.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
@@ -563,12 +604,22 @@ fn syn_queue_ns(handle: &mut NsHandle, listeners: &[&Socket]) -> Result<Vec<Requ
             .diag
             .dump(Proto::Tcp, family, STATE_SYN_RECV, filter, &mut keep)
         {
-            if family == Family::Inet {
+            if family == Family::Inet || e.is_not_recorded() {
                 return Err(e);
             }
         }
     }
     Ok(out)
+}
+
+/// A recorded source never scans with BPF: its holders come from its
+/// proc root, whatever was asked.
+fn scan_choice(source: &Source, asked: ScanChoice) -> ScanChoice {
+    if source.is_recorded() {
+        ScanChoice::Proc
+    } else {
+        asked
+    }
 }
 
 /// TCP, then UDP, then unix; by port, family, address; unix by name.
