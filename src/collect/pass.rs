@@ -584,30 +584,26 @@ fn syn_queue_ns(handle: &mut NsHandle, listeners: &[&Socket]) -> Result<Vec<Requ
     ports.sort_unstable();
     ports.dedup();
     let filter = (ports.len() <= MAX_FILTER_PORTS).then_some(&ports[..]);
-    // Each dump walks the whole established hash: skip a family no
-    // listener can take connections for. IPv4 request sockets also
-    // belong to dual-stack `[::]` listeners.
-    let want_v4 = listeners
-        .iter()
-        .any(|s| s.family == Family::Inet || s.local_addr.is_unspecified());
-    let want_v6 = listeners.iter().any(|s| s.family == Family::Inet6);
-    let families = [(Family::Inet, want_v4), (Family::Inet6, want_v6)];
+    // Each dump walks the whole established hash: ask only the families
+    // of the listeners. A request socket takes its listener's family
+    // (`inet_reqsk_alloc` copies `sk_family`): an IPv4 client of a
+    // dual-stack `[::]` listener is in the AF_INET6 dump, its address
+    // v4-mapped.
     let mut out = Vec::new();
-    for family in families.iter().filter(|(_, w)| *w).map(|(f, _)| *f) {
+    for family in [Family::Inet, Family::Inet6] {
+        if !listeners.iter().any(|s| s.family == family) {
+            continue;
+        }
         let mut keep = |e: super::diag::Entry<'_>| {
             let r = e.request_sock();
             if ports.binary_search(&r.local_port).is_ok() {
                 out.push(r);
             }
         };
-        if let Err(e) = handle
+        // A family with a listener answers: its failure is not "empty".
+        handle
             .diag
-            .dump(Proto::Tcp, family, STATE_SYN_RECV, filter, &mut keep)
-        {
-            if family == Family::Inet || e.is_not_recorded() {
-                return Err(e);
-            }
-        }
+            .dump(Proto::Tcp, family, STATE_SYN_RECV, filter, &mut keep)?;
     }
     Ok(out)
 }
