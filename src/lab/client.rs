@@ -17,6 +17,7 @@ use rustix::event::epoll;
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, SendFlags, SocketFlags, SocketType};
 
+use super::message::{FailKind, FAIL_KINDS};
 use super::pattern::{Pattern, MAX_SLICE};
 use super::{http, LoadMode};
 
@@ -35,63 +36,14 @@ pub(super) struct Plan {
     pub host: String,
 }
 
-/// Why a client failed; each is counted separately.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum FailKind {
-    /// connect() failed (refused, unreachable, out of ports or fds...).
-    Connect,
-    /// The server closed before echoing every byte (EOF / short read).
-    Eof,
-    /// The connection was reset (ECONNRESET, EPIPE, ECONNABORTED).
-    Reset,
-    /// No progress for the whole `--timeout`.
-    Timeout,
-    /// A byte came back different from the one sent.
-    Mismatch,
-    /// Any other socket error.
-    Other,
-    /// `http`: a response whose status is not 2xx or 3xx.
-    Status,
-    /// `http`: what came back is not a well-formed HTTP/1.x response.
-    Protocol,
-}
-
-impl FailKind {
-    pub(super) const ALL: [FailKind; KINDS] = [
-        FailKind::Connect,
-        FailKind::Eof,
-        FailKind::Reset,
-        FailKind::Timeout,
-        FailKind::Mismatch,
-        FailKind::Other,
-        FailKind::Status,
-        FailKind::Protocol,
-    ];
-
-    pub(super) fn name(self) -> &'static str {
-        match self {
-            FailKind::Connect => "connect",
-            FailKind::Eof => "eof",
-            FailKind::Reset => "reset",
-            FailKind::Timeout => "timeout",
-            FailKind::Mismatch => "mismatch",
-            FailKind::Other => "other",
-            FailKind::Status => "status",
-            FailKind::Protocol => "protocol",
-        }
-    }
-
-    fn of_errno(e: Errno) -> FailKind {
-        match e {
-            Errno::CONNRESET | Errno::PIPE | Errno::CONNABORTED => FailKind::Reset,
-            Errno::TIMEDOUT => FailKind::Timeout,
-            _ => FailKind::Other,
-        }
+/// The kind of failure an errno from send/recv means.
+fn fail_kind_of(e: Errno) -> FailKind {
+    match e {
+        Errno::CONNRESET | Errno::PIPE | Errno::CONNABORTED => FailKind::Reset,
+        Errno::TIMEDOUT => FailKind::Timeout,
+        _ => FailKind::Other,
     }
 }
-
-/// How many kinds of failure there are.
-pub(super) const KINDS: usize = 8;
 
 /// One thread's results, merged by `load`.
 #[derive(Debug, Default)]
@@ -102,9 +54,9 @@ pub(super) struct Stats {
     pub bytes: u64,
     pub bytes_sent: u64,
     /// Count per kind, indexed like [`FailKind::ALL`].
-    pub failures: [u64; KINDS],
+    pub failures: [u64; FAIL_KINDS],
     /// The first failure message of each kind (for the report).
-    pub first_error: [Option<String>; KINDS],
+    pub first_error: [Option<String>; FAIL_KINDS],
 }
 
 impl Stats {
@@ -492,7 +444,7 @@ fn drive_echo(
 
 fn io_failure(c: &Client, plan: &Plan, e: Errno, op: &str) -> Step {
     Step::Failed(
-        FailKind::of_errno(e),
+        fail_kind_of(e),
         format!(
             "client {}: {op}: {} ({})",
             c.id,
