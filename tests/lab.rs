@@ -508,15 +508,7 @@ fn killing_the_parent_takes_the_workers_with_it() {
 fn a_dead_worker_is_reported_and_the_rest_keep_serving() {
     let serve = ServeProc::start(&["--workers", "3"]);
     let victim = serve.children()[0];
-    // SAFETY: kill(2) on a worker of the serve this test owns.
-    unsafe { libc::kill(victim as i32, libc::SIGKILL) };
-    assert!(
-        wait_until(Duration::from_secs(20), || serve
-            .stderr_so_far()
-            .contains(&format!("worker {victim} died: killed by signal 9"))),
-        "stderr: {}",
-        serve.stderr_so_far()
-    );
+    serve.kill_worker(victim);
     for i in 0..5u8 {
         echo_once(serve.port, &[i; 10]);
     }

@@ -11,7 +11,7 @@ use serde_json::Value;
 mod common;
 
 use common::json::{self, Status};
-use common::{run_bounded, sockmap, wait_until, ServeProc};
+use common::{run_bounded, sockmap, ServeProc};
 use sockmap::lab::message::{LoadModeName, LoadReport, ServeReady, ServeReport};
 
 const FIX: &str = "run `cargo run -- generate schema` and commit schema/";
@@ -227,16 +227,7 @@ fn the_lab_output_validates_against_the_schemas() {
     assert_eq!(read.first_errors.len(), 1, "{failed:#}");
 
     // The report, with a worker that died: its count is null.
-    let victim = serve.children()[0];
-    // SAFETY: kill(2) on a worker of the serve this test owns.
-    unsafe { libc::kill(victim as i32, libc::SIGKILL) };
-    assert!(
-        wait_until(Duration::from_secs(20), || serve
-            .stderr_so_far()
-            .contains(&format!("worker {victim} died"))),
-        "stderr: {}",
-        serve.stderr_so_far()
-    );
+    serve.kill_worker(serve.children()[0]);
     let stdout = serve.terminate();
     let line = stdout
         .lines()

@@ -11,8 +11,9 @@
 //!   first), `mode` and the whole [`ServeReady`] line.
 //!   [`ServeProc::terminate`] sends SIGTERM and returns stdout after the
 //!   ready line (asserting exit 0 and that no worker outlived the parent);
-//!   [`ServeProc::stop`] does the same without asserting. Dropping a
-//!   `ServeProc` SIGKILLs its process group.
+//!   [`ServeProc::stop`] does the same without asserting;
+//!   [`ServeProc::kill_worker`] kills one child. Dropping a `ServeProc`
+//!   SIGKILLs its process group.
 //! - [`serve_report`]: the `{"event":"done",...}` line from that stdout.
 //!   Serve's and load's JSON lines are read with the very types that
 //!   write them (`sockmap::lab::message`, strict: unknown fields fail);
@@ -221,6 +222,23 @@ impl ServeProc {
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own unreaped child.
         unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// SIGKILL the child worker `pid`; wait (bounded) until serve says on
+    /// stderr that it died.
+    pub fn kill_worker(&self, pid: u32) {
+        assert!(self.children().contains(&pid), "{pid} is not a worker");
+        // SAFETY: kill(2) on a worker of the serve this test owns, alive
+        // (unreaped) until the parent reaps it.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        let said = format!("worker {pid} died: killed by signal 9");
+        assert!(
+            wait_until(Duration::from_secs(20), || self
+                .stderr_so_far()
+                .contains(&said)),
+            "stderr: {}",
+            self.stderr_so_far()
+        );
     }
 
     /// SIGTERM, wait (bounded) for exit; assert exit 0 and no surviving
