@@ -446,4 +446,4 @@ fn datagram_verdict(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
