@@ -7,7 +7,7 @@ use std::io;
 
 use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr};
 
-use super::diag::{self, DumpStatus, Entry};
+use super::diag::{self, AttrProblems, DumpStatus, Entry};
 use super::unixdiag;
 use crate::error::{Error, NetlinkCause, NetlinkError, Result};
 use crate::model::{self, Family, Proto};
@@ -118,16 +118,20 @@ impl<W: Wire> DiagSocket<W> {
     }
 
     /// Dump unix sockets in `states` (unix_diag has no in-kernel filter
-    /// beyond states), handing each message to `on_socket`.
+    /// beyond states), handing each message to `on_socket`; returns the
+    /// attribute problems of the sockets handed over.
     pub fn dump_unix(
         &mut self,
         states: u32,
         on_socket: &mut dyn FnMut(model::Socket),
-    ) -> Result<()> {
+    ) -> Result<AttrProblems> {
         self.seq = self.seq.wrapping_add(1);
         let req = unixdiag::build_request(states, self.seq);
+        let mut problems = AttrProblems::default();
         let mut on_payload = |p: &[u8]| -> Result<(), String> {
-            on_socket(unixdiag::parse_socket(p)?);
+            let (socket, problem) = unixdiag::parse_socket(p)?;
+            problems.note(socket.inode, problem);
+            on_socket(socket);
             Ok(())
         };
         let what = DumpWhat {
@@ -137,7 +141,8 @@ impl<W: Wire> DiagSocket<W> {
             ports: None,
         };
         self.dump_raw(&what, &req, &mut on_payload)
-            .map_err(|e| e.into_error(what))
+            .map_err(|e| e.into_error(what))?;
+        Ok(problems)
     }
 
     fn dump_raw(

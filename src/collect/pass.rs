@@ -18,7 +18,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
 use super::bpf::{HolderScan, HolderScanner};
-use super::diag::{STATE_ALL, STATE_CLOSE, STATE_LISTEN, STATE_SYN_RECV};
+use super::diag::{AttrProblems, STATE_ALL, STATE_CLOSE, STATE_LISTEN, STATE_SYN_RECV};
 use super::netns::NsHandle;
 use super::nsset::NsSet;
 use super::source::Source;
@@ -308,13 +308,14 @@ impl Collector {
     ) -> Result<(Vec<Socket>, NetnsMap)> {
         let mut map = self.netns_map();
         let mut out = Vec::new();
+        let mut attrs = AttrProblems::default();
         let own = self.ns.own;
         for key in self.ns.keys_in_order() {
             let Some(handle) = self.ns.handles.get_mut(&key) else {
                 continue;
             };
             let mine = Some(key) == own || own.is_none();
-            match dump_ns(handle, query, extra_inodes, warnings) {
+            match dump_ns(handle, query, extra_inodes, warnings, &mut attrs) {
                 Ok(found) => {
                     if !mine {
                         map.of_socket
@@ -329,6 +330,7 @@ impl Collector {
                 ),
             }
         }
+        warnings.extend(attrs.warning());
         Ok((out, map))
     }
 
@@ -488,6 +490,7 @@ fn dump_ns(
     query: &Query,
     extra_inodes: &HashSet<u64>,
     warnings: &mut Vec<Warning>,
+    attrs: &mut AttrProblems,
 ) -> Result<Vec<Socket>> {
     let all = query.wants_all_states();
     let mut out = Vec::new();
@@ -520,7 +523,9 @@ fn dump_ns(
                         query.matches_inet(proto, addr, port, inode.0)
                     };
                 if selected {
-                    out.push(e.into_socket());
+                    let (socket, problem) = e.decode();
+                    attrs.note(socket.inode, problem);
+                    out.push(socket);
                 }
             };
             match handle
@@ -566,7 +571,7 @@ fn dump_ns(
             }
         };
         match handle.diag.dump_unix(states, &mut keep) {
-            Ok(()) => {}
+            Ok(problems) => attrs.merge(problems),
             Err(e) if e.is_not_recorded() => return Err(e),
             // No unix_diag module: the inet results still stand.
             Err(e) => {

@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use super::{dump_ns, Collector};
+use crate::collect::diag::AttrProblems;
 use crate::collect::forward;
 use crate::error::Result;
 use crate::model::netns::{Forward, NetnsMap};
@@ -82,7 +83,8 @@ impl Collector {
             return Ok(Vec::new());
         };
         let mut ignored = Vec::new();
-        match dump_ns(handle, &query, &HashSet::new(), &mut ignored) {
+        let mut attrs = AttrProblems::default();
+        match dump_ns(handle, &query, &HashSet::new(), &mut ignored, &mut attrs) {
             Ok(found) => Ok(found),
             Err(e) if e.is_not_recorded() => Err(e),
             Err(_) => Ok(Vec::new()),
