@@ -70,6 +70,18 @@ impl Error {
         }
     }
 
+    /// A replayed source had no answer to a request: never turned into a
+    /// warning, since a live pass would have had one.
+    pub fn is_not_recorded(&self) -> bool {
+        matches!(
+            self,
+            Error::Netlink(NetlinkError {
+                cause: NetlinkCause::NotRecorded { .. },
+                ..
+            })
+        )
+    }
+
     pub fn os(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Os {
             context: context.into(),
@@ -111,6 +123,10 @@ pub enum NetlinkCause {
     /// A message or attribute that did not parse.
     #[error("{0}")]
     Decode(String),
+    /// A replayed source holds no answer to this request (a test fixture
+    /// recorded for other requests than the code now makes).
+    #[error("no recorded answer to it in netns {netns}")]
+    NotRecorded { netns: u64 },
 }
 
 impl NetlinkError {
@@ -119,7 +135,9 @@ impl NetlinkError {
         match &self.cause {
             NetlinkCause::Kernel { errno } => Some(*errno),
             NetlinkCause::Socket { source, .. } | NetlinkCause::Io(source) => source.raw_os_error(),
-            NetlinkCause::Truncated { .. } | NetlinkCause::Decode(_) => None,
+            NetlinkCause::Truncated { .. }
+            | NetlinkCause::Decode(_)
+            | NetlinkCause::NotRecorded { .. } => None,
         }
     }
 }

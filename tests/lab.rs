@@ -15,66 +15,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::{
-    accept_queue_depth, listening_inodes, pid_alive, run_bounded, socket_inodes, sockmap,
-    ss_available, wait_until, Done, ServeProc,
+    accept_queue_depth, listening_inodes, pid_alive, run_bounded, serve_report, socket_inodes,
+    sockmap, ss_available, wait_until, ServeMode, ServeProc,
 };
-use serde::Deserialize;
+use sockmap::lab::message::{FailKind, LoadModeName, LoadReport};
 
 const LOAD_LIMIT: Duration = Duration::from_secs(120);
-
-/// `sockmap load --json`'s report, read back strictly: a schema change
-/// must be deliberate.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct LoadReport {
-    schema: u32,
-    connect: String,
-    mode: String,
-    hold_seconds: Option<f64>,
-    clients: u64,
-    rounds: u32,
-    size: u64,
-    bytes: u64,
-    bytes_sent: u64,
-    failed: u64,
-    failures: Failures,
-    first_errors: Vec<FirstError>,
-    seconds: f64,
-    throughput_mib_s: f64,
-    connect_ms: Percentiles,
-    round_trip_ms: Percentiles,
-    threads: usize,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct Failures {
-    connect: u64,
-    eof: u64,
-    reset: u64,
-    timeout: u64,
-    mismatch: u64,
-    other: u64,
-    status: u64,
-    protocol: u64,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct FirstError {
-    kind: String,
-    message: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Percentiles {
-    p50: Option<f64>,
-    p99: Option<f64>,
-}
 
 /// Run `sockmap load --json` against 127.0.0.1:`port`; (exit code,
 /// report, stderr).
@@ -155,7 +101,7 @@ fn in_accept(pid: u32, nrs: [u64; 2]) -> bool {
 #[test]
 fn shared_mode_is_one_socket_held_by_every_worker() {
     let serve = ServeProc::start(&["--workers", "3"]);
-    assert_eq!(serve.mode, "shared");
+    assert_eq!(serve.mode, ServeMode::Shared);
     assert_eq!(serve.pids.len(), 3);
     assert_eq!(serve.ready.addr, "127.0.0.1");
     assert_eq!(serve.ready.backlog, 1000);
@@ -198,7 +144,7 @@ fn shared_mode_is_one_socket_held_by_every_worker() {
 #[test]
 fn reuseport_mode_is_one_socket_per_worker() {
     let serve = ServeProc::start(&["--workers", "3", "--reuseport"]);
-    assert_eq!(serve.mode, "reuseport");
+    assert_eq!(serve.mode, ServeMode::Reuseport);
     assert_eq!(serve.pids.len(), 3);
     let inodes = listening_inodes(serve.port);
     assert_eq!(inodes.len(), 3, "three listening sockets: {inodes:?}");
@@ -229,7 +175,7 @@ fn reuseport_mode_is_one_socket_per_worker() {
     }
     // It echoes.
     echo_once(serve.port, b"reuseport");
-    let done = Done::parse(&serve.terminate());
+    let done = serve_report(&serve.terminate());
     assert_eq!(done.total, 1);
 }
 
@@ -241,8 +187,7 @@ fn sigterm_prints_every_pid_and_leaves_no_worker() {
         echo_once(serve.port, &[i; 100]);
     }
     let out = serve.terminate();
-    let done = Done::parse(&out);
-    assert_eq!(done.event, "done");
+    let done = serve_report(&out);
     let named: Vec<u32> = done.workers.iter().map(|w| w.pid).collect();
     assert_eq!(named, pids, "one row per pid, parent first");
     assert!(done.workers.iter().all(|w| w.accepted.is_some()));
@@ -265,7 +210,7 @@ fn group_signal_stops_it(sig: i32) {
     // SAFETY: kill(2) on the process group this test created.
     unsafe { libc::kill(-(serve.pid() as i32), sig) };
     assert!(common::wait_exited(serve.pid(), common::STOP_LIMIT));
-    let done = Done::parse(&serve.terminate());
+    let done = serve_report(&serve.terminate());
     assert_eq!(done.total, 1);
     assert!(
         done.workers.iter().all(|w| w.accepted.is_some()),
@@ -288,7 +233,7 @@ fn sighup_stops_it_like_sigterm() {
     echo_once(serve.port, b"hup");
     serve.signal(libc::SIGHUP);
     assert!(common::wait_exited(serve.pid(), common::STOP_LIMIT));
-    let done = Done::parse(&serve.terminate());
+    let done = serve_report(&serve.terminate());
     assert_eq!(done.total, 1);
     let named: Vec<u32> = done.workers.iter().map(|w| w.pid).collect();
     assert_eq!(named, pids);
@@ -318,7 +263,7 @@ fn sigterm_abandons_a_connection_that_stays_open() {
             s
         })
         .collect();
-    let done = Done::parse(&serve.terminate());
+    let done = serve_report(&serve.terminate());
     assert_eq!(done.total, 2);
     // The server closed them: EOF (or a reset) on our side, not a hang.
     for mut s in idle {
@@ -347,7 +292,7 @@ fn load_against_serve_moves_and_verifies_every_byte() {
         "no progress bar when stderr is a pipe: {err:?}"
     );
 
-    let done = Done::parse(&serve.terminate());
+    let done = serve_report(&serve.terminate());
     assert_eq!(done.total, 200, "one accept per client: {done:?}");
     assert_eq!(done.workers.len(), 2);
 }
@@ -563,19 +508,11 @@ fn killing_the_parent_takes_the_workers_with_it() {
 fn a_dead_worker_is_reported_and_the_rest_keep_serving() {
     let serve = ServeProc::start(&["--workers", "3"]);
     let victim = serve.children()[0];
-    // SAFETY: kill(2) on a worker of the serve this test owns.
-    unsafe { libc::kill(victim as i32, libc::SIGKILL) };
-    assert!(
-        wait_until(Duration::from_secs(20), || serve
-            .stderr_so_far()
-            .contains(&format!("worker {victim} died: killed by signal 9"))),
-        "stderr: {}",
-        serve.stderr_so_far()
-    );
+    serve.kill_worker(victim);
     for i in 0..5u8 {
         echo_once(serve.port, &[i; 10]);
     }
-    let done = Done::parse(&serve.terminate());
+    let done = serve_report(&serve.terminate());
     let dead = done.workers.iter().find(|w| w.pid == victim).unwrap();
     assert_eq!(dead.accepted, None, "a dead worker's count is unknown");
     assert_eq!(done.total, 5);
@@ -595,7 +532,7 @@ fn stall_never_accepts_so_the_queue_fills() {
         "depth {}",
         accept_queue_depth(serve.port)
     );
-    let done = Done::parse(&serve.terminate());
+    let done = serve_report(&serve.terminate());
     assert_eq!(done.total, 0);
     drop(conns);
 }
@@ -730,7 +667,7 @@ fn ipv6_loopback() {
     );
     assert_eq!(code, 0);
     assert_eq!(r.failed, 0);
-    assert_eq!(Done::parse(&serve.terminate()).total, 21);
+    assert_eq!(serve_report(&serve.terminate()).total, 21);
 }
 
 /// `comm:NAME` selects the sockets of every process with that command
@@ -770,7 +707,7 @@ fn hold_mode_fills_a_stalled_accept_queue() {
             "2s",
         ],
     );
-    assert_eq!(r.mode, "hold");
+    assert_eq!(r.mode, LoadModeName::Hold);
     assert_eq!(r.hold_seconds, Some(1.0));
     assert_eq!(r.rounds, 1);
     assert_eq!(accept_queue_depth(serve.port), 6, "backlog 5 holds 6");
@@ -795,7 +732,7 @@ fn hold_mode_against_serve_holds_every_connection() {
     assert_eq!(r.failed, 0);
     assert_eq!(r.bytes_sent, 0);
     assert_eq!(r.bytes, 0);
-    assert_eq!(Done::parse(&serve.terminate()).total, 20);
+    assert_eq!(serve_report(&serve.terminate()).total, 20);
 }
 
 #[test]
@@ -865,7 +802,7 @@ fn http_mode_keeps_the_connection_alive_between_rounds() {
     stop.store(true, Ordering::SeqCst);
     let accepted = t.join().unwrap();
     assert_eq!(code, 0, "{r:?}; {err}");
-    assert_eq!(r.mode, "http");
+    assert_eq!(r.mode, LoadModeName::Http);
     assert_eq!(r.failed, 0);
     assert_eq!(r.bytes, 4 * 3 * OK_BODY.len() as u64);
     assert_eq!(accepted, 4, "one connection per client");
@@ -926,7 +863,7 @@ fn http_mode_counts_error_statuses_and_non_http_replies() {
     assert_eq!(code, 1);
     assert_eq!((r.failed, r.failures.status), (3, 3), "{r:?}");
     let first = &r.first_errors[0];
-    assert_eq!(first.kind, "status");
+    assert_eq!(first.kind, FailKind::Status);
     assert!(
         first
             .message
@@ -958,6 +895,6 @@ fn echo_mode_against_http_is_a_mismatch() {
     stop.store(true, Ordering::SeqCst);
     t.join().unwrap();
     assert_eq!(code, 1);
-    assert_eq!(r.mode, "echo");
+    assert_eq!(r.mode, LoadModeName::Echo);
     assert_eq!((r.failed, r.failures.mismatch), (2, 2), "{r:?}");
 }

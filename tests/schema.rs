@@ -11,7 +11,8 @@ use serde_json::Value;
 mod common;
 
 use common::json::{self, Status};
-use common::{run_bounded, sockmap};
+use common::{run_bounded, sockmap, ServeProc};
+use sockmap::lab::message::{LoadModeName, LoadReport, ServeReady, ServeReport};
 
 const FIX: &str = "run `cargo run -- generate schema` and commit schema/";
 
@@ -64,6 +65,9 @@ fn committed_schemas_match_the_types() {
         [
             "check.json",
             "inspect.json",
+            "load-report.json",
+            "serve-ready.json",
+            "serve-report.json",
             "snapshot.json",
             "watch-sample.json"
         ]
@@ -168,6 +172,99 @@ fn recorded_snapshots_validate_against_the_schema() {
     assert_valid("snapshot.json", &live);
     let fixture = read_json(&repo().join("tests/fixtures/forked.snapshot.json"));
     assert_valid("snapshot.json", &fixture);
+}
+
+/// `sockmap load --json ARGS` against `target`: its exit code and report.
+fn load_json(target: &str, args: &[&str]) -> (Option<i32>, Value) {
+    let mut all = vec!["load", "--connect", target, "--json"];
+    all.extend_from_slice(args);
+    let out = run_bounded(sockmap(&all), Duration::from_secs(120));
+    let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{all:?}: not JSON ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), doc)
+}
+
+#[test]
+fn the_lab_output_validates_against_the_schemas() {
+    let serve = ServeProc::start(&["--workers", "3"]);
+    let ready: Value = serde_json::from_str(&serve.ready_line).expect("the ready line is JSON");
+    assert_valid("serve-ready.json", &ready);
+    assert_eq!(typed::<ServeReady>(&ready), serve.ready);
+    let target = format!("127.0.0.1:{}", serve.port);
+
+    // Echo: every client succeeds, percentiles are numbers, no hold time.
+    let (code, echo) = load_json(&target, &["--clients", "4", "--rounds", "2"]);
+    assert_eq!(code, Some(0), "{echo:#}");
+    assert_valid("load-report.json", &echo);
+    let read: LoadReport = typed(&echo);
+    assert_eq!((read.mode, read.hold_seconds), (LoadModeName::Echo, None));
+    assert!(read.round_trip_ms.p99.is_some());
+
+    // Hold: a hold time.
+    let (code, hold) = load_json(
+        &target,
+        &["--mode", "hold", "--hold", "100ms", "--clients", "2"],
+    );
+    assert_eq!(code, Some(0), "{hold:#}");
+    assert_valid("load-report.json", &hold);
+    assert_eq!(typed::<LoadReport>(&hold).hold_seconds, Some(0.1));
+
+    // Failures: a listener nobody accepts from never echoes, so every
+    // client times out, and the first error is named.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (code, failed) = load_json(
+        &silent.local_addr().unwrap().to_string(),
+        &["--clients", "2", "--timeout", "300ms"],
+    );
+    assert_eq!(code, Some(1), "{failed:#}");
+    assert_valid("load-report.json", &failed);
+    let read: LoadReport = typed(&failed);
+    assert_eq!((read.failed, read.failures.timeout), (2, 2), "{failed:#}");
+    assert_eq!(read.first_errors.len(), 1, "{failed:#}");
+
+    // The report, with a worker that died: its count is null.
+    serve.kill_worker(serve.children()[0]);
+    let stdout = serve.terminate();
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("\"event\":\"done\""))
+        .unwrap_or_else(|| panic!("no report line: {stdout:?}"));
+    let raw: Value = serde_json::from_str(line).expect("the report line is JSON");
+    assert_valid("serve-report.json", &raw);
+    let read: ServeReport = typed(&raw);
+    assert!(read.workers.iter().any(|w| w.accepted.is_none()), "{raw:#}");
+    assert_eq!(
+        serde_json::to_string(&read).unwrap(),
+        line,
+        "writes back byte for byte"
+    );
+    // A null that is always written may not be left out, a mode must be
+    // one of the two: the schemas say so, and so do the readers.
+    let mut no_count = raw.clone();
+    no_count["workers"][1]
+        .as_object_mut()
+        .unwrap()
+        .remove("accepted");
+    let mut no_hold = echo.clone();
+    no_hold.as_object_mut().unwrap().remove("hold_seconds");
+    let mut forked = ready.clone();
+    forked["mode"] = Value::from("forked");
+    for (name, doc) in [
+        ("serve-report.json", &no_count),
+        ("load-report.json", &no_hold),
+        ("serve-ready.json", &forked),
+    ] {
+        let schema = read_json(&repo().join("schema").join(name));
+        let validator = jsonschema::validator_for(&schema).expect("valid schema");
+        assert!(!validator.is_valid(doc), "{name} accepts {doc:#}");
+    }
+    assert!(serde_json::from_value::<ServeReport>(no_count).is_err());
+    assert!(serde_json::from_value::<LoadReport>(no_hold).is_err());
+    assert!(serde_json::from_value::<ServeReady>(forked).is_err());
 }
 
 #[test]

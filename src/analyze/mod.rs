@@ -451,4 +451,4 @@ fn datagram_verdict(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

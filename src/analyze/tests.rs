@@ -56,41 +56,53 @@ fn query(t: &str) -> Query {
     Query::new(vec![target::parse(t).unwrap()])
 }
 
-#[test]
-fn one_inode_three_holders_is_shared() {
+/// The forked server that the analysis and the renderers are both tested
+/// on: one listener on 127.0.0.1:8000 (inode 7288, 7 waiting of backlog
+/// 50, one request socket) held through fd 5 by `refserver` 3556 and its
+/// two children 3558 and 3559, which sleep in accept() on it.
+pub(crate) fn forked_snapshot() -> Snapshot {
+    let refserver = |pid, ppid| Holder {
+        comm: "refserver".into(),
+        cmdline: Some(vec!["refserver".into(), "--port".into(), "8000".into()]),
+        ..holder(pid, ppid, 5)
+    };
+    let in_accept = |pid| Waiter {
+        pid,
+        tid: pid,
+        how: WaitHow::Accept,
+        fd: 5,
+    };
     let mut snap = Snapshot {
         sockets: vec![listener(7288, LO, 8000, 7, 50)],
+        request_socks: Some(vec![RequestSock {
+            netns: 0,
+            family: Family::Inet,
+            local_addr: LO,
+            local_port: 8000,
+        }]),
         host: HostInfo {
             somaxconn: Some(4096),
-            ..Default::default()
+            tcp_max_syn_backlog: Some(512),
+            syncookies: Some(1),
         },
         ..Default::default()
     };
     snap.holders.insert(
         Inode(7288),
         vec![
-            holder(3556, 1, 5),
-            holder(3558, 3556, 5),
-            holder(3559, 3556, 5),
+            refserver(3556, 1),
+            refserver(3558, 3556),
+            refserver(3559, 3556),
         ],
     );
-    snap.waiters.insert(
-        Inode(7288),
-        vec![
-            Waiter {
-                pid: 3558,
-                tid: 3558,
-                how: WaitHow::Accept,
-                fd: 5,
-            },
-            Waiter {
-                pid: 3559,
-                tid: 3559,
-                how: WaitHow::Accept,
-                fd: 5,
-            },
-        ],
-    );
+    snap.waiters
+        .insert(Inode(7288), vec![in_accept(3558), in_accept(3559)]);
+    snap
+}
+
+#[test]
+fn one_inode_three_holders_is_shared() {
+    let snap = forked_snapshot();
     let r = report(&query(":8000"), &snap);
     assert_eq!(r.sockets.len(), 1);
     assert_eq!(r.sockets[0].holders.len(), 3, "every holder is kept");

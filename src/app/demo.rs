@@ -11,12 +11,11 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-
 use super::{interrupt, stdout_err, DemoConfig};
 use crate::analyze;
 use crate::collect::Collector;
 use crate::error::{exit, Error, Result};
+use crate::lab::message::{ServeReady, ServeReport};
 use crate::lab::{self, LoadConfig};
 use crate::model::report::{GroupKind, Report};
 use crate::render;
@@ -24,29 +23,11 @@ use crate::target::{Query, Target};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 
-#[derive(Deserialize)]
-struct Ready {
-    port: u16,
-    pids: Vec<u32>,
-}
-
-#[derive(Deserialize)]
-struct Done {
-    total: u64,
-    workers: Vec<WorkerCount>,
-}
-
-#[derive(Deserialize)]
-struct WorkerCount {
-    pid: u32,
-    accepted: Option<u64>,
-}
-
 /// A `sockmap serve` child in its own process group; killed on drop.
 struct Server {
     child: Child,
     stdout: BufReader<ChildStdout>,
-    ready: Ready,
+    ready: ServeReady,
 }
 
 impl Server {
@@ -106,12 +87,17 @@ impl Server {
         let stdout = reader
             .join()
             .map_err(|_| failed("the thread reading sockmap serve's ready line panicked"))?;
-        let ready: Ready = serde_json::from_str(&line).map_err(|e| {
-            kill_group(&child);
-            failed(&format!(
-                "unexpected ready line from sockmap serve: {e}: {line}"
-            ))
-        })?;
+        let ready: ServeReady = match serde_json::from_str(&line) {
+            Ok(ready) => ready,
+            Err(e) => {
+                kill_group(&child);
+                let _ = child.wait();
+                return Err(failed(&format!(
+                    "unexpected ready line from sockmap serve: {e}: {}",
+                    crate::escape::terminal(line.trim_end())
+                )));
+            }
+        };
         Ok(Server {
             child,
             stdout,
@@ -120,7 +106,7 @@ impl Server {
     }
 
     /// SIGTERM, then read the distribution it prints.
-    fn stop(mut self) -> Option<Done> {
+    fn stop(mut self) -> Option<ServeReport> {
         // SAFETY: plain kill(2) on our own child.
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
@@ -128,8 +114,8 @@ impl Server {
         let mut done = None;
         let mut line = String::new();
         while self.stdout.read_line(&mut line).is_ok_and(|n| n > 0) {
-            if line.contains("\"done\"") {
-                done = serde_json::from_str(&line).ok();
+            if let Ok(report) = serde_json::from_str(&line) {
+                done = Some(report);
             }
             line.clear();
         }
@@ -294,7 +280,7 @@ fn act(cfg: &DemoConfig, reuseport: bool, out: &mut impl Write) -> Result<bool> 
 }
 
 /// The sentence the demo exists for, and whether the run showed it.
-fn proof(report: &Report, done: Option<&Done>, reuseport: bool) -> (bool, String) {
+fn proof(report: &Report, done: Option<&ServeReport>, reuseport: bool) -> (bool, String) {
     let listeners: Vec<_> = report
         .sockets
         .iter()

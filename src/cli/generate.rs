@@ -41,6 +41,7 @@ pub fn run(what: &GenerateWhat, out: &mut impl Write) -> Result<i32> {
 /// The JSON documents sockmap prints, by file name: the schemas come from
 /// the serde types themselves, their descriptions from the doc comments.
 fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    use crate::lab::message as lab;
     use schemars::schema_for;
     vec![
         ("inspect.json", schema_for!(crate::model::report::Report)),
@@ -53,7 +54,22 @@ fn schemas() -> Vec<(&'static str, schemars::Schema)> {
             "snapshot.json",
             schema_for!(crate::model::recording::Recording),
         ),
+        ("serve-ready.json", printed::<lab::ServeReady>()),
+        ("serve-report.json", printed::<lab::ServeReport>()),
+        ("load-report.json", printed::<lab::LoadReport>()),
     ]
+}
+
+/// The schema of a document as sockmap prints it (schemars' serialize
+/// contract): a field written as `null` when empty is required, as the
+/// strict readers in `lab::message` require it. `schema_for!` describes
+/// what serde would accept instead, where a missing `Option` reads as
+/// `None`.
+fn printed<T: schemars::JsonSchema>() -> schemars::Schema {
+    schemars::generate::SchemaSettings::default()
+        .for_serialize()
+        .into_generator()
+        .into_root_schema_for::<T>()
 }
 
 /// Write one JSON Schema per document into `dir` (created if missing);

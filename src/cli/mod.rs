@@ -383,7 +383,8 @@ pub struct ServeArgs {
     /// Never accept(): the accept queue fills up (for watching queues).
     #[arg(long)]
     pub stall: bool,
-    /// Print the ready line and the final distribution as JSON lines.
+    /// Print the ready line and the final distribution as JSON lines (see
+    /// schema/serve-ready.json and schema/serve-report.json).
     #[arg(long)]
     pub json: bool,
 }
@@ -405,7 +406,7 @@ pub struct LoadArgs {
     /// Give up on a connection after this long without progress.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
-    /// Print the report as one JSON object.
+    /// Print the report as one JSON object (see schema/load-report.json).
     #[arg(long)]
     pub json: bool,
     /// What each client does: echo (send --size bytes per round and verify

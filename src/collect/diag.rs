@@ -1,23 +1,26 @@
 //! Pure inet_diag encoding and decoding (TCP and UDP): request bytes (with
-//! the in-kernel port filter the crate cannot express) and dump messages →
-//! `Socket`; and the netlink message walk every sock_diag dump shares (unix
-//! dumps decode their payloads in `unixdiag`). No I/O; every function here
-//! is tested on bytes.
+//! the in-kernel port filter of `bytecode`) and dump messages → `Socket`;
+//! and the netlink message walk every sock_diag dump shares (unix dumps
+//! decode their payloads in `unixdiag`). No I/O; every function here is
+//! tested on bytes.
+
+pub mod bytecode;
 
 use std::net::IpAddr;
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, Parseable, NLM_F_DUMP, NLM_F_REQUEST,
+    Emitable, ErrorBuffer, NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    NlasIterator, Parseable, NLA_ALIGNTO, NLMSG_ALIGNTO, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP,
+    NLM_F_DUMP, NLM_F_REQUEST,
 };
 use netlink_packet_sock_diag::{
-    inet::{
-        nlas::Nla, ExtensionFlags, InetRequest, InetResponse, InetResponseHeader, SocketId,
-        StateFlags,
-    },
-    SockDiagMessage, AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP,
+    constants::INET_DIAG_SKMEMINFO,
+    inet::{ExtensionFlags, InetRequest, InetResponseHeader, SocketId, StateFlags},
+    SockDiagMessage, AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, SOCK_DIAG_BY_FAMILY,
 };
 
-use crate::model::{Family, Inode, Proto, RequestSock, Socket, TcpState};
+use self::bytecode::Bytecode;
+use crate::model::{Family, Inode, Proto, RequestSock, Socket, TcpState, Warning, WarningKind};
 
 /// TCP state bits for `idiag_states`.
 pub const STATE_LISTEN: u32 = 1 << 10;
@@ -30,55 +33,11 @@ pub const STATE_SYN_RECV: u32 = (1 << 3) | (1 << 12);
 /// Every state (what `ss -a` asks for).
 pub const STATE_ALL: u32 = 0xfff;
 
-const NLMSG_HDRLEN: usize = 16;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const INET_DIAG_REQ_BYTECODE: u16 = 1;
-const INET_DIAG_BC_JMP: u8 = 1;
-const INET_DIAG_BC_S_GE: u8 = 2;
-const INET_DIAG_BC_S_LE: u8 = 3;
-
-fn op(code: u8, yes: u8, no: u16) -> [u8; 4] {
-    let n = no.to_ne_bytes();
-    [code, yes, n[0], n[1]]
-}
-
-/// Bytecode for `sport == p1 || sport == p2 || ...` (empty ports: none).
-///
-/// `struct inet_diag_bc_op { u8 code; u8 yes; u16 no; }`: the kernel walks
-/// it, jumping `yes` bytes on a match and `no` bytes otherwise; the socket
-/// passes when it lands exactly on the end, and a jump 4 bytes past the end
-/// rejects. Each port is `S_GE p && S_LE p` (16 bytes; S_EQ would be 8 but
-/// needs a 4.16+ kernel) followed, except for the last, by a JMP to the end:
-/// the same layout `ss` builds for `sport = :a or sport = :b`.
-pub fn port_filter_bytecode(ports: &[u16]) -> Vec<u8> {
-    let clause = 16usize;
-    let total = ports.len() * (clause + 4) - if ports.is_empty() { 0 } else { 4 };
-    let mut bc = Vec::with_capacity(total);
-    for (i, &port) in ports.iter().enumerate() {
-        let start = bc.len();
-        let end = start + clause;
-        // A failed comparison jumps to 4 bytes past this clause: over the
-        // JMP to the next clause, or (last clause) past the end = reject.
-        let reject = |at: usize| (end - at + 4) as u16;
-        bc.extend_from_slice(&op(INET_DIAG_BC_S_GE, 8, reject(start)));
-        bc.extend_from_slice(&op(0, 0, port));
-        bc.extend_from_slice(&op(INET_DIAG_BC_S_LE, 8, reject(start + 8)));
-        bc.extend_from_slice(&op(0, 0, port));
-        if i + 1 < ports.len() {
-            // Matched: jump over the remaining clauses to the end.
-            let rest = total - (end + 4);
-            bc.extend_from_slice(&op(INET_DIAG_BC_JMP, 4, (rest + 4) as u16));
-        }
-    }
-    debug_assert_eq!(bc.len(), total);
-    bc
-}
-
 /// A complete `SOCK_DIAG_BY_FAMILY` dump request for TCP or UDP sockets of
 /// one inet family in `states`, optionally filtered in the kernel to `ports`.
 /// (`Proto::Unix` or `Family::Unix` here is a caller bug: it asks for TCP
-/// over IPv6, which the caller's own filter then drops.)
+/// over IPv6, which the caller's own filter then drops.) An empty `ports`
+/// is no filter.
 pub fn build_request(
     proto: Proto,
     family: Family,
@@ -113,20 +72,16 @@ pub fn build_request(
     let mut buf = vec![0u8; msg.buffer_len()];
     msg.serialize(&mut buf);
 
-    if let Some(ports) = ports.filter(|p| !p.is_empty()) {
-        // The crate has no INET_DIAG_REQ_BYTECODE: append the attribute
-        // (struct nlattr { u16 len; u16 type; } + bytecode, 4-aligned) and
+    // A filter too long to encode is left out: callers filter in user
+    // space too, so only the cost changes.
+    if let Some(bc) = ports.and_then(Bytecode::sport_any_of) {
+        // The crate's request has no attributes: append the program and
         // patch nlmsg_len.
-        let bc = port_filter_bytecode(ports);
-        let nla_len = (4 + bc.len()) as u16;
-        buf.extend_from_slice(&nla_len.to_ne_bytes());
-        buf.extend_from_slice(&INET_DIAG_REQ_BYTECODE.to_ne_bytes());
-        buf.extend_from_slice(&bc);
-        while buf.len() % 4 != 0 {
-            buf.push(0);
-        }
-        let len = (buf.len() as u32).to_ne_bytes();
-        buf[..4].copy_from_slice(&len);
+        let at = buf.len();
+        buf.resize(at + bc.buffer_len(), 0);
+        bc.emit(&mut buf[at..]);
+        let len = buf.len() as u32;
+        NetlinkBuffer::new(&mut buf[..]).set_length(len);
     }
     buf
 }
@@ -150,10 +105,115 @@ pub struct DecodeError {
     pub reason: String,
 }
 
+/// `SK_MEMINFO_RCVBUF` and `SK_MEMINFO_DROPS`: word indexes in the u32
+/// array of `INET_DIAG_SKMEMINFO`.
+const SK_MEMINFO_RCVBUF: usize = 1;
+const SK_MEMINFO_DROPS: usize = 8;
+
+/// An attribute of one socket that could not be decoded. The socket keeps
+/// its header fields (addresses, state, queues, inode); what the attribute
+/// carried is missing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AttrError {
+    /// A length that runs past the message or is below the 4-byte
+    /// header: this attribute and every one after it are lost.
+    #[error("attribute list broken at byte {offset}: {reason}")]
+    Framing { offset: usize, reason: String },
+    /// One attribute is shorter than its type needs.
+    #[error("{name} is {len} bytes, needs {need}")]
+    Short {
+        name: &'static str,
+        len: usize,
+        need: usize,
+    },
+}
+
+/// The attribute problems of a dump (or of a pass): how many sockets had
+/// one, and the first, for the warning's detail.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttrProblems {
+    pub sockets: u64,
+    pub first: Option<(Inode, AttrError)>,
+}
+
+impl AttrProblems {
+    /// Count `problem`, if any, against the socket `inode`.
+    pub fn note(&mut self, inode: Inode, problem: Option<AttrError>) {
+        if let Some(p) = problem {
+            self.sockets += 1;
+            self.first.get_or_insert((inode, p));
+        }
+    }
+
+    pub fn merge(&mut self, other: AttrProblems) {
+        self.sockets += other.sockets;
+        if self.first.is_none() {
+            self.first = other.first;
+        }
+    }
+
+    /// `AttributesUndecoded` (count: sockets), when any socket had one.
+    pub fn warning(&self) -> Option<Warning> {
+        let (inode, first) = self.first.as_ref()?;
+        Some(
+            Warning::new(WarningKind::AttributesUndecoded, self.sockets)
+                .detail(format!("socket inode {}: {first}", inode.0)),
+        )
+    }
+}
+
+/// The `u32` at byte `at` of an attribute value, if it is long enough.
+pub(super) fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// The first `N` `u32` words of the attribute `name`'s value, or why not.
+pub(super) fn words<const N: usize>(name: &'static str, v: &[u8]) -> Result<[u32; N], AttrError> {
+    let mut out = [0; N];
+    for (i, w) in out.iter_mut().enumerate() {
+        *w = u32_at(v, 4 * i).ok_or(AttrError::Short {
+            name,
+            len: v.len(),
+            need: 4 * N,
+        })?;
+    }
+    Ok(out)
+}
+
+/// Walk the attributes that follow a message's fixed header (`start`
+/// bytes into `payload`), handing each (type, value) to `on_attr`. Returns
+/// the first problem: one `on_attr` reports (the walk goes on), or a
+/// broken list (the walk ends there). Allocates only for a problem.
+pub(super) fn walk_attrs(
+    payload: &[u8],
+    start: usize,
+    mut on_attr: impl FnMut(u16, &[u8]) -> Result<(), AttrError>,
+) -> Option<AttrError> {
+    let mut first = None;
+    let mut offset = start;
+    for nla in NlasIterator::new(payload.get(start..).unwrap_or_default()) {
+        match nla {
+            Ok(nla) => {
+                if let Err(e) = on_attr(nla.kind(), nla.value()) {
+                    first.get_or_insert(e);
+                }
+                offset += (usize::from(nla.length()) + NLA_ALIGNTO - 1) & !(NLA_ALIGNTO - 1);
+            }
+            Err(e) => {
+                first.get_or_insert(AttrError::Framing {
+                    offset,
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    first
+}
+
 /// One decoded socket message, before the caller decides to keep it.
-/// Decoding the header allocates nothing; only `into_socket` reads the
-/// attributes, so a dump costs allocations for the sockets kept, not for
-/// every socket the kernel sent.
+/// Decoding the header allocates nothing, and neither does `decode`
+/// (but for a problem's text), so a dump costs allocations for the
+/// sockets kept, not for every socket the kernel sent.
 pub struct Entry<'a> {
     pub proto: Proto,
     pub header: InetResponseHeader,
@@ -201,17 +261,28 @@ impl<'a> Entry<'a> {
         }
     }
 
-    /// The full socket, attributes included.
-    pub fn into_socket(self) -> Socket {
-        let mem = InetResponse::parse(self.payload).ok().and_then(|r| {
-            r.nlas.iter().find_map(|n| match n {
-                Nla::MemInfo(m) => Some((m.drops, m.receive_queue_max)),
-                _ => None,
-            })
+    /// The full socket, attributes included, and the first attribute
+    /// that could not be decoded (the socket then lacks what it carried;
+    /// `AttrProblems` counts them).
+    ///
+    /// The attributes are walked here rather than through the crate's
+    /// `InetResponse`: that fails the whole list on one bad attribute,
+    /// copies every attribute it does not know (allocations per socket),
+    /// and its `MemInfo` needs all nine words, where an older kernel sends
+    /// `INET_DIAG_SKMEMINFO` without the last (`SK_MEMINFO_DROPS`).
+    pub fn decode(self) -> (Socket, Option<AttrError>) {
+        let (mut drops, mut rcvbuf) = (None, None);
+        let problem = walk_attrs(self.payload, self.header.buffer_len(), |kind, v| {
+            if kind == INET_DIAG_SKMEMINFO {
+                let [_, buf] = words::<{ SK_MEMINFO_RCVBUF + 1 }>("INET_DIAG_SKMEMINFO", v)?;
+                rcvbuf = Some(buf);
+                drops = u32_at(v, 4 * SK_MEMINFO_DROPS);
+            }
+            Ok(())
         });
         let h = &self.header;
         let id = &h.socket_id;
-        Socket {
+        let socket = Socket {
             inode: self.inode(),
             cookie: u64::from_ne_bytes(id.cookie),
             proto: self.proto,
@@ -225,10 +296,11 @@ impl<'a> Entry<'a> {
             uid: Some(h.uid),
             rqueue: h.recv_queue,
             wqueue: h.send_queue,
-            drops: mem.map(|m| m.0),
-            rcvbuf: mem.map(|m| m.1),
+            drops,
+            rcvbuf,
             unix: None,
-        }
+        };
+        (socket, problem)
     }
 }
 
@@ -247,49 +319,37 @@ pub fn parse_dump(
 
 /// Walk the netlink messages of one received sock_diag datagram, handing
 /// each `SOCK_DIAG_BY_FAMILY` payload to `on_payload` (which may reject it
-/// as malformed). Handles multipart dumps, NLMSG_DONE and NLMSG_ERROR.
+/// as malformed). Handles multipart dumps, NLMSG_DONE and NLMSG_ERROR; a
+/// message cut short, or trailing bytes too few for a header, is an error.
+/// Reads the datagram in place: no allocation but for an error's text.
 pub fn walk_messages(
     buf: &[u8],
     mut on_payload: impl FnMut(&[u8]) -> Result<(), String>,
 ) -> Result<DumpStatus, DecodeError> {
     let mut off = 0;
-    while off + NLMSG_HDRLEN <= buf.len() {
-        let u32_at = |i: usize| u32::from_ne_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
-        let len = u32_at(off) as usize;
-        let kind = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
-        if len < NLMSG_HDRLEN || off + len > buf.len() {
-            return Err(DecodeError {
-                offset: off,
-                reason: format!(
-                    "message length {len} does not fit the {} bytes received",
-                    buf.len()
-                ),
-            });
-        }
-        let payload = &buf[off + NLMSG_HDRLEN..off + len];
-        match kind {
+    while let Some(rest) = buf.get(off..).filter(|r| !r.is_empty()) {
+        let fail = |reason: String| DecodeError {
+            offset: off,
+            reason,
+        };
+        let msg = NetlinkBuffer::new_checked(rest).map_err(|e| fail(e.to_string()))?;
+        let payload = msg.payload();
+        match msg.message_type() {
             NLMSG_DONE => return Ok(DumpStatus::Done),
             NLMSG_ERROR => {
-                let code = if payload.len() >= 4 {
-                    i32::from_ne_bytes([payload[0], payload[1], payload[2], payload[3]])
-                } else {
-                    0
-                };
-                if code == 0 {
-                    // An ACK, not an error.
-                } else {
-                    return Ok(DumpStatus::Error(-code));
+                let err = ErrorBuffer::new_checked(payload).map_err(|e| fail(e.to_string()))?;
+                // No code: an ACK, not an error.
+                if let Some(code) = err.code() {
+                    return Ok(DumpStatus::Error(code.get().saturating_neg()));
                 }
             }
-            netlink_packet_sock_diag::SOCK_DIAG_BY_FAMILY => {
-                on_payload(payload).map_err(|reason| DecodeError {
-                    offset: off,
-                    reason,
-                })?;
-            }
-            _ => {} // NLMSG_NOOP and anything new: skip.
+            SOCK_DIAG_BY_FAMILY => on_payload(payload).map_err(fail)?,
+            NLMSG_NOOP => {}
+            // Anything newer: skip.
+            _ => {}
         }
-        off += (len + 3) & !3;
+        let align = usize::from(NLMSG_ALIGNTO);
+        off += (msg.length() as usize + align - 1) & !(align - 1);
     }
     Ok(DumpStatus::More)
 }
@@ -298,33 +358,6 @@ pub fn walk_messages(
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
-
-    #[test]
-    fn bytecode_one_port() {
-        // sport >= 8000 && sport <= 8000; a miss jumps 4 past the end.
-        #[rustfmt::skip]
-        let want: [u8; 16] = [
-            2, 8, 20, 0,          // S_GE, yes +8, no +20 (16 left + 4: reject)
-            0, 0, 0x40, 0x1f,     // operand: port 8000 in `no`
-            3, 8, 12, 0,          // S_LE, yes +8, no +12 (8 left + 4: reject)
-            0, 0, 0x40, 0x1f,     // operand: port 8000
-        ];
-        assert_eq!(port_filter_bytecode(&[8000]), want);
-    }
-
-    #[test]
-    fn bytecode_two_ports_or() {
-        #[rustfmt::skip]
-        let want: [u8; 36] = [
-            2, 8, 20, 0,  0, 0, 80, 0,   // S_GE 80, miss → +20 = second clause
-            3, 8, 12, 0,  0, 0, 80, 0,   // S_LE 80, miss → +12 = second clause
-            1, 4, 20, 0,                 // JMP +20: matched, to the end (36)
-            2, 8, 20, 0,  0, 0, 81, 0,   // S_GE 81, miss → past the end
-            3, 8, 12, 0,  0, 0, 81, 0,   // S_LE 81
-        ];
-        assert_eq!(port_filter_bytecode(&[80, 81]), want);
-        assert!(port_filter_bytecode(&[]).is_empty());
-    }
 
     #[test]
     fn request_with_filter_patches_length() {
@@ -375,7 +408,7 @@ mod tests {
     fn parses_a_listener_and_done() {
         let buf = captured_dump();
         let mut got = Vec::new();
-        let status = parse_dump(Proto::Tcp, &buf, |e| got.push(e.into_socket())).unwrap();
+        let status = parse_dump(Proto::Tcp, &buf, |e| got.push(e.decode().0)).unwrap();
         assert_eq!(status, DumpStatus::Done);
         assert_eq!(got.len(), 1);
         let s = &got[0];
@@ -427,9 +460,10 @@ mod tests {
     #[test]
     fn parses_a_udp_socket_with_meminfo() {
         let mut got = Vec::new();
-        let status = parse_dump(Proto::Udp, &udp_message(), |e| got.push(e.into_socket())).unwrap();
+        let status = parse_dump(Proto::Udp, &udp_message(), |e| got.push(e.decode())).unwrap();
         assert_eq!(status, DumpStatus::More);
-        let s = &got[0];
+        let (s, problem) = &got[0];
+        assert_eq!(*problem, None);
         assert_eq!((s.proto, s.state), (Proto::Udp, TcpState::Close));
         assert!(s.is_listener(), "bound and unconnected: it takes datagrams");
         assert!(!s.is_tcp_listener());
@@ -451,5 +485,136 @@ mod tests {
         assert!(parse(&buf[..40]).is_err());
         // A datagram that ends between messages is "more to come".
         assert_eq!(parse(&buf[..88]).unwrap(), DumpStatus::More);
+    }
+
+    /// `udp_message()`'s socket with `attrs` in place of its attributes.
+    fn udp_with_attrs(attrs: &[u8]) -> Vec<u8> {
+        let mut v = udp_message()[..16 + 72].to_vec();
+        v.extend_from_slice(attrs);
+        let len = v.len() as u32;
+        v[..4].copy_from_slice(&len.to_ne_bytes());
+        v
+    }
+
+    fn decode_one(buf: &[u8]) -> (Socket, Option<AttrError>) {
+        let mut got = Vec::new();
+        parse_dump(Proto::Udp, buf, |e| got.push(e.decode())).unwrap();
+        assert_eq!(got.len(), 1);
+        got.remove(0)
+    }
+
+    /// The header fields of `udp_message()`, intact.
+    fn assert_header_kept(s: &Socket) {
+        assert_eq!((s.inode, s.local_port, s.rqueue), (Inode(9), 5353, 7680));
+        assert_eq!((s.state, s.cookie), (TcpState::Close, 3));
+    }
+
+    #[test]
+    fn a_short_meminfo_keeps_the_socket_and_says_so() {
+        // INET_DIAG_SKMEMINFO with one word: no SK_MEMINFO_RCVBUF.
+        let (s, problem) = decode_one(&udp_with_attrs(&[8, 0, 7, 0, 0, 30, 0, 0]));
+        assert_header_kept(&s);
+        assert_eq!((s.rcvbuf, s.drops), (None, None));
+        assert_eq!(
+            problem,
+            Some(AttrError::Short {
+                name: "INET_DIAG_SKMEMINFO",
+                len: 4,
+                need: 8
+            })
+        );
+    }
+
+    #[test]
+    fn an_older_kernels_meminfo_has_no_drops() {
+        // Eight words: up to SK_MEMINFO_BACKLOG, no SK_MEMINFO_DROPS.
+        #[rustfmt::skip]
+        let (s, problem) = decode_one(&udp_with_attrs(&[
+            36, 0, 7, 0,
+            0, 30, 0, 0,  0, 32, 0, 0,  0, 0, 0, 0,  0, 0, 0, 0,
+            0, 0, 0, 0,   0, 0, 0, 0,   0, 0, 0, 0,  0, 0, 0, 0,
+        ]));
+        assert_eq!(problem, None);
+        assert_eq!((s.rcvbuf, s.drops), (Some(8192), None));
+    }
+
+    #[test]
+    fn a_broken_attribute_list_keeps_what_came_before() {
+        let mut attrs = udp_message()[16 + 72..].to_vec(); // SKMEMINFO, 40 bytes
+        attrs.extend_from_slice(&[2, 0, 8, 0]); // nla_len 2: below the header
+        let (s, problem) = decode_one(&udp_with_attrs(&attrs));
+        assert_header_kept(&s);
+        assert_eq!((s.rcvbuf, s.drops), (Some(8192), Some(174)));
+        match problem {
+            // After the 72-byte inet_diag_msg and the 40-byte SKMEMINFO.
+            Some(AttrError::Framing { offset: 112, .. }) => {}
+            other => panic!("want a framing problem at byte 112, got {other:?}"),
+        }
+        // An attribute longer than the message: framing, at its start.
+        let (s, problem) = decode_one(&udp_with_attrs(&[200, 0, 7, 0, 0, 0, 0, 0]));
+        assert_header_kept(&s);
+        assert!(
+            matches!(problem, Some(AttrError::Framing { offset: 72, .. })),
+            "{problem:?}"
+        );
+    }
+
+    #[test]
+    fn problems_become_one_counted_warning() {
+        let mut p = AttrProblems::default();
+        p.note(Inode(1), None);
+        assert_eq!(p.warning(), None);
+        let short = |len| AttrError::Short {
+            name: "INET_DIAG_SKMEMINFO",
+            len,
+            need: 8,
+        };
+        p.note(Inode(7), Some(short(4)));
+        let mut unix = AttrProblems::default();
+        unix.note(Inode(8), Some(short(0)));
+        unix.note(Inode(9), Some(short(2)));
+        p.merge(unix);
+        let w = p.warning().unwrap();
+        assert_eq!((w.kind, w.count), (WarningKind::AttributesUndecoded, 3));
+        assert_eq!(
+            w.detail.as_deref(),
+            Some("socket inode 7: INET_DIAG_SKMEMINFO is 4 bytes, needs 8")
+        );
+        assert!(
+            w.message().starts_with("3 sockets came with attributes"),
+            "{}",
+            w.message()
+        );
+    }
+
+    #[test]
+    fn noop_and_ack_are_skipped_trailing_bytes_are_not() {
+        #[rustfmt::skip]
+        let mut buf = vec![
+            16, 0, 0, 0,  1, 0, 0, 0,  1, 0, 0, 0,  0, 0, 0, 0,  // NLMSG_NOOP
+            20, 0, 0, 0,  2, 0, 0, 0,  1, 0, 0, 0,  0, 0, 0, 0,  // NLMSG_ERROR,
+            0, 0, 0, 0,                                          //   code 0: an ACK
+        ];
+        buf.extend_from_slice(&captured_dump());
+        let mut kept = 0;
+        let status = parse_dump(Proto::Tcp, &buf, |_| kept += 1).unwrap();
+        assert_eq!((status, kept), (DumpStatus::Done, 1));
+        // Bytes after a message too few for a header: a cut datagram.
+        let mut cut = captured_dump()[..88].to_vec();
+        cut.extend_from_slice(&[8, 0, 0, 0, 3, 0, 0, 0]);
+        let e = parse_dump(Proto::Tcp, &cut, |_| {}).unwrap_err();
+        assert_eq!(e.offset, 88);
+        // An NLMSG_ERROR too short for its code.
+        let err = [18, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0xea, 0xff];
+        assert!(parse_dump(Proto::Tcp, &err, |_| {}).is_err());
+    }
+
+    #[test]
+    fn a_port_list_too_long_to_encode_is_not_sent() {
+        let ports: Vec<u16> = (1..=4000).collect();
+        let req = build_request(Proto::Tcp, Family::Inet, STATE_LISTEN, Some(&ports), 1);
+        assert_eq!(req.len(), 16 + 56);
+        let empty = build_request(Proto::Tcp, Family::Inet, STATE_LISTEN, Some(&[]), 1);
+        assert_eq!(empty.len(), 16 + 56);
     }
 }

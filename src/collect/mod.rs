@@ -6,7 +6,9 @@
 //! the fallback (`bpf`), the holders' process details
 //! (`process`, procfs crate), host settings and counters (`host`), waiting
 //! threads (`waiters`).
-//! `collect()` runs one pass for a query and returns a `model::Snapshot`.
+//! `collect()` runs one pass for a query and returns a `model::Snapshot`;
+//! a `Collector` built `from_source` takes its sock_diag answers from a
+//! recording and its /proc from any directory (`source`), for tests.
 
 pub mod bpf;
 pub mod cgroup;
@@ -19,6 +21,7 @@ pub mod mountinfo;
 pub mod netlink;
 pub mod netns;
 pub mod process;
+pub mod source;
 pub mod unixdiag;
 pub mod waiters;
 

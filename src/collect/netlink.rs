@@ -1,12 +1,13 @@
 //! The sock_diag netlink socket and its dump loop (TCP, UDP, unix): one 32 KiB buffer,
 //! reused; `MSG_TRUNC` so a datagram larger than the buffer is detected
-//! instead of silently cut.
+//! instead of silently cut. The loop talks to a [`Wire`]: the kernel's
+//! socket ([`Kernel`]), or a recording of its answers (`collect::source`).
 
 use std::io;
 
 use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr};
 
-use super::diag::{self, DumpStatus, Entry};
+use super::diag::{self, AttrProblems, DumpStatus, Entry};
 use super::unixdiag;
 use crate::error::{Error, NetlinkCause, NetlinkError, Result};
 use crate::model::{self, Family, Proto};
@@ -15,13 +16,20 @@ use crate::model::{self, Family, Proto};
 /// (and to a larger one after one large read): keep one of that size.
 const RECV_BUF: usize = 32 * 1024;
 
-pub struct DiagSocket {
-    sock: Socket,
-    buf: Vec<u8>,
-    seq: u32,
+/// Where a dump request goes and its answer comes from, one datagram at
+/// a time.
+pub trait Wire {
+    /// Send one request; `what` names it (a recording's key, messages).
+    fn send(&mut self, what: &DumpWhat<'_>, request: &[u8]) -> Result<(), NetlinkCause>;
+    /// The next datagram of the answer into `buf`: its whole length, more
+    /// than `buf.len()` if it did not fit (as with `MSG_TRUNC`).
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize, NetlinkCause>;
 }
 
-impl DiagSocket {
+/// The kernel's NETLINK_SOCK_DIAG socket, in the namespace it was opened in.
+pub struct Kernel(Socket);
+
+impl Kernel {
     pub fn open() -> Result<Self> {
         let fail = |step: &'static str| {
             move |source: io::Error| {
@@ -35,11 +43,43 @@ impl DiagSocket {
         sock.bind_auto().map_err(fail("bind"))?;
         sock.connect(&SocketAddr::new(0, 0))
             .map_err(fail("connect"))?;
-        Ok(DiagSocket {
-            sock,
+        Ok(Kernel(sock))
+    }
+}
+
+impl Wire for Kernel {
+    fn send(&mut self, _: &DumpWhat<'_>, request: &[u8]) -> Result<(), NetlinkCause> {
+        self.0.send(request, 0).map(drop).map_err(NetlinkCause::Io)
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize, NetlinkCause> {
+        let mut slice: &mut [u8] = buf;
+        self.0
+            .recv(&mut slice, libc::MSG_TRUNC)
+            .map_err(NetlinkCause::Io)
+    }
+}
+
+pub struct DiagSocket<W = Kernel> {
+    wire: W,
+    buf: Vec<u8>,
+    seq: u32,
+}
+
+impl DiagSocket<Kernel> {
+    pub fn open() -> Result<Self> {
+        Ok(DiagSocket::over(Kernel::open()?))
+    }
+}
+
+impl<W: Wire> DiagSocket<W> {
+    /// Dumps over `wire`.
+    pub fn over(wire: W) -> Self {
+        DiagSocket {
+            wire,
             buf: vec![0; RECV_BUF],
             seq: 0,
-        })
+        }
     }
 
     /// Dump TCP or UDP sockets of `family` in `states` (kernel-filtered to
@@ -67,7 +107,7 @@ impl DiagSocket {
         let mut once = |this: &mut Self, ports: Option<&[u16]>| {
             this.seq = this.seq.wrapping_add(1);
             let req = diag::build_request(proto, family, states, ports, this.seq);
-            this.dump_raw(&req, &mut on_payload)
+            this.dump_raw(&DumpWhat { ports, ..what }, &req, &mut on_payload)
         };
         match once(self, ports) {
             Err(DumpError::Kernel(libc::EINVAL)) if ports.is_some() => {
@@ -78,41 +118,42 @@ impl DiagSocket {
     }
 
     /// Dump unix sockets in `states` (unix_diag has no in-kernel filter
-    /// beyond states), handing each message to `on_socket`.
+    /// beyond states), handing each message to `on_socket`; returns the
+    /// attribute problems of the sockets handed over.
     pub fn dump_unix(
         &mut self,
         states: u32,
         on_socket: &mut dyn FnMut(model::Socket),
-    ) -> Result<()> {
+    ) -> Result<AttrProblems> {
         self.seq = self.seq.wrapping_add(1);
         let req = unixdiag::build_request(states, self.seq);
+        let mut problems = AttrProblems::default();
         let mut on_payload = |p: &[u8]| -> Result<(), String> {
-            on_socket(unixdiag::parse_socket(p)?);
+            let (socket, problem) = unixdiag::parse_socket(p)?;
+            problems.note(socket.inode, problem);
+            on_socket(socket);
             Ok(())
         };
-        self.dump_raw(&req, &mut on_payload).map_err(|e| {
-            e.into_error(DumpWhat {
-                proto: Proto::Unix,
-                family: Family::Unix,
-                states,
-                ports: None,
-            })
-        })
+        let what = DumpWhat {
+            proto: Proto::Unix,
+            family: Family::Unix,
+            states,
+            ports: None,
+        };
+        self.dump_raw(&what, &req, &mut on_payload)
+            .map_err(|e| e.into_error(what))?;
+        Ok(problems)
     }
 
     fn dump_raw(
         &mut self,
+        what: &DumpWhat<'_>,
         req: &[u8],
         on_payload: &mut dyn FnMut(&[u8]) -> Result<(), String>,
     ) -> Result<(), DumpError> {
-        self.sock.send(req, 0).map_err(DumpError::Io)?;
+        self.wire.send(what, req).map_err(DumpError::Wire)?;
         loop {
-            let n = {
-                let mut slice: &mut [u8] = &mut self.buf[..];
-                self.sock
-                    .recv(&mut slice, libc::MSG_TRUNC)
-                    .map_err(DumpError::Io)?
-            };
+            let n = self.wire.recv(&mut self.buf).map_err(DumpError::Wire)?;
             if n > self.buf.len() {
                 return Err(DumpError::Truncated(n, self.buf.len()));
             }
@@ -130,13 +171,14 @@ impl DiagSocket {
     }
 }
 
-/// Which dump failed: family, protocol, states and ports, for the message.
-#[derive(Clone, Copy)]
-struct DumpWhat<'a> {
-    proto: Proto,
-    family: Family,
-    states: u32,
-    ports: Option<&'a [u16]>,
+/// Which dump: family, protocol, states and ports (a recording's key, and
+/// the message when it fails).
+#[derive(Debug, Clone, Copy)]
+pub struct DumpWhat<'a> {
+    pub proto: Proto,
+    pub family: Family,
+    pub states: u32,
+    pub ports: Option<&'a [u16]>,
 }
 
 impl std::fmt::Display for DumpWhat<'_> {
@@ -161,6 +203,8 @@ impl std::fmt::Display for DumpWhat<'_> {
 }
 
 enum DumpError {
+    /// The wire failed to send or receive (its cause as is).
+    Wire(NetlinkCause),
     Io(io::Error),
     Kernel(i32),
     Truncated(usize, usize),
@@ -170,6 +214,7 @@ enum DumpError {
 impl DumpError {
     fn into_error(self, what: DumpWhat<'_>) -> Error {
         let cause = match self {
+            DumpError::Wire(c) => c,
             DumpError::Io(e) => NetlinkCause::Io(e),
             DumpError::Kernel(errno) => NetlinkCause::Kernel { errno },
             DumpError::Truncated(got, cap) => NetlinkCause::Truncated { got, cap },

@@ -9,7 +9,9 @@
 //! `setns` moves only the calling thread: so one short-lived thread moves
 //! into each namespace in turn, opens a diag socket there (and the
 //! namespace's /proc/net/netstat and sysctls), and hands them back. The
-//! main thread never changes namespace. Needs CAP_SYS_ADMIN (root).
+//! main thread never changes namespace. Needs CAP_SYS_ADMIN (root). A
+//! recorded source (`source`) enters nothing: each namespace answers
+//! from its recording.
 //!
 //! Must not: enter any other kind of namespace, or keep a thread inside one.
 
@@ -25,6 +27,7 @@ use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
 pub use super::fdscan::NsKey;
 use super::host;
 use super::netlink::DiagSocket;
+use super::source::{Source, SourceWire};
 use crate::model::ListenCounters;
 
 /// Where `ip netns add NAME` bind-mounts its namespaces (/var/run is
@@ -130,7 +133,7 @@ pub fn entry_paths(proc_root: &Path, ns: &Namespace) -> Vec<PathBuf> {
 /// closes them.
 pub struct NsHandle {
     pub key: NsKey,
-    pub diag: DiagSocket,
+    pub diag: DiagSocket<SourceWire>,
     /// That namespace's /proc/net/netstat, opened from inside it (an open
     /// proc/net file stays tied to its namespace); re-read from the start.
     netstat: Option<File>,
@@ -140,10 +143,10 @@ pub struct NsHandle {
 
 impl NsHandle {
     /// The namespace we run in.
-    pub fn here(proc_root: &Path, key: NsKey) -> crate::error::Result<Self> {
+    pub fn here(proc_root: &Path, key: NsKey, source: &Source) -> crate::error::Result<Self> {
         Ok(NsHandle {
             key,
-            diag: DiagSocket::open()?,
+            diag: DiagSocket::over(source.open(key, true)?),
             netstat: File::open(proc_root.join("net/netstat")).ok(),
             somaxconn: host::read_somaxconn(proc_root),
         })
@@ -168,25 +171,47 @@ pub enum OpenError {
     Gone,
     /// The kernel refused the diag socket inside it.
     Diag(String),
+    /// A recorded source holds nothing for this namespace.
+    NotRecorded,
 }
 
 /// Open a diag socket in each namespace, from one thread that moves into
-/// each in turn and then ends (taking its namespace with it).
+/// each in turn and then ends (taking its namespace with it). A recorded
+/// source opens its recording of each instead, entering nothing.
 pub fn open_all(
     proc_root: &Path,
     wanted: Vec<(NsKey, Vec<PathBuf>)>,
     counters: bool,
+    source: &Source,
 ) -> Vec<(NsKey, Result<NsHandle, OpenError>)> {
     if wanted.is_empty() {
         return Vec::new();
     }
+    if source.is_recorded() {
+        return wanted
+            .into_iter()
+            .map(|(key, _)| {
+                let handle = source.open(key, false).map(|wire| NsHandle {
+                    key,
+                    diag: DiagSocket::over(wire),
+                    netstat: None,
+                    somaxconn: None,
+                });
+                (key, handle.map_err(|_| OpenError::NotRecorded))
+            })
+            .collect();
+    }
     let proc_root = proc_root.to_path_buf();
+    let source = source.clone();
     let worker = std::thread::Builder::new()
         .name("sockmap-netns".into())
         .spawn(move || {
             wanted
                 .into_iter()
-                .map(|(key, paths)| (key, open_inside(&proc_root, key, &paths, counters)))
+                .map(|(key, paths)| {
+                    let opened = open_inside(&proc_root, key, &paths, counters, &source);
+                    (key, opened)
+                })
                 .collect::<Vec<_>>()
         });
     match worker.map(|h| h.join()) {
@@ -203,6 +228,7 @@ fn open_inside(
     key: NsKey,
     paths: &[PathBuf],
     counters: bool,
+    source: &Source,
 ) -> Result<NsHandle, OpenError> {
     let mut refused = false;
     for path in paths {
@@ -227,7 +253,10 @@ fn open_inside(
             Err(Errno::PERM) | Err(Errno::ACCESS) => return Err(OpenError::NotPermitted),
             Err(_) => continue,
         }
-        let diag = DiagSocket::open().map_err(|e| OpenError::Diag(e.to_string()))?;
+        let wire = source
+            .open(key, false)
+            .map_err(|e| OpenError::Diag(e.to_string()))?;
+        let diag = DiagSocket::over(wire);
         // `thread-self`: /proc/self/net would be the main thread's namespace.
         let netstat = counters
             .then(|| File::open(proc_root.join("thread-self/net/netstat")).ok())

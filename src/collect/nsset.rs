@@ -9,7 +9,8 @@ use std::path::Path;
 
 use super::cgroup;
 use super::netns::{self, NsHandle, NsKey, OpenError};
-use crate::error::{Error, Result};
+use super::source::Source;
+use crate::error::{Error, NetlinkCause, NetlinkError, Result};
 use crate::model::netns::{Netns, NetnsInfo, NetnsScope};
 use crate::model::{Warning, WarningKind};
 use crate::target::NetnsRef;
@@ -32,14 +33,16 @@ pub struct NsSet {
     pub wanted: Vec<NsKey>,
     /// Open each namespace's /proc/net/netstat too (for `watch`).
     pub counters: bool,
+    /// Where every namespace's answers come from.
+    pub source: Source,
 }
 
 impl NsSet {
-    pub fn new(proc_root: &Path, scope: NetnsScope) -> Result<Self> {
+    pub fn new(proc_root: &Path, scope: NetnsScope, source: Source) -> Result<Self> {
         let own = netns::own(proc_root).ok();
         let key = own.unwrap_or(NsKey { dev: 0, ino: 0 });
         let mut handles = BTreeMap::new();
-        handles.insert(key, NsHandle::here(proc_root, key)?);
+        handles.insert(key, NsHandle::here(proc_root, key, &source)?);
         Ok(NsSet {
             scope,
             own,
@@ -49,6 +52,7 @@ impl NsSet {
             seen: BTreeMap::new(),
             wanted: vec![key],
             counters: false,
+            source,
         })
     }
 
@@ -83,7 +87,7 @@ impl NsSet {
         let Some(own) = self.own else {
             return Ok(warnings);
         };
-        let named = netns::named(&netns::NETNS_DIRS, own.dev);
+        let named = netns::named(self.source.netns_dirs(), own.dev);
         let mut all = netns::enumerate(&self.pid_netns, &named);
         all.entry(own).or_default();
 
@@ -114,13 +118,20 @@ impl NsSet {
             .filter_map(|k| Some((*k, netns::entry_paths(proc_root, all.get(k)?))))
             .collect();
         let mut refused = 0usize;
-        for (key, opened) in netns::open_all(proc_root, to_open, self.counters) {
+        for (key, opened) in netns::open_all(proc_root, to_open, self.counters, &self.source) {
             match opened {
                 Ok(h) => {
                     self.handles.insert(key, h);
                 }
                 Err(OpenError::NotPermitted) => refused += 1,
                 Err(OpenError::Gone) => {}
+                // A replay asked for a namespace it has no recording of.
+                Err(OpenError::NotRecorded) => {
+                    return Err(Error::Netlink(NetlinkError {
+                        request: "a diag socket in this namespace".into(),
+                        cause: NetlinkCause::NotRecorded { netns: key.ino },
+                    }))
+                }
                 Err(OpenError::Diag(e)) => warnings.push(
                     Warning::new(WarningKind::NetnsDumpFailed, 1).detail(format!(
                         "netns {}: no sock_diag socket inside it: {e}",

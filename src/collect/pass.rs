@@ -7,7 +7,9 @@
 //! kernel; receiving a copy of a holder's fd through a pidfd would re-tag
 //! the socket's net_cls classid and netprio index and hold a reference
 //! that keeps a closed listener alive. Otherwise `analyze` infers it from
-//! groups.)
+//! groups.) Every dump goes through the collector's `Source`, and every
+//! /proc file it reads is under its `proc_root`: a recorded source over a
+//! fake /proc tree runs a whole pass without the kernel.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -16,13 +18,14 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
 use super::bpf::{HolderScan, HolderScanner};
-use super::diag::{STATE_ALL, STATE_CLOSE, STATE_LISTEN, STATE_SYN_RECV};
+use super::diag::{AttrProblems, STATE_ALL, STATE_CLOSE, STATE_LISTEN, STATE_SYN_RECV};
 use super::netns::NsHandle;
 use super::nsset::NsSet;
+use super::source::Source;
 use super::{fdscan, host, process, waiters};
 use crate::error::{Error, Result};
 use crate::model::netns::{NetnsMap, NetnsScope};
-use crate::model::scan::ScanOptions;
+use crate::model::scan::{ScanChoice, ScanOptions};
 use crate::model::{
     Family, Holder, Inode, ListenCounters, PathStatus, Proto, RequestSock, Snapshot, Socket,
     UnixName, Vfs, Warning, WarningKind,
@@ -69,18 +72,32 @@ impl Collector {
     }
 
     pub fn with_netns(scope: NetnsScope) -> Result<Self> {
-        let proc_root = PathBuf::from("/proc");
+        Self::from_source(Source::Live, "/proc", scope)
+    }
+
+    /// A collector whose dumps come from `source` and whose /proc is
+    /// `proc_root`. Holders are found by the BPF iterator only when both
+    /// are the live ones: a recorded source always scans `proc_root`,
+    /// and the scanner itself refuses BPF for any other root.
+    pub fn from_source(
+        source: Source,
+        proc_root: impl Into<PathBuf>,
+        scope: NetnsScope,
+    ) -> Result<Self> {
+        let proc_root = proc_root.into();
+        let choice = scan_choice(&source, ScanChoice::default());
         Ok(Collector {
-            ns: NsSet::new(&proc_root, scope)?,
+            ns: NsSet::new(&proc_root, scope, source)?,
             proc_root,
             known_pids: Vec::new(),
-            holders: HolderScanner::new(Default::default(), false),
+            holders: HolderScanner::new(choice, false),
         })
     }
 
     /// Find holders as `scan` says (`--scan`, `--verbose`).
     pub fn set_scan(&mut self, scan: ScanOptions) {
-        self.holders = HolderScanner::new(scan.choice, scan.verbose);
+        let choice = scan_choice(&self.ns.source, scan.choice);
+        self.holders = HolderScanner::new(choice, scan.verbose);
     }
 
     /// Whether holder scans use the BPF iterator (cheap enough to repeat
@@ -164,7 +181,7 @@ impl Collector {
 
         let (mut sockets, mut netns) = self.sockets(query, &pid_inodes, &mut warnings)?;
         let mut look = ends::Lookups::default();
-        self.add_forward_ends(&mut sockets, &mut netns, &scan.found, &mut look);
+        self.add_forward_ends(&mut sockets, &mut netns, &scan.found, &mut look)?;
         // Namespace by namespace, ours first, each in dump order (as
         // `refresh` lists them, so a tick compares equal).
         let rank: HashMap<u64, usize> = self
@@ -218,7 +235,7 @@ impl Collector {
             .collect();
         check_paths(&self.proc_root, &mut sockets, &holders);
 
-        let request_socks = self.request_socks(&sockets, &syn_queue, &netns, &mut warnings);
+        let request_socks = self.try_request_socks(&sockets, &syn_queue, &netns, &mut warnings)?;
         let waiters = waiters::find_waiters(&self.proc_root, &holders);
         if waiters.denied > 0 {
             warnings.push(Warning::new(
@@ -299,13 +316,14 @@ impl Collector {
     ) -> Result<(Vec<Socket>, NetnsMap)> {
         let mut map = self.netns_map();
         let mut out = Vec::new();
+        let mut attrs = AttrProblems::default();
         let own = self.ns.own;
         for key in self.ns.keys_in_order() {
             let Some(handle) = self.ns.handles.get_mut(&key) else {
                 continue;
             };
             let mine = Some(key) == own || own.is_none();
-            match dump_ns(handle, query, extra_inodes, warnings) {
+            match dump_ns(handle, query, extra_inodes, warnings, &mut attrs) {
                 Ok(found) => {
                     if !mine {
                         map.of_socket
@@ -313,13 +331,14 @@ impl Collector {
                     }
                     out.extend(found);
                 }
-                Err(e) if mine => return Err(e),
+                Err(e) if mine || e.is_not_recorded() => return Err(e),
                 Err(e) => warnings.push(
                     Warning::new(WarningKind::NetnsDumpFailed, 1)
                         .detail(format!("netns {}: {e}", key.ino)),
                 ),
             }
         }
+        warnings.extend(attrs.warning());
         Ok((out, map))
     }
 
@@ -335,6 +354,25 @@ impl Collector {
         netns: &NetnsMap,
         warnings: &mut Vec<Warning>,
     ) -> Option<Vec<RequestSock>> {
+        match self.try_request_socks(sockets, known, netns, warnings) {
+            Ok(found) => found,
+            Err(e) => {
+                warnings
+                    .push(Warning::new(WarningKind::SynQueueUnmeasured, 1).detail(e.to_string()));
+                None
+            }
+        }
+    }
+
+    /// [`Self::request_socks`], but a request a recorded source cannot
+    /// answer is an error, not a warning.
+    fn try_request_socks(
+        &mut self,
+        sockets: &[Socket],
+        known: &HashMap<Inode, u32>,
+        netns: &NetnsMap,
+        warnings: &mut Vec<Warning>,
+    ) -> Result<Option<Vec<RequestSock>>> {
         let mut out = Vec::new();
         for key in self.ns.keys_in_order() {
             let listeners: Vec<&Socket> = sockets
@@ -358,15 +396,16 @@ impl Collector {
                     }
                     out.extend(found)
                 }
+                Err(e) if e.is_not_recorded() => return Err(e),
                 Err(e) => {
                     warnings.push(
                         Warning::new(WarningKind::SynQueueUnmeasured, 1).detail(e.to_string()),
                     );
-                    return None;
+                    return Ok(None);
                 }
             }
         }
-        Some(out)
+        Ok(Some(out))
     }
 
     /// Bring `snap`'s holders up to date cheaply: scan only the processes
@@ -455,7 +494,7 @@ impl Collector {
             }
         }
         netns.of_pid = prev.netns.of_pid.clone();
-        let request_socks = self.request_socks(&sockets, &syn_queue, &netns, &mut warnings);
+        let request_socks = self.try_request_socks(&sockets, &syn_queue, &netns, &mut warnings)?;
         warnings.extend(
             prev.warnings
                 .iter()
@@ -485,6 +524,7 @@ fn dump_ns(
     query: &Query,
     extra_inodes: &HashSet<u64>,
     warnings: &mut Vec<Warning>,
+    attrs: &mut AttrProblems,
 ) -> Result<Vec<Socket>> {
     let all = query.wants_all_states();
     let mut out = Vec::new();
@@ -517,7 +557,9 @@ fn dump_ns(
                         query.matches_inet(proto, addr, port, inode.0)
                     };
                 if selected {
-                    out.push(e.into_socket());
+                    let (socket, problem) = e.decode();
+                    attrs.note(socket.inode, problem);
+                    out.push(socket);
                 }
             };
             match handle
@@ -525,6 +567,7 @@ fn dump_ns(
                 .dump(proto, family, states, ports.as_deref(), &mut keep)
             {
                 Ok(()) => {}
+                Err(e) if e.is_not_recorded() => return Err(e),
                 // A host without IPv6 still answers for IPv4: keep that, say so.
                 Err(e) if family == Family::Inet6 => warnings
                     .push(Warning::new(WarningKind::Ipv6Unavailable, 1).detail(e.to_string())),
@@ -561,9 +604,13 @@ fn dump_ns(
                 out.push(s);
             }
         };
-        if let Err(e) = handle.diag.dump_unix(states, &mut keep) {
+        match handle.diag.dump_unix(states, &mut keep) {
+            Ok(problems) => attrs.merge(problems),
+            Err(e) if e.is_not_recorded() => return Err(e),
             // No unix_diag module: the inet results still stand.
-            warnings.push(Warning::new(WarningKind::UnixUnavailable, 1).detail(e.to_string()));
+            Err(e) => {
+                warnings.push(Warning::new(WarningKind::UnixUnavailable, 1).detail(e.to_string()))
+            }
         }
     }
     out.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
@@ -576,32 +623,38 @@ fn syn_queue_ns(handle: &mut NsHandle, listeners: &[&Socket]) -> Result<Vec<Requ
     ports.sort_unstable();
     ports.dedup();
     let filter = (ports.len() <= MAX_FILTER_PORTS).then_some(&ports[..]);
-    // Each dump walks the whole established hash: skip a family no
-    // listener can take connections for. IPv4 request sockets also
-    // belong to dual-stack `[::]` listeners.
-    let want_v4 = listeners
-        .iter()
-        .any(|s| s.family == Family::Inet || s.local_addr.is_unspecified());
-    let want_v6 = listeners.iter().any(|s| s.family == Family::Inet6);
-    let families = [(Family::Inet, want_v4), (Family::Inet6, want_v6)];
+    // Each dump walks the whole established hash: ask only the families
+    // of the listeners. A request socket takes its listener's family
+    // (`inet_reqsk_alloc` copies `sk_family`): an IPv4 client of a
+    // dual-stack `[::]` listener is in the AF_INET6 dump, its address
+    // v4-mapped.
     let mut out = Vec::new();
-    for family in families.iter().filter(|(_, w)| *w).map(|(f, _)| *f) {
+    for family in [Family::Inet, Family::Inet6] {
+        if !listeners.iter().any(|s| s.family == family) {
+            continue;
+        }
         let mut keep = |e: super::diag::Entry<'_>| {
             let r = e.request_sock();
             if ports.binary_search(&r.local_port).is_ok() {
                 out.push(r);
             }
         };
-        if let Err(e) = handle
+        // A family with a listener answers: its failure is not "empty".
+        handle
             .diag
-            .dump(Proto::Tcp, family, STATE_SYN_RECV, filter, &mut keep)
-        {
-            if family == Family::Inet {
-                return Err(e);
-            }
-        }
+            .dump(Proto::Tcp, family, STATE_SYN_RECV, filter, &mut keep)?;
     }
     Ok(out)
+}
+
+/// A recorded source never scans with BPF: its holders come from its
+/// proc root, whatever was asked.
+fn scan_choice(source: &Source, asked: ScanChoice) -> ScanChoice {
+    if source.is_recorded() {
+        ScanChoice::Proc
+    } else {
+        asked
+    }
 }
 
 /// TCP, then UDP, then unix; by port, family, address; unix by name.

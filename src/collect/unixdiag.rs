@@ -14,11 +14,12 @@
 //! The attributes are walked here rather than through the crate's
 //! `UnixResponse`: its `Vfs` fields are private, it does not know
 //! `UNIX_DIAG_UID`, and it rejects a path attribute without a trailing NUL
-//! (which would fail the whole dump for one odd socket).
+//! (which would fail the whole dump for one odd socket). An attribute
+//! that cannot be decoded leaves its field empty and is reported with the
+//! socket (`AttrError`), never silently skipped.
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NlaBuffer, NlasIterator, Parseable, NLM_F_DUMP,
-    NLM_F_REQUEST,
+    Emitable, NetlinkHeader, NetlinkMessage, NetlinkPayload, Parseable, NLM_F_DUMP, NLM_F_REQUEST,
 };
 use netlink_packet_sock_diag::{
     constants::{
@@ -29,15 +30,13 @@ use netlink_packet_sock_diag::{
     SockDiagMessage,
 };
 
+use super::diag::{u32_at, walk_attrs, words, AttrError};
 use crate::model::{Family, Inode, Proto, SockType, Socket, TcpState, UnixInfo, UnixName, Vfs};
 
 /// `UNIX_DIAG_UID` (Linux 5.3+): the socket owner. Not in the crate.
 const UNIX_DIAG_UID: u16 = 7;
 /// `UDIAG_SHOW_UID`: ask for it. Older kernels ignore the bit.
 const UDIAG_SHOW_UID: u32 = 1 << 6;
-/// The fixed `struct unix_diag_msg` before the attributes: family, type,
-/// state, pad (1 byte each), inode (u32), cookie (2 × u32).
-const MSG_LEN: usize = 16;
 
 /// What every unix dump asks for: the name, the bound file, the peer, the
 /// pending connections of a listener, the queue lengths and the owner.
@@ -76,10 +75,6 @@ pub fn dev_from_kernel(dev: u32) -> u64 {
     libc::makedev(dev >> 20, dev & 0xf_ffff)
 }
 
-fn u32_at(b: &[u8], i: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(i..i + 4)?.try_into().ok()?))
-}
-
 /// `UNIX_DIAG_NAME`: `sun_path` as bound. A leading NUL makes it abstract
 /// (the rest, every byte, is the name); otherwise a path, NUL-terminated
 /// by the kernel (tolerated without).
@@ -103,8 +98,10 @@ fn sock_type(kind: u8) -> SockType {
 }
 
 /// Decode one unix_diag message payload (`struct unix_diag_msg` and its
-/// attributes) into a socket.
-pub fn parse_socket(payload: &[u8]) -> Result<Socket, String> {
+/// attributes) into a socket, with the first attribute that could not be
+/// decoded (its field is then empty). Only a payload too short for the
+/// fixed header is an error.
+pub fn parse_socket(payload: &[u8]) -> Result<(Socket, Option<AttrError>), String> {
     let header = UnixResponseHeader::parse(payload).map_err(|e| e.to_string())?;
     let mut info = UnixInfo {
         sock_type: sock_type(header.kind),
@@ -115,40 +112,46 @@ pub fn parse_socket(payload: &[u8]) -> Result<Socket, String> {
         path_status: None,
     };
     let (mut rqueue, mut wqueue, mut uid) = (0, 0, None);
-    let attrs = payload.get(MSG_LEN..).unwrap_or_default();
-    for nla in NlasIterator::new(attrs) {
-        let nla: NlaBuffer<&[u8]> = nla.map_err(|e| format!("unix_diag attribute: {e}"))?;
-        let v = nla.value();
-        match nla.kind() {
+    let problem = walk_attrs(payload, header.buffer_len(), |kind, v| {
+        match kind {
             UNIX_DIAG_NAME => info.name = Some(parse_name(v)),
             UNIX_DIAG_VFS => {
-                if let (Some(ino), Some(dev)) = (u32_at(v, 0), u32_at(v, 4)) {
-                    info.vfs = Some(Vfs {
-                        ino: u64::from(ino),
-                        dev: dev_from_kernel(dev),
+                let [ino, dev] = words("UNIX_DIAG_VFS", v)?;
+                info.vfs = Some(Vfs {
+                    ino: u64::from(ino),
+                    dev: dev_from_kernel(dev),
+                });
+            }
+            UNIX_DIAG_PEER => {
+                let [peer] = words("UNIX_DIAG_PEER", v)?;
+                info.peer = Some(Inode(u64::from(peer)));
+            }
+            UNIX_DIAG_ICONS => {
+                if v.len() % 4 != 0 {
+                    return Err(AttrError::Short {
+                        name: "UNIX_DIAG_ICONS",
+                        len: v.len(),
+                        need: v.len().next_multiple_of(4),
                     });
                 }
-            }
-            UNIX_DIAG_PEER => info.peer = u32_at(v, 0).map(|i| Inode(u64::from(i))),
-            UNIX_DIAG_ICONS => {
                 info.pending = Some(
                     v.chunks_exact(4)
                         .filter_map(|c| u32_at(c, 0))
                         .map(|i| Inode(u64::from(i)))
                         .collect(),
-                )
+                );
             }
-            UNIX_DIAG_RQLEN => {
-                if let (Some(r), Some(w)) = (u32_at(v, 0), u32_at(v, 4)) {
-                    (rqueue, wqueue) = (r, w);
-                }
+            UNIX_DIAG_RQLEN => [rqueue, wqueue] = words("UNIX_DIAG_RQLEN", v)?,
+            UNIX_DIAG_UID => {
+                let [owner] = words("UNIX_DIAG_UID", v)?;
+                uid = Some(owner);
             }
-            UNIX_DIAG_UID => uid = u32_at(v, 0),
             _ => {} // MEMINFO, SHUTDOWN and anything newer.
         }
-    }
+        Ok(())
+    });
     let unspecified = std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
-    Ok(Socket {
+    let socket = Socket {
         inode: Inode(u64::from(header.inode)),
         cookie: u64::from_ne_bytes(header.cookie),
         proto: Proto::Unix,
@@ -165,7 +168,8 @@ pub fn parse_socket(payload: &[u8]) -> Result<Socket, String> {
         drops: None,
         rcvbuf: None,
         unix: Some(info),
-    })
+    };
+    Ok((socket, problem))
 }
 
 #[cfg(test)]
@@ -263,7 +267,9 @@ mod tests {
         let buf = captured_listener();
         let mut got = Vec::new();
         let status = walk_messages(&buf, |p| {
-            got.push(parse_socket(p)?);
+            let (socket, problem) = parse_socket(p)?;
+            assert_eq!(problem, None);
+            got.push(socket);
             Ok(())
         })
         .unwrap();
@@ -287,26 +293,76 @@ mod tests {
         assert_eq!(u.peer, None);
     }
 
+    /// A connected seqpacket socket, inode 9, cookie 3, with no name and
+    /// only PEER (inode 10).
+    #[rustfmt::skip]
+    const BARE: [u8; 24] = [
+        1, 5, 1, 0,             // AF_UNIX, SOCK_SEQPACKET, ESTABLISHED, pad
+        9, 0, 0, 0,             // inode 9
+        3, 0, 0, 0, 0, 0, 0, 0, // cookie 3
+        8, 0, 2, 0,  10, 0, 0, 0, // UNIX_DIAG_PEER: inode 10
+    ];
+
     #[test]
-    fn bare_socket_and_bad_attribute() {
-        // A connected seqpacket socket with no name and only PEER.
-        #[rustfmt::skip]
-        let p = [
-            1, 5, 1, 0,             // AF_UNIX, SOCK_SEQPACKET, ESTABLISHED, pad
-            9, 0, 0, 0,             // inode 9
-            0, 0, 0, 0, 0, 0, 0, 0, // cookie
-            8, 0, 2, 0,  10, 0, 0, 0, // UNIX_DIAG_PEER: inode 10
-        ];
-        let s = parse_socket(&p).unwrap();
+    fn bare_socket() {
+        let (s, problem) = parse_socket(&BARE).unwrap();
+        assert_eq!(problem, None);
         let u = s.unix.as_ref().unwrap();
         assert_eq!(u.sock_type, SockType::Seqpacket);
         assert_eq!(u.peer, Some(Inode(10)));
         assert_eq!((u.name.clone(), s.uid), (None, None));
         assert!(!s.is_listener());
-        // An attribute claiming more bytes than there are is an error, not a panic.
-        let mut bad = p.to_vec();
+        // Too short for `struct unix_diag_msg`: no socket at all.
+        assert!(parse_socket(&BARE[..10]).is_err());
+    }
+
+    #[test]
+    fn a_broken_attribute_list_keeps_the_socket_and_says_so() {
+        // PEER claims 200 bytes; 8 are there.
+        let mut bad = BARE.to_vec();
         bad[16] = 200;
-        assert!(parse_socket(&bad).is_err());
-        assert!(parse_socket(&p[..10]).is_err());
+        let (s, problem) = parse_socket(&bad).unwrap();
+        assert_eq!(
+            (s.inode, s.cookie, s.state),
+            (Inode(9), 3, TcpState::Established)
+        );
+        assert_eq!(s.unix.as_ref().unwrap().peer, None);
+        match problem {
+            Some(AttrError::Framing { offset: 16, .. }) => {}
+            other => panic!("want a framing problem at byte 16, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_short_attribute_loses_only_its_field() {
+        #[rustfmt::skip]
+        let p = [
+            1, 1, 10, 0,  0x34, 0x12, 0, 0,  0, 0, 0, 0, 0, 0, 0, 0,
+            // UNIX_DIAG_VFS: len 8, only 4 of its 8 value bytes
+            8, 0, 1, 0,   0x09, 0x03, 0, 0,
+            // UNIX_DIAG_ICONS: len 4 + 6, not whole inodes
+            10, 0, 3, 0,  1, 0, 0, 0, 2, 0,  0, 0,
+            // UNIX_DIAG_RQLEN: len 12, rqueue 6, wqueue 5 (still read)
+            12, 0, 4, 0,  6, 0, 0, 0,  5, 0, 0, 0,
+            // UNIX_DIAG_UID: len 6, half a uid
+            6, 0, 7, 0,   0xe8, 0x03, 0, 0,
+        ];
+        let (s, problem) = parse_socket(&p).unwrap();
+        assert_eq!((s.inode, s.rqueue, s.wqueue), (Inode(0x1234), 6, 5));
+        let u = s.unix.as_ref().unwrap();
+        assert_eq!((u.vfs, u.pending.as_ref(), s.uid), (None, None, None));
+        // The first problem is the one reported.
+        assert_eq!(
+            problem,
+            Some(AttrError::Short {
+                name: "UNIX_DIAG_VFS",
+                len: 4,
+                need: 8
+            })
+        );
+        assert_eq!(
+            problem.map(|p| p.to_string()).as_deref(),
+            Some("UNIX_DIAG_VFS is 4 bytes, needs 8")
+        );
     }
 }

@@ -17,6 +17,7 @@ use rustix::event::epoll;
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, SendFlags, SocketFlags, SocketType};
 
+use super::message::{FailKind, FAIL_KINDS};
 use super::pattern::{Pattern, MAX_SLICE};
 use super::{http, LoadMode};
 
@@ -35,63 +36,14 @@ pub(super) struct Plan {
     pub host: String,
 }
 
-/// Why a client failed; each is counted separately.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum FailKind {
-    /// connect() failed (refused, unreachable, out of ports or fds...).
-    Connect,
-    /// The server closed before echoing every byte (EOF / short read).
-    Eof,
-    /// The connection was reset (ECONNRESET, EPIPE, ECONNABORTED).
-    Reset,
-    /// No progress for the whole `--timeout`.
-    Timeout,
-    /// A byte came back different from the one sent.
-    Mismatch,
-    /// Any other socket error.
-    Other,
-    /// `http`: a response whose status is not 2xx or 3xx.
-    Status,
-    /// `http`: what came back is not a well-formed HTTP/1.x response.
-    Protocol,
-}
-
-impl FailKind {
-    pub(super) const ALL: [FailKind; KINDS] = [
-        FailKind::Connect,
-        FailKind::Eof,
-        FailKind::Reset,
-        FailKind::Timeout,
-        FailKind::Mismatch,
-        FailKind::Other,
-        FailKind::Status,
-        FailKind::Protocol,
-    ];
-
-    pub(super) fn name(self) -> &'static str {
-        match self {
-            FailKind::Connect => "connect",
-            FailKind::Eof => "eof",
-            FailKind::Reset => "reset",
-            FailKind::Timeout => "timeout",
-            FailKind::Mismatch => "mismatch",
-            FailKind::Other => "other",
-            FailKind::Status => "status",
-            FailKind::Protocol => "protocol",
-        }
-    }
-
-    fn of_errno(e: Errno) -> FailKind {
-        match e {
-            Errno::CONNRESET | Errno::PIPE | Errno::CONNABORTED => FailKind::Reset,
-            Errno::TIMEDOUT => FailKind::Timeout,
-            _ => FailKind::Other,
-        }
+/// The kind of failure an errno from send/recv means.
+fn fail_kind_of(e: Errno) -> FailKind {
+    match e {
+        Errno::CONNRESET | Errno::PIPE | Errno::CONNABORTED => FailKind::Reset,
+        Errno::TIMEDOUT => FailKind::Timeout,
+        _ => FailKind::Other,
     }
 }
-
-/// How many kinds of failure there are.
-pub(super) const KINDS: usize = 8;
 
 /// One thread's results, merged by `load`.
 #[derive(Debug, Default)]
@@ -102,9 +54,9 @@ pub(super) struct Stats {
     pub bytes: u64,
     pub bytes_sent: u64,
     /// Count per kind, indexed like [`FailKind::ALL`].
-    pub failures: [u64; KINDS],
+    pub failures: [u64; FAIL_KINDS],
     /// The first failure message of each kind (for the report).
-    pub first_error: [Option<String>; KINDS],
+    pub first_error: [Option<String>; FAIL_KINDS],
 }
 
 impl Stats {
@@ -136,7 +88,7 @@ struct Client {
     response: Option<http::Response>,
 }
 
-/// What `drive` concluded.
+/// What a mode's `drive_*` concluded.
 enum Step {
     /// Waiting for the socket (the next epoll edge).
     Blocked,
@@ -256,7 +208,13 @@ pub(super) fn run_thread(
             if c.fd.is_none() || !c.connected {
                 continue;
             }
-            let mut step = drive(c, plan, pattern, &mut buf, &mut stats, progress);
+            // Each mode moves bytes until the socket would block in every
+            // direction it needs.
+            let mut step = match plan.mode {
+                LoadMode::Echo => drive_echo(c, plan, pattern, &mut buf, &mut stats, progress),
+                LoadMode::Hold(_) => drive_hold(c, plan, &mut buf, &mut stats),
+                LoadMode::Http => drive_http(c, plan, &mut buf, &mut stats, progress),
+            };
             if let Step::Reconnect = step {
                 step = reopen(c, plan, &ep, ev.data.u64(), &mut stats);
             }
@@ -329,7 +287,7 @@ fn open(addr: SocketAddr, ep: &OwnedFd, key: u64) -> Result<(OwnedFd, bool), Err
         Err(Errno::INPROGRESS) => false,
         Err(e) => return Err(e),
     };
-    // Edge-triggered: `drive` always goes on until EAGAIN, so an edge is
+    // Edge-triggered: each `drive_*` goes on until EAGAIN, so an edge is
     // never lost, and a full send buffer does not spin the loop.
     epoll::add(
         ep,
@@ -390,22 +348,7 @@ fn established(c: &mut Client, plan: &Plan, stats: &mut Stats) {
     }
 }
 
-/// Move bytes until the socket would block in every direction we need.
-fn drive(
-    c: &mut Client,
-    plan: &Plan,
-    pattern: &Pattern,
-    buf: &mut [u8],
-    stats: &mut Stats,
-    progress: Option<&ProgressBar>,
-) -> Step {
-    match plan.mode {
-        LoadMode::Echo => drive_echo(c, plan, pattern, buf, stats, progress),
-        LoadMode::Hold(_) => drive_hold(c, plan, buf, stats),
-        LoadMode::Http => drive_http(c, plan, buf, stats, progress),
-    }
-}
-
+/// `echo`: send this round's bytes and verify the echo, interleaved.
 fn drive_echo(
     c: &mut Client,
     plan: &Plan,
@@ -422,30 +365,15 @@ fn drive_echo(
         if c.sent < plan.size {
             let want = (plan.size - c.sent).min(MAX_SLICE as u64) as usize;
             let data = pattern.slice(c.offset, c.sent, want);
-            // NOSIGNAL: a reset connection is a counted failure, not SIGPIPE.
-            match rustix::net::send(fd, data, SendFlags::NOSIGNAL) {
-                Ok(n) => {
-                    c.sent += n as u64;
-                    stats.bytes_sent += n as u64;
-                    moved = n > 0;
-                }
-                Err(Errno::AGAIN | Errno::INTR) => {}
+            match send_now(fd, data, &mut c.sent, stats) {
+                Ok(went) => moved = went,
                 Err(e) => return io_failure(c, plan, e, "send"),
             }
         }
         if c.recvd < c.sent {
             let want = ((c.sent - c.recvd) as usize).min(buf.len());
             match rustix::io::read(fd, &mut buf[..want]) {
-                Ok(0) => {
-                    return Step::Failed(
-                        FailKind::Eof,
-                        format!(
-                            "client {}: the server closed the connection ({})",
-                            c.id,
-                            where_(c, plan)
-                        ),
-                    )
-                }
+                Ok(0) => return closed_early(c, plan),
                 Ok(n) => {
                     if let Some((i, want)) = pattern.check(c.offset, c.recvd, &buf[..n]) {
                         return Step::Failed(
@@ -492,11 +420,38 @@ fn drive_echo(
 
 fn io_failure(c: &Client, plan: &Plan, e: Errno, op: &str) -> Step {
     Step::Failed(
-        FailKind::of_errno(e),
+        fail_kind_of(e),
         format!(
             "client {}: {op}: {} ({})",
             c.id,
             std::io::Error::from(e),
+            where_(c, plan)
+        ),
+    )
+}
+
+/// Send as much of `data` as the socket takes now, counted in `sent` and
+/// the stats; whether any byte went. Would-block is not an error.
+fn send_now(fd: &OwnedFd, data: &[u8], sent: &mut u64, stats: &mut Stats) -> Result<bool, Errno> {
+    // NOSIGNAL: a reset connection is a counted failure, not SIGPIPE.
+    match rustix::net::send(fd, data, SendFlags::NOSIGNAL) {
+        Ok(n) => {
+            *sent += n as u64;
+            stats.bytes_sent += n as u64;
+            Ok(n > 0)
+        }
+        Err(Errno::AGAIN | Errno::INTR) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The server closed the connection before the client was done with it.
+fn closed_early(c: &Client, plan: &Plan) -> Step {
+    Step::Failed(
+        FailKind::Eof,
+        format!(
+            "client {}: the server closed the connection ({})",
+            c.id,
             where_(c, plan)
         ),
     )

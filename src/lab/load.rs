@@ -19,83 +19,19 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rustix::process::{Resource, Rlimit};
-use serde::Serialize;
-
-use super::client::{self, FailKind, Plan, Stats};
+use super::client::{self, Plan, Stats};
+use super::message::{
+    FailKind, Failures, FirstError, LoadModeName, LoadReport, Percentiles, FAIL_KINDS,
+};
 use super::pattern::Pattern;
 use super::{LoadConfig, LoadMode};
 use crate::error::{Error, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rustix::process::{Resource, Rlimit};
 
 /// File descriptors beyond one per client: stdio, epoll fds, and whatever
 /// the process (e.g. `demo`, scanning /proc meanwhile) has open.
 const FD_MARGIN: u64 = 128;
-
-/// The report, also the `--json` document.
-#[derive(Debug, Serialize)]
-pub struct LoadReport {
-    pub schema: u32,
-    /// The server loaded, as given.
-    pub connect: String,
-    /// `echo`, `hold` or `http`.
-    pub mode: &'static str,
-    /// `hold`: seconds each connection was to be held; else null.
-    pub hold_seconds: Option<f64>,
-    pub clients: u64,
-    pub rounds: u32,
-    /// Bytes per round.
-    pub size: u64,
-    /// Echo: bytes echoed back and verified (clients × rounds × size when
-    /// nothing failed). Hold and http: bytes received.
-    pub bytes: u64,
-    pub bytes_sent: u64,
-    /// Clients that failed, whatever the reason.
-    pub failed: u64,
-    pub failures: Failures,
-    /// The first failure of each kind that happened, as text.
-    pub first_errors: Vec<FirstError>,
-    /// Wall time from the first connect to the last client done.
-    pub seconds: f64,
-    /// `bytes` per second, in MiB.
-    pub throughput_mib_s: f64,
-    /// From connect() until the client's I/O thread saw the handshake
-    /// done (SYN retransmits to a full queue show up here).
-    pub connect_ms: Percentiles,
-    /// Per round, from the first byte sent to the last byte back. A
-    /// client's first round includes its wait in the server's accept
-    /// queue, so p99 shows how long the queue made clients wait.
-    pub round_trip_ms: Percentiles,
-    /// I/O threads used.
-    pub threads: usize,
-}
-
-#[derive(Debug, Default, Serialize)]
-pub struct Failures {
-    pub connect: u64,
-    pub eof: u64,
-    pub reset: u64,
-    pub timeout: u64,
-    pub mismatch: u64,
-    pub other: u64,
-    /// `http`: responses with a status other than 2xx/3xx.
-    pub status: u64,
-    /// `http`: replies that are not well-formed HTTP/1.x responses.
-    pub protocol: u64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct FirstError {
-    pub kind: &'static str,
-    pub message: String,
-}
-
-/// Milliseconds; None when there was no sample.
-#[derive(Debug, Serialize)]
-pub struct Percentiles {
-    pub p50: Option<f64>,
-    pub p99: Option<f64>,
-}
 
 /// Run the load; Ok(true) when every client succeeded.
 pub fn run(cfg: &LoadConfig, out: &mut dyn Write) -> Result<bool> {
@@ -228,8 +164,8 @@ fn build_report(cfg: &LoadConfig, parts: Vec<Stats>, seconds: f64, threads: usiz
     let mut connect_ms = Vec::new();
     let mut round_trip_ms = Vec::new();
     let (mut bytes, mut bytes_sent) = (0, 0);
-    let mut counts = [0u64; client::KINDS];
-    let mut first: [Option<String>; client::KINDS] = Default::default();
+    let mut counts = [0u64; FAIL_KINDS];
+    let mut first: [Option<String>; FAIL_KINDS] = Default::default();
     for s in parts {
         connect_ms.extend(s.connect_ms);
         round_trip_ms.extend(s.round_trip_ms);
@@ -244,14 +180,12 @@ fn build_report(cfg: &LoadConfig, parts: Vec<Stats>, seconds: f64, threads: usiz
             }
         }
     }
-    let count = |k: FailKind| counts[k as usize];
     let first_errors = FailKind::ALL
         .iter()
-        .filter_map(|&k| {
-            first[k as usize].take().map(|message| FirstError {
-                kind: k.name(),
-                message,
-            })
+        .filter_map(|&kind| {
+            first[kind as usize]
+                .take()
+                .map(|message| FirstError { kind, message })
         })
         .collect();
     LoadReport {
@@ -268,16 +202,7 @@ fn build_report(cfg: &LoadConfig, parts: Vec<Stats>, seconds: f64, threads: usiz
         bytes,
         bytes_sent,
         failed: counts.iter().sum(),
-        failures: Failures {
-            connect: count(FailKind::Connect),
-            eof: count(FailKind::Eof),
-            reset: count(FailKind::Reset),
-            timeout: count(FailKind::Timeout),
-            mismatch: count(FailKind::Mismatch),
-            other: count(FailKind::Other),
-            status: count(FailKind::Status),
-            protocol: count(FailKind::Protocol),
-        },
+        failures: Failures::from_counts(&counts),
         first_errors,
         seconds,
         throughput_mib_s: if seconds > 0.0 {
@@ -331,7 +256,7 @@ fn ms(v: Option<f64>) -> String {
 
 fn write_text(out: &mut dyn Write, r: &LoadReport) -> std::io::Result<()> {
     match r.mode {
-        "hold" => {
+        LoadModeName::Hold => {
             let hold = r.hold_seconds.unwrap_or_default();
             writeln!(
                 out,
@@ -347,7 +272,7 @@ fn write_text(out: &mut dyn Write, r: &LoadReport) -> std::io::Result<()> {
                 r.threads
             )?;
         }
-        "http" => {
+        LoadModeName::Http => {
             writeln!(
                 out,
                 "load {}: {} clients x {} rounds of GET /",
@@ -362,7 +287,7 @@ fn write_text(out: &mut dyn Write, r: &LoadReport) -> std::io::Result<()> {
                 r.threads
             )?;
         }
-        _ => {
+        LoadModeName::Echo => {
             writeln!(
                 out,
                 "load {}: {} clients x {} rounds x {}",
@@ -381,21 +306,12 @@ fn write_text(out: &mut dyn Write, r: &LoadReport) -> std::io::Result<()> {
             )?;
         }
     }
-    let f = &r.failures;
-    let kinds: Vec<String> = [
-        ("connect", f.connect),
-        ("eof", f.eof),
-        ("reset", f.reset),
-        ("timeout", f.timeout),
-        ("mismatch", f.mismatch),
-        ("other", f.other),
-        ("status", f.status),
-        ("protocol", f.protocol),
-    ]
-    .iter()
-    .filter(|(_, n)| *n > 0)
-    .map(|(k, n)| format!("{k} {n}"))
-    .collect();
+    let kinds: Vec<String> = FailKind::ALL
+        .iter()
+        .map(|&k| (k.name(), r.failures.of(k)))
+        .filter(|&(_, n)| n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
     if kinds.is_empty() {
         writeln!(out, "failed 0 of {} clients", r.clients)?;
     } else {
@@ -407,7 +323,7 @@ fn write_text(out: &mut dyn Write, r: &LoadReport) -> std::io::Result<()> {
             kinds.join(", ")
         )?;
         for e in &r.first_errors {
-            writeln!(out, "  first {}: {}", e.kind, e.message)?;
+            writeln!(out, "  first {}: {}", e.kind.name(), e.message)?;
         }
     }
     writeln!(

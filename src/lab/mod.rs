@@ -1,10 +1,12 @@
 //! The bundled experiment: a fork server (`serve`) and a load client
-//! (`load`: echo, hold or HTTP). Uses std/libc/rustix directly; must not import collect,
+//! (`load`: echo, hold or HTTP), and the JSON documents they print
+//! (`message`). Uses std/libc/rustix directly; must not import collect,
 //! analyze or render (it is what sockmap observes, not part of observing).
 
 mod client;
 mod http;
 pub mod load;
+pub mod message;
 mod pattern;
 pub mod serve;
 mod signals;
@@ -57,11 +59,12 @@ pub enum LoadMode {
 }
 
 impl LoadMode {
-    pub fn name(self) -> &'static str {
+    /// The mode as the report names it (a hold's time is a field of its own).
+    pub fn name(self) -> message::LoadModeName {
         match self {
-            LoadMode::Echo => "echo",
-            LoadMode::Hold(_) => "hold",
-            LoadMode::Http => "http",
+            LoadMode::Echo => message::LoadModeName::Echo,
+            LoadMode::Hold(_) => message::LoadModeName::Hold,
+            LoadMode::Http => message::LoadModeName::Http,
         }
     }
 }

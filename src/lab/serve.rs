@@ -14,8 +14,7 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd};
 
-use serde::Serialize;
-
+use super::message::{DoneEvent, ReadyEvent, ServeMode, ServeReady, ServeReport, WorkerCount};
 use super::workers::{fork_worker, ChildPlan, Workers};
 use super::{signals, worker, ServeConfig};
 use crate::error::{Error, Result};
@@ -60,11 +59,15 @@ pub fn run(cfg: &ServeConfig, out: &mut dyn Write) -> Result<()> {
 
     workers.wait_ready(bound)?;
     if !signals::stop_requested() {
-        let ready = Ready {
-            event: "ready",
+        let ready = ServeReady {
+            event: ReadyEvent::Ready,
             addr: cfg.addr.to_string(),
             port,
-            mode: if cfg.reuseport { "reuseport" } else { "shared" },
+            mode: if cfg.reuseport {
+                ServeMode::Reuseport
+            } else {
+                ServeMode::Shared
+            },
             backlog: cfg.backlog,
             stall: cfg.stall,
             pids: workers.all_pids(),
@@ -110,29 +113,21 @@ fn stdout_err(source: io::Error) -> Error {
 }
 
 // ---- the ready line and the distribution ----------------------------------
+// (their JSON form is `message::ServeReady` and `message::ServeReport`)
 
-/// The ready line; `demo` and the tests parse it, keep it stable.
-#[derive(Serialize)]
-struct Ready {
-    event: &'static str,
-    addr: String,
-    port: u16,
-    mode: &'static str,
-    backlog: i32,
-    stall: bool,
-    /// Parent first, then children in fork order.
-    pids: Vec<u32>,
-}
-
-fn write_ready(out: &mut dyn Write, r: &Ready, bound: SocketAddr, json: bool) -> io::Result<()> {
+fn write_ready(
+    out: &mut dyn Write,
+    r: &ServeReady,
+    bound: SocketAddr,
+    json: bool,
+) -> io::Result<()> {
     if json {
         serde_json::to_writer(&mut *out, r)?;
         writeln!(out)?;
     } else {
-        let mode = if r.mode == "reuseport" {
-            "SO_REUSEPORT, one socket per worker"
-        } else {
-            "shared socket"
+        let mode = match r.mode {
+            ServeMode::Reuseport => "SO_REUSEPORT, one socket per worker",
+            ServeMode::Shared => "shared socket",
         };
         let n = r.pids.len();
         let plural = if n == 1 { "" } else { "s" };
@@ -148,26 +143,11 @@ fn write_ready(out: &mut dyn Write, r: &Ready, bound: SocketAddr, json: bool) ->
     out.flush()
 }
 
-#[derive(Serialize)]
-struct Done {
-    event: &'static str,
-    /// Sum of the known counts.
-    total: u64,
-    workers: Vec<WorkerCount>,
-}
-
-#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
-struct WorkerCount {
-    pid: u32,
-    /// None (JSON null) when the worker died before it could report.
-    accepted: Option<u64>,
-}
-
 fn write_distribution(out: &mut dyn Write, rows: &[WorkerCount], json: bool) -> io::Result<()> {
     let total: u64 = rows.iter().filter_map(|w| w.accepted).sum();
     if json {
-        let done = Done {
-            event: "done",
+        let done = ServeReport {
+            event: DoneEvent::Done,
             total,
             workers: rows.to_vec(),
         };
@@ -191,6 +171,7 @@ fn write_distribution(out: &mut dyn Write, rows: &[WorkerCount], json: bool) -> 
     }
     out.flush()
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,11 +220,11 @@ mod tests {
 
     #[test]
     fn ready_line_text_and_json() {
-        let r = Ready {
-            event: "ready",
+        let r = ServeReady {
+            event: ReadyEvent::Ready,
             addr: "::1".into(),
             port: 43567,
-            mode: "reuseport",
+            mode: ServeMode::Reuseport,
             backlog: 1000,
             stall: true,
             pids: vec![1234, 1235],

@@ -46,6 +46,11 @@ pub enum WarningKind {
     /// A namespace was entered but a dump in it failed. `detail`: which
     /// and the error.
     NetnsDumpFailed,
+    /// Sockets whose sock_diag attributes could not be decoded: they are
+    /// listed, without what those attributes carry (drops, receive
+    /// buffer; a unix socket's name, file, peer or pending connections).
+    /// `count`: sockets; `detail`: the first one and why.
+    AttributesUndecoded,
 }
 
 impl WarningKind {
@@ -143,6 +148,12 @@ impl Warning {
             WarningKind::NetnsDumpFailed => {
                 format!("a network namespace could not be listed: {detail}")
             }
+            WarningKind::AttributesUndecoded => {
+                let sockets = if n == 1 { "socket" } else { "sockets" };
+                format!(
+                    "{n} {sockets} came with attributes that could not be decoded ({detail}): drops, buffer sizes or unix details may be missing"
+                )
+            }
         }
     }
 
@@ -180,7 +191,7 @@ impl Warning {
                 "reading other network namespaces needs root (CAP_SYS_ADMIN); --netns self looks only at this one"
                     .into(),
             ),
-            WarningKind::NetnsDumpFailed => None,
+            WarningKind::NetnsDumpFailed | WarningKind::AttributesUndecoded => None,
             WarningKind::Ipv6Unavailable | WarningKind::SynQueueUnmeasured => None,
             WarningKind::UdpUnavailable => Some("load the udp_diag kernel module".into()),
             WarningKind::UnixUnavailable => Some("load the unix_diag kernel module".into()),

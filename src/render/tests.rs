@@ -1,90 +1,10 @@
 //! Renderers on a hand-built report: the bytes a user sees, pinned.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
-
-use crate::analyze;
-use crate::model::{
-    Family, Holder, HostInfo, Inode, ProcessState, Proto, RequestSock, Snapshot, Socket, TcpState,
-    WaitHow, Waiter,
-};
+use crate::analyze::{self, tests::forked_snapshot};
+use crate::model::{WaitHow, Waiter};
 use crate::target::{self, Query};
 
-fn forked_snapshot() -> Snapshot {
-    let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let sock = Socket {
-        inode: Inode(7288),
-        cookie: 2,
-        proto: Proto::Tcp,
-        family: Family::Inet,
-        state: TcpState::Listen,
-        local_addr: lo,
-        local_port: 8000,
-        remote_addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        remote_port: 0,
-        ifindex: 0,
-        uid: Some(0),
-        rqueue: 7,
-        wqueue: 50,
-        drops: Some(0),
-        rcvbuf: None,
-        unix: None,
-    };
-    let h = |pid, ppid| Holder {
-        pid,
-        ppid: Some(ppid),
-        comm: "refserver".into(),
-        uid: Some(0),
-        user: Some("root".into()),
-        fd: 5,
-        netns: None,
-        state: Some(ProcessState::Sleeping),
-        cmdline: Some(vec!["refserver".into(), "--port".into(), "8000".into()]),
-    };
-    let mut holders = HashMap::new();
-    holders.insert(Inode(7288), vec![h(3556, 1), h(3558, 3556), h(3559, 3556)]);
-    let mut waiters = HashMap::new();
-    waiters.insert(
-        Inode(7288),
-        vec![
-            Waiter {
-                pid: 3558,
-                tid: 3558,
-                how: WaitHow::Accept,
-                fd: 5,
-            },
-            Waiter {
-                pid: 3559,
-                tid: 3559,
-                how: WaitHow::Accept,
-                fd: 5,
-            },
-        ],
-    );
-    Snapshot {
-        sockets: vec![sock],
-        holders,
-        request_socks: Some(vec![RequestSock {
-            netns: 0,
-            family: Family::Inet,
-            local_addr: lo,
-            local_port: 8000,
-        }]),
-        waiters,
-        reuseport: HashMap::new(),
-        syn_queue: HashMap::new(),
-        host: HostInfo {
-            somaxconn: Some(4096),
-            tcp_max_syn_backlog: Some(512),
-            syncookies: Some(1),
-        },
-        warnings: vec![],
-        netns: Default::default(),
-        forwards: HashMap::new(),
-        scan: None,
-    }
-}
-
+/// The report on the forked server the analysis is tested on.
 fn report() -> crate::model::report::Report {
     let q = Query::new(vec![target::parse(":8000").unwrap()]);
     analyze::report(&q, &forked_snapshot())

@@ -8,12 +8,16 @@
 //! - [`BIN`]: the sockmap binary under test.
 //! - [`ServeProc::start`]`(args)`: run `sockmap serve --port 0 --json ARGS`,
 //!   wait (bounded) for the ready line; gives `port`, `pids` (parent
-//!   first), `mode` ("shared" / "reuseport") and the whole [`Ready`] line.
+//!   first), `mode` and the whole [`ServeReady`] line.
 //!   [`ServeProc::terminate`] sends SIGTERM and returns stdout after the
 //!   ready line (asserting exit 0 and that no worker outlived the parent);
-//!   [`ServeProc::stop`] does the same without asserting. Dropping a
-//!   `ServeProc` SIGKILLs its process group.
-//! - [`Done::parse`]: the `{"event":"done",...}` line from that stdout.
+//!   [`ServeProc::stop`] does the same without asserting;
+//!   [`ServeProc::kill_worker`] kills one child. Dropping a `ServeProc`
+//!   SIGKILLs its process group.
+//! - [`serve_report`]: the `{"event":"done",...}` line from that stdout.
+//!   Serve's and load's JSON lines are read with the very types that
+//!   write them (`sockmap::lab::message`, strict: unknown fields fail);
+//!   the committed schemas and tests/schema.rs keep those types honest.
 //! - [`sockmap`]`(args)`: a [`Command`] for the binary, in its own process
 //!   group with piped output; [`run_bounded`]`(cmd, limit)` runs it to the
 //!   end or kills it at the deadline (and panics).
@@ -40,8 +44,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-
 pub mod json;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sockmap");
@@ -51,45 +53,20 @@ pub const READY_LIMIT: Duration = Duration::from_secs(30);
 /// How long serve gets to stop after SIGTERM.
 pub const STOP_LIMIT: Duration = Duration::from_secs(30);
 
-/// `sockmap serve --json`'s ready line.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct Ready {
-    pub event: String,
-    pub addr: String,
-    pub port: u16,
-    pub mode: String,
-    pub backlog: i32,
-    pub stall: bool,
-    pub pids: Vec<u32>,
-}
+/// [`ServeReady`] by its shorter name (tests/safety.rs reads it so).
+#[allow(unused_imports)]
+pub use sockmap::lab::message::ServeReady as Ready;
+pub use sockmap::lab::message::{ServeMode, ServeReady, ServeReport};
 
-/// `sockmap serve --json`'s last line, printed after SIGINT/SIGTERM.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct Done {
-    pub event: String,
-    pub total: u64,
-    pub workers: Vec<WorkerCount>,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct WorkerCount {
-    pub pid: u32,
-    /// None: the worker died before it could report.
-    pub accepted: Option<u64>,
-}
-
-impl Done {
-    /// The done line in `stdout` (panics if there is none).
-    pub fn parse(stdout: &str) -> Done {
-        let line = stdout
-            .lines()
-            .find(|l| l.contains("\"event\":\"done\""))
-            .unwrap_or_else(|| panic!("no done line in serve's output: {stdout:?}"));
-        serde_json::from_str(line).unwrap_or_else(|e| panic!("bad done line {line:?}: {e}"))
-    }
+/// The report line (`{"event":"done",...}`) in serve's `stdout`, read
+/// strictly; panics if there is none or it does not read.
+#[track_caller]
+pub fn serve_report(stdout: &str) -> ServeReport {
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("\"event\":\"done\""))
+        .unwrap_or_else(|| panic!("no report line in serve's output: {stdout:?}"));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("bad report line {line:?}: {e}"))
 }
 
 /// A command for the sockmap binary: own process group, stdin null,
@@ -152,9 +129,10 @@ pub struct ServeProc {
     pub port: u16,
     /// Parent first, then the children.
     pub pids: Vec<u32>,
-    /// "shared" or "reuseport".
-    pub mode: String,
-    pub ready: Ready,
+    pub mode: ServeMode,
+    pub ready: ServeReady,
+    /// The ready line as serve printed it.
+    pub ready_line: String,
     pub child: Child,
     lines: Receiver<String>,
     stderr: Arc<Mutex<String>>,
@@ -193,40 +171,35 @@ impl ServeProc {
                 s.push('\n');
             }
         });
-        let mut p = ServeProc {
-            port: 0,
-            pids: Vec::new(),
-            mode: String::new(),
-            ready: Ready {
-                event: String::new(),
-                addr: String::new(),
-                port: 0,
-                mode: String::new(),
-                backlog: 0,
-                stall: false,
-                pids: Vec::new(),
-            },
+        let read = lines
+            .recv_timeout(READY_LIMIT)
+            .map_err(|e| format!("no ready line ({e})"))
+            .and_then(|line| match serde_json::from_str::<ServeReady>(&line) {
+                Ok(ready) => Ok((ready, line)),
+                Err(e) => Err(format!("bad ready line {line:?}: {e}")),
+            });
+        let (ready, ready_line) = match read {
+            Ok(read) => read,
+            Err(why) => {
+                kill_group(&child);
+                let _ = child.wait();
+                let stderr = stderr.lock().unwrap().clone();
+                panic!("sockmap serve {args:?}: {why}; stderr: {stderr}");
+            }
+        };
+        let p = ServeProc {
+            port: ready.port,
+            pids: ready.pids.clone(),
+            mode: ready.mode,
+            ready,
+            ready_line,
             child,
             lines,
             stderr,
             stderr_done,
             reaped: false,
         };
-        let line = match p.lines.recv_timeout(READY_LIMIT) {
-            Ok(line) => line,
-            Err(e) => panic!(
-                "sockmap serve {args:?}: no ready line ({e}); stderr: {}",
-                p.stderr_so_far()
-            ),
-        };
-        let ready: Ready =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad ready line {line:?}: {e}"));
-        assert_eq!(ready.event, "ready");
-        assert_eq!(ready.pids.first(), Some(&p.child.id()), "parent pid first");
-        p.port = ready.port;
-        p.pids = ready.pids.clone();
-        p.mode = ready.mode.clone();
-        p.ready = ready;
+        assert_eq!(p.pids.first(), Some(&p.child.id()), "parent pid first");
         p
     }
 
@@ -249,6 +222,23 @@ impl ServeProc {
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own unreaped child.
         unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// SIGKILL the child worker `pid`; wait (bounded) until serve says on
+    /// stderr that it died.
+    pub fn kill_worker(&self, pid: u32) {
+        assert!(self.children().contains(&pid), "{pid} is not a worker");
+        // SAFETY: kill(2) on a worker of the serve this test owns, alive
+        // (unreaped) until the parent reaps it.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        let said = format!("worker {pid} died: killed by signal 9");
+        assert!(
+            wait_until(Duration::from_secs(20), || self
+                .stderr_so_far()
+                .contains(&said)),
+            "stderr: {}",
+            self.stderr_so_far()
+        );
     }
 
     /// SIGTERM, wait (bounded) for exit; assert exit 0 and no surviving

@@ -8,7 +8,9 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use super::{dump_ns, Collector};
+use crate::collect::diag::AttrProblems;
 use crate::collect::forward;
+use crate::error::Result;
 use crate::model::netns::{Forward, NetnsMap};
 use crate::model::{Holder, Inode, Proto, Socket};
 use crate::target::{Query, Target};
@@ -68,18 +70,25 @@ impl Collector {
     }
 
     /// Listeners on `port` in namespace `ns` (nsfs inode), from its dump.
-    fn listeners_in(&mut self, ns: u64, port: Option<u16>) -> Vec<Socket> {
+    /// A failed dump finds none (the forward is then not shown), except
+    /// that a request a recorded source cannot answer is an error.
+    fn listeners_in(&mut self, ns: u64, port: Option<u16>) -> Result<Vec<Socket>> {
         let Some(key) = self.ns.handles.keys().copied().find(|k| k.ino == ns) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         // TCP only: forwarders here forward TCP.
         let query = Query::new(port.map(|p| Target::port(None, p)).into_iter().collect())
             .with_only_protos(&[Proto::Tcp]);
         let Some(handle) = self.ns.handles.get_mut(&key) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let mut ignored = Vec::new();
-        dump_ns(handle, &query, &HashSet::new(), &mut ignored).unwrap_or_default()
+        let mut attrs = AttrProblems::default();
+        match dump_ns(handle, &query, &HashSet::new(), &mut ignored, &mut attrs) {
+            Ok(found) => Ok(found),
+            Err(e) if e.is_not_recorded() => Err(e),
+            Err(_) => Ok(Vec::new()),
+        }
     }
 
     /// Add to `sockets` the other end of every forward that starts or ends
@@ -90,7 +99,7 @@ impl Collector {
         netns: &mut NetnsMap,
         found: &HashMap<Inode, Vec<(u32, u32)>>,
         look: &mut Lookups,
-    ) {
+    ) -> Result<()> {
         let pids_of = |i: Inode| -> Vec<u32> {
             found
                 .get(&i)
@@ -113,7 +122,7 @@ impl Collector {
             let Some(to) = self.owner_ns(look, to_addr, netns.socket(s.inode)) else {
                 continue;
             };
-            for l in self.listeners_in(to, Some(to_port)) {
+            for l in self.listeners_in(to, Some(to_port))? {
                 let covers = l.local_addr == to_addr || l.local_addr.is_unspecified();
                 if covers && l.is_tcp_listener() && have.insert(l.inode) {
                     added.push((l, to));
@@ -129,7 +138,7 @@ impl Collector {
             .map(|s| (netns.socket(s.inode), s.local_port, s.local_addr))
             .collect();
         if !foreign.is_empty() {
-            for l in self.listeners_in(own, None) {
+            for l in self.listeners_in(own, None)? {
                 if have.contains(&l.inode) || !l.is_tcp_listener() {
                     continue;
                 }
@@ -153,6 +162,7 @@ impl Collector {
             }
             sockets.push(s);
         }
+        Ok(())
     }
 
     /// Listeners held by a known forwarder (docker-proxy), with the

@@ -5,9 +5,10 @@ use std::time::Instant;
 
 use indicatif::ProgressBar;
 use rustix::io::Errno;
-use rustix::net::SendFlags;
 
-use super::{advance, io_failure, where_, Client, FailKind, Plan, Stats, Step};
+use super::{
+    advance, closed_early, io_failure, send_now, where_, Client, FailKind, Plan, Stats, Step,
+};
 use crate::lab::http;
 
 /// `hold`: read and drop whatever the server sends (a banner, say); its
@@ -18,16 +19,7 @@ pub(super) fn drive_hold(c: &mut Client, plan: &Plan, buf: &mut [u8], stats: &mu
     };
     loop {
         match rustix::io::read(fd, &mut *buf) {
-            Ok(0) => {
-                return Step::Failed(
-                    FailKind::Eof,
-                    format!(
-                        "client {}: the server closed the connection ({})",
-                        c.id,
-                        where_(c, plan)
-                    ),
-                )
-            }
+            Ok(0) => return closed_early(c, plan),
             Ok(n) => {
                 c.recvd += n as u64;
                 stats.bytes += n as u64;
@@ -61,13 +53,8 @@ pub(super) fn drive_http(
         };
         let mut moved = false;
         if let Some(rest) = c.request.get(c.sent as usize..).filter(|r| !r.is_empty()) {
-            match rustix::net::send(fd, rest, SendFlags::NOSIGNAL) {
-                Ok(n) => {
-                    c.sent += n as u64;
-                    stats.bytes_sent += n as u64;
-                    moved = n > 0;
-                }
-                Err(Errno::AGAIN | Errno::INTR) => {}
+            match send_now(fd, rest, &mut c.sent, stats) {
+                Ok(went) => moved = went,
                 Err(e) => return io_failure(c, plan, e, "send"),
             }
         }
