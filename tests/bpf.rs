@@ -491,6 +491,117 @@ fn watch_keeps_holders_current_with_bpf() {
     );
 }
 
+/// With the BPF scan every tick of `watch` reads the holders again: a
+/// process that starts holding the socket, and a holder that closes its
+/// fd without exiting, show in the first sample taken after the change —
+/// the /proc policy would show the first within 2 s and the second only
+/// at the next full rescan.
+#[test]
+fn watch_ticks_see_a_new_holder_and_a_closed_fd_at_once() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::fd::AsRawFd;
+    use std::sync::mpsc;
+    use std::time::{SystemTime, UNIX_EPOCH};
+    if !bpf_capable("watch_ticks_see_a_new_holder_and_a_closed_fd_at_once") {
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("local addr").port();
+    let fd = listener.as_raw_fd();
+    let target = format!(":{port}");
+    let mut cmd = sockmap(&[
+        "watch",
+        &target,
+        "--json",
+        "--scan",
+        "bpf",
+        "--count",
+        "300",
+        "--interval",
+        "100ms",
+    ]);
+    cmd.env_remove("SOCKMAP_NO_BPF");
+    let mut watch = Group(cmd.spawn().expect("spawn watch"));
+    let stdout = watch.0.stdout.take().expect("piped stdout");
+    // (time the sample was taken, distinct holding processes)
+    let (tx, samples) = mpsc::channel::<(f64, u64)>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let v: Value = serde_json::from_str(&line).expect("JSON line");
+            let sample = (
+                v["time"].as_f64().expect("time"),
+                v["sockets"][0]["holders"].as_u64().expect("holders"),
+            );
+            if tx.send(sample).is_err() {
+                break;
+            }
+        }
+    });
+    let now = || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_secs_f64()
+    };
+    let next = || samples.recv_timeout(LIMIT).expect("watch prints a sample");
+    // The holders of the first sample collected wholly after `t`: the one
+    // after the first sample taken after `t` (a sample's collection starts
+    // after the previous one was taken).
+    let first_after = |t: f64| loop {
+        if next().0 > t {
+            return next().1;
+        }
+    };
+    assert_eq!(next().1, 1, "only this test holds the listener");
+
+    // A new process holding the listener as its fd 3, which closes it when
+    // told and says so, then waits.
+    let mut sh = Command::new("sh");
+    sh.args(["-c", "read go; exec 3<&-; echo closed; read done"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0);
+    // SAFETY: dup2, fcntl and prctl are async-signal-safe.
+    unsafe {
+        sh.pre_exec(move || {
+            // dup2 onto itself would leave close-on-exec set.
+            let ok = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0) == 0
+            } else {
+                libc::dup2(fd, 3) == 3
+            };
+            if !ok {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut holder = Group(sh.spawn().expect("spawn sh"));
+    let started = now();
+    assert_eq!(
+        first_after(started),
+        2,
+        "the new holder shows in the first sample taken after it started"
+    );
+
+    let mut stdin = holder.0.stdin.take().expect("piped stdin");
+    writeln!(stdin, "go").expect("tell sh to close fd 3");
+    let mut said = String::new();
+    BufReader::new(holder.0.stdout.take().expect("piped stdout"))
+        .read_line(&mut said)
+        .expect("read sh");
+    assert_eq!(said.trim(), "closed");
+    let closed = now();
+    assert_eq!(
+        first_after(closed),
+        1,
+        "a holder that closed its fd (and still runs) is gone at once"
+    );
+    drop(stdin);
+}
+
 /// A process group of our own, SIGKILLed on drop.
 struct Group(Child);
 

@@ -149,6 +149,26 @@ fn syn_queue_counts_silent_clients_of_a_defer_accept_listener() {
         v.sockets[0].syn_queue.map(|q| q.scope),
         Some(SynScope::Socket)
     );
+    // Both ways of measuring agree: request sockets counted in the
+    // established hash (the /proc scan), and the listener's own count
+    // (icsk_accept_queue.qlen) read by the BPF scan.
+    if common::require(common::is_root(), "root, for the BPF scan") {
+        for scan in ["proc", "bpf"] {
+            let mut cmd = common::sockmap(&["inspect", &format!(":{p}"), "--json", "--scan", scan]);
+            cmd.env_remove("SOCKMAP_NO_BPF");
+            let out = common::run_bounded(cmd, Duration::from_secs(60));
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "--scan {scan}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let depth = json::report(&out.stdout).sockets[0]
+                .syn_queue
+                .map(|q| q.depth);
+            assert_eq!(depth, Some(9), "--scan {scan}");
+        }
+    }
     if common::require(ss_available(), "`ss` (apt-get install iproute2)") {
         let out = Command::new("ss")
             .args(["-Htn", "state", "syn-recv", &format!("sport = :{p}")])
