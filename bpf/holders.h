@@ -54,15 +54,16 @@ struct holder_rec {
 
 /* The watch set: the socket inodes whose holders a watch tick wants.
  * Written by user space (n, ino, ino_bloom; file and file_bloom zeroed,
- * unresolved = n) whenever the set changes; the program fills in each
- * inode's file as it finds it. src/collect/bpf/watchset.rs writes this
- * layout. */
+ * unresolved nonzero) when the set changes and after every full scan;
+ * the program fills in each inode's file as it finds it and clears
+ * `unresolved` after a complete pass. src/collect/bpf/watchset.rs writes
+ * this layout. */
 #define WATCH_MAX   256  /* entries; a power of two */
 #define BLOOM_WORDS 16   /* a 1024-bit Bloom filter (one hash) */
 
 struct watch_set {
 	__u32 n;                        /* entries in use */
-	__u32 unresolved;               /* entries whose file is not known yet */
+	__u32 unresolved;               /* nonzero: find files (read every table) */
 	__u64 ino_bloom[BLOOM_WORDS];   /* of ino[] */
 	__u64 file_bloom[BLOOM_WORDS];  /* of the file[] found so far */
 	__u64 ino[WATCH_MAX];           /* socket inodes */

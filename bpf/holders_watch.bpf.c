@@ -38,8 +38,8 @@ extern void bpf_iter_task_destroy(struct bpf_iter_task *it) __ksym;
 #define BPF_TASK_ITER_ALL_PROCS 0
 
 /* Bitmap words read per process: 64K fds. A larger table is read only
- * that far and the process reported with HOLDER_FD_TRUNCATED (user space
- * then reads it from /proc). */
+ * that far and the process reported with HOLDER_FD_TRUNCATED: user space
+ * drops the pass and scans as it would without this program. */
 #define MAX_WORDS 1024
 
 /* Bytes of records per pass, within the iterator's seq buffer. */
@@ -238,8 +238,12 @@ int holders_watch(struct bpf_iter__task *ctx)
 		rec.fd = HOLDER_FD_TRUNCATED;
 		bpf_seq_write(seq, &rec, sizeof(rec));
 	}
-	/* A watched inode no process held stays without a file until user
-	 * space writes the set again, and costs no more walks of every table. */
-	set->unresolved = 0;
+	/* A complete pass has read every table: a watched inode no process
+	 * held stays without a file until user space writes the set again
+	 * (after every full scan), and costs no more walks of every table. A
+	 * pass that ran out of room is not complete: user space writes the
+	 * set again. */
+	if (!full)
+		set->unresolved = 0;
 	return 0;
 }

@@ -71,6 +71,7 @@ fn socket_report(
     snap: &Snapshot,
     group_size: usize,
     syn: Option<&HashMap<GroupKey, u32>>,
+    syn_read: bool,
 ) -> SocketReport {
     let listener = s.is_listener();
     let ns = &snap.netns;
@@ -120,7 +121,7 @@ fn socket_report(
         }),
         syn_queue: match (snap.syn_queue.get(&s.inode), syn) {
             // Read from the listener itself: exact for this socket.
-            (Some(&depth), _) if s.is_tcp_listener() => Some(SynQueue {
+            (Some(&depth), _) if syn_read && s.is_tcp_listener() => Some(SynQueue {
                 depth,
                 scope: SynScope::Socket,
             }),
@@ -198,12 +199,12 @@ pub fn report(query: &Query, snap: &Snapshot) -> Report {
         .sockets
         .iter()
         .map(|s| {
-            let group_size = if s.is_listener() {
-                members.get(&key(ns, s)).map_or(0, Vec::len)
-            } else {
-                0
-            };
-            socket_report(s, snap, group_size, syn.as_ref())
+            let group = s.is_listener().then(|| members.get(&key(ns, s))).flatten();
+            let group_size = group.map_or(0, Vec::len);
+            // Per socket only when every member's queue was read: else
+            // the group's count, for all of them (never a mix).
+            let read = group.is_some_and(|g| g.iter().all(|i| snap.syn_queue.contains_key(i)));
+            socket_report(s, snap, group_size, syn.as_ref(), read)
         })
         .collect();
     let sockets = forwards::resolve(sockets, &snap.forwards);

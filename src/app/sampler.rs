@@ -2,33 +2,38 @@
 //! full pass; later ones ask netlink for the sockets and find holders as
 //! cheaply as the holder scan allows.
 //!
-//! With the BPF holder scan (the fd-table walk, loaded once), every tick
-//! rescans the holders of the sockets it shows: one walk of every
-//! process's fd table in the kernel with those sockets' files as a watch
-//! set (`Collector::watch_scan`), which also reads each TCP listener's SYN
-//! queue, so no request-socket dump walks the established hash for them.
-//! A full pass (waiters, namespaces, sockets no process held) runs when
-//! the socket set changes and every `Policy::rescan`. Measured at 2000
-//! processes × 50 fds: BENCHMARKS.md.
+//! With the BPF holder scan (kernel >= 6.7 for the watch program), every
+//! tick finds the holders of the sockets it shows again: one pass of
+//! `bpf/holders_watch.bpf.c` (`Collector::watch_scan`) reads the fd
+//! tables of the holders and of every process started since the last
+//! tick and compares them with those sockets' files, in the kernel; it
+//! also reads each TCP listener's SYN queue, so no request-socket dump
+//! walks the established hash for them. Every full pass (when the socket
+//! set changes in `watch`, and every `Policy::rescan`) finds the files
+//! again, reading every table. A socket passed to an older process
+//! (SCM_RIGHTS) shows at the next full pass. Measured at 2000 processes x
+//! 50 fds: BENCHMARKS.md.
 //!
-//! Without it (not root, `--scan proc`, the task_file tier, more sockets
-//! than a watch set holds): `Policy::Watch` scans new processes every 2 s
-//! and runs a full /proc rescan when the socket set changes or every
-//! 30 s — a person watching wants holders right. `Policy::Export` scans
-//! new processes every scrape and runs a full rescan every 5 minutes and
-//! never because the socket set changed — on a busy host listeners come
-//! and go between most scrapes, and a full /proc scan costs ~0.3
-//! CPU-seconds at 2000 processes × 50 fds. A socket opened by a process
-//! that was already running shows its holders at the next full rescan.
-//! With the BPF scan but no watch walk, full passes run as often as
-//! `BPF_PASS_SHARE` of a core allows. The mechanism (`Collector::refresh`,
+//! With the BPF scan but no watch walk (kernels 6.4-6.6, the task_file
+//! tier, more than 256 sockets, a pass that does not fit), full passes run
+//! as often as `BPF_PASS_SHARE` of a core allows, netlink only in between.
+//!
+//! Without BPF (not root, `--scan proc`): `Policy::Watch` scans new
+//! processes every 2 s and runs a full /proc rescan when the socket set
+//! changes or every 30 s — a person watching wants holders right.
+//! `Policy::Export` scans new processes every scrape and runs a full
+//! rescan every 5 minutes and never because the socket set changed — on a
+//! busy host listeners come and go between most scrapes, and a full /proc
+//! scan costs ~0.3 CPU-seconds at 2000 processes x 50 fds. A socket
+//! opened by a process that was already running shows its holders at the
+//! next full rescan. The mechanism (`Collector::refresh_walk`,
 //! `update_holders`, `watch_scan`) lives in collect.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::collect::Collector;
+use crate::collect::{Collector, Refreshed};
 use crate::error::Result;
 use crate::model::netns::NetnsScope;
 use crate::model::scan::ScanOptions;
@@ -119,7 +124,10 @@ impl Sampler {
     /// The current snapshot, collected as the policy says. After an error
     /// the next call starts over with a full pass.
     pub fn sample(&mut self) -> Result<&Snapshot> {
-        let due = self.bpf_gap.unwrap_or_else(|| self.policy.rescan());
+        let due = match self.bpf_gap {
+            Some(gap) if !self.walks => gap,
+            _ => self.policy.rescan(),
+        };
         let next = match self.snap.take() {
             Some(prev) if self.last_scan.elapsed() < due => self.refresh(&prev),
             _ => self.full(),
@@ -134,43 +142,37 @@ impl Sampler {
         // The /proc policy counts from the end of the pass; the BPF gap
         // from its start, as the ticks do.
         self.last_scan = self.last_new_pids;
-        if self.collector.holders_from_bpf() {
-            // Load the watch program and find the watched sockets' files
-            // now, a one-time cost of the first sample (~0.2 s of CPU at
-            // 2000 processes x 50 fds), so the ticks after it stay cheap
-            // and even. The full pass's holders are the fresher answer.
-            self.walks = self.collector.watch_scan(&snap).is_some();
-        }
-        let capped = !self.walks && self.collector.holders_from_bpf();
-        self.bpf_gap = capped.then(|| {
+        let bpf = self.collector.holders_from_bpf();
+        self.bpf_gap = bpf.then(|| {
             self.last_scan = started;
             bpf_rescan_gap(started.elapsed(), self.policy.rescan())
         });
+        if bpf {
+            // Load the watch program (the first time) and find the
+            // watched sockets' files now, reading every table: part of
+            // the pass, so the ticks after it stay cheap and even and no
+            // process started since the holder scan is missed. The full
+            // pass's holders are the answer.
+            self.walks = self
+                .collector
+                .watch_scan(&snap.sockets, &snap.holders, true)
+                .is_some();
+        }
         Ok(snap)
     }
 
     fn refresh(&mut self, prev: &Snapshot) -> Result<Snapshot> {
-        let walk = if self.collector.holders_from_bpf() {
-            self.collector.watch_scan(prev)
-        } else {
-            None
+        let walk = self.walks && self.collector.holders_from_bpf();
+        let done = match self.policy {
+            Policy::Watch => self.collector.refresh_walk(&self.query, prev, walk)?,
+            Policy::Export => self.carry_over(prev, walk)?,
         };
-        self.walks = walk.is_some();
-        let syn = walk
-            .as_ref()
-            .map(|w| w.syn_queue.clone())
-            .unwrap_or_default();
-        let (mut snap, full) = match self.policy {
-            Policy::Watch => self.collector.refresh_known(&self.query, prev, syn)?,
-            Policy::Export => (self.carry_over(prev, syn)?, false),
-        };
-        if full {
+        self.walks = done.walked;
+        let mut snap = done.snap;
+        if done.full || done.walked {
             return Ok(snap);
         }
-        if let Some(w) = walk {
-            self.bpf_gap = None;
-            self.collector.apply_watch(&mut snap, w);
-        } else if self.bpf_gap.is_some() {
+        if self.bpf_gap.is_some() {
             // The next BPF pass finds newcomers; a departure shows now.
             self.collector.forget_exited_holders(&mut snap);
         } else if self.last_new_pids.elapsed() >= self.policy.new_pids() {
@@ -180,10 +182,10 @@ impl Sampler {
         Ok(snap)
     }
 
-    /// Sockets and SYN queues now (`syn_queue`: those already read),
-    /// holders (and waiters, SO_REUSEPORT) of the sockets still there
-    /// carried over from `prev`.
-    fn carry_over(&mut self, prev: &Snapshot, syn_queue: HashMap<Inode, u32>) -> Result<Snapshot> {
+    /// Sockets and SYN queues now, holders (and waiters, SO_REUSEPORT) of
+    /// the sockets still there carried over from `prev` — or, with `walk`,
+    /// found again by a BPF watch walk over the sockets there now.
+    fn carry_over(&mut self, prev: &Snapshot, walk: bool) -> Result<Refreshed> {
         let mut warnings = Vec::new();
         // pid: targets select sockets by inode: keep the ones already known.
         let extra: HashSet<u64> = if self.query.pids().next().is_some() {
@@ -193,6 +195,15 @@ impl Sampler {
         };
         let (sockets, mut netns) = self.collector.sockets(&self.query, &extra, &mut warnings)?;
         netns.of_pid = prev.netns.of_pid.clone();
+        let scan = if walk {
+            self.collector.watch_scan(&sockets, &prev.holders, false)
+        } else {
+            None
+        };
+        let syn_queue: HashMap<Inode, u32> = scan
+            .as_ref()
+            .map(|w| w.syn_queue.clone())
+            .unwrap_or_default();
         let request_socks =
             self.collector
                 .request_socks(&sockets, &syn_queue, &netns, &mut warnings);
@@ -213,7 +224,15 @@ impl Sampler {
         };
         snap.holders.retain(|i, _| live.contains(i));
         snap.waiters.retain(|i, _| live.contains(i));
-        Ok(snap)
+        let walked = scan.is_some();
+        if let Some(w) = scan {
+            self.collector.apply_watch(&mut snap, w);
+        }
+        Ok(Refreshed {
+            snap,
+            full: false,
+            walked,
+        })
     }
 }
 

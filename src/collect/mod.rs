@@ -28,4 +28,4 @@ pub mod waiters;
 mod nsset;
 mod pass;
 
-pub use pass::{collect, collect_in, collect_with, Collector};
+pub use pass::{collect, collect_in, collect_with, Collector, Refreshed};

@@ -374,12 +374,19 @@ impl Collector {
         warnings: &mut Vec<Warning>,
     ) -> Result<Option<Vec<RequestSock>>> {
         let mut out = Vec::new();
+        // A port whose listeners were not all read is dumped for all of
+        // them: a group's count is never half read, half counted.
+        let unread: HashSet<(u64, u16)> = sockets
+            .iter()
+            .filter(|s| s.is_tcp_listener() && !known.contains_key(&s.inode))
+            .map(|s| (netns.socket(s.inode), s.local_port))
+            .collect();
         for key in self.ns.keys_in_order() {
             let listeners: Vec<&Socket> = sockets
                 .iter()
                 .filter(|s| {
                     s.is_tcp_listener()
-                        && !known.contains_key(&s.inode)
+                        && unread.contains(&(netns.socket(s.inode), s.local_port))
                         && netns.socket(s.inode) == key.ino
                 })
                 .collect();
@@ -454,20 +461,18 @@ impl Collector {
     /// Sockets and SYN queue only, holders carried over from `prev` while
     /// the set of inodes is unchanged — what `watch` does every tick.
     pub fn refresh(&mut self, query: &Query, prev: &Snapshot) -> Result<Snapshot> {
-        self.refresh_known(query, prev, HashMap::new())
-            .map(|(snap, _)| snap)
+        self.refresh_walk(query, prev, false).map(|r| r.snap)
     }
 
-    /// `refresh`, with the SYN queues of some listeners already read
-    /// (`syn_queue`, from a watch walk): no request-socket dump for them.
-    /// Also says whether it had to run a full pass (the socket set
-    /// changed), which found holders, SYN queues and all afresh.
-    pub fn refresh_known(
+    /// `refresh`, and with `walk` the holders of the sockets found again
+    /// by a BPF watch walk (`watch_scan`), which also reads the TCP
+    /// listeners' SYN queues: no request-socket dump for those.
+    pub fn refresh_walk(
         &mut self,
         query: &Query,
         prev: &Snapshot,
-        syn_queue: HashMap<Inode, u32>,
-    ) -> Result<(Snapshot, bool)> {
+        walk: bool,
+    ) -> Result<Refreshed> {
         let mut warnings = Vec::new();
         // pid: targets select sockets by inode: keep the ones already known.
         let by_process = query.pids().next().is_some() || query.comms().next().is_some();
@@ -485,7 +490,16 @@ impl Collector {
                 .zip(&prev.sockets)
                 .all(|(a, b)| a.inode == b.inode);
         if !same {
-            return self.snapshot(query).map(|snap| (snap, true));
+            let snap = self.snapshot(query)?;
+            let walked = walk
+                && self
+                    .watch_scan(&snap.sockets, &snap.holders, true)
+                    .is_some();
+            return Ok(Refreshed {
+                snap,
+                full: true,
+                walked,
+            });
         }
         // The path checks of the last full pass still stand.
         for (s, p) in sockets.iter_mut().zip(&prev.sockets) {
@@ -494,6 +508,15 @@ impl Collector {
             }
         }
         netns.of_pid = prev.netns.of_pid.clone();
+        let scan = if walk {
+            self.watch_scan(&sockets, &prev.holders, false)
+        } else {
+            None
+        };
+        let syn_queue = scan
+            .as_ref()
+            .map(|w| w.syn_queue.clone())
+            .unwrap_or_default();
         let request_socks = self.try_request_socks(&sockets, &syn_queue, &netns, &mut warnings)?;
         warnings.extend(
             prev.warnings
@@ -501,18 +524,33 @@ impl Collector {
                 .filter(|w| w.kind != WarningKind::SynQueueUnmeasured)
                 .cloned(),
         );
-        Ok((
-            Snapshot {
-                sockets,
-                request_socks,
-                syn_queue,
-                warnings,
-                netns,
-                ..prev.clone()
-            },
-            false,
-        ))
+        let mut snap = Snapshot {
+            sockets,
+            request_socks,
+            syn_queue,
+            warnings,
+            netns,
+            ..prev.clone()
+        };
+        let walked = scan.is_some();
+        if let Some(w) = scan {
+            self.apply_watch(&mut snap, w);
+        }
+        Ok(Refreshed {
+            snap,
+            full: false,
+            walked,
+        })
     }
+}
+
+/// What `refresh_walk` did.
+pub struct Refreshed {
+    pub snap: Snapshot,
+    /// The socket set changed: a full pass ran.
+    pub full: bool,
+    /// Holders come from a BPF watch walk (a full pass's walk primed).
+    pub walked: bool,
 }
 
 /// The sockets matching `query` (plus those in `extra_inodes`) in one

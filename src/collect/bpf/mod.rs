@@ -228,6 +228,7 @@ impl HolderScanner {
         proc_root: &Path,
         inodes: &[Inode],
         holders: &[u32],
+        reset: bool,
     ) -> Option<WatchScan> {
         let State::Ready(loaded) = &mut self.state else {
             return None;
@@ -244,12 +245,7 @@ impl HolderScanner {
             .get_or_insert_with(|| Watcher::load().ok())
             .as_mut()?;
         self.buf.clear();
-        watcher.read(&want, holders, &mut self.buf).ok()?;
-        // A pass that ran out of room, or a table too large to read whole:
-        // this tick falls back (the records do not say which holders).
-        if records::parse(&self.buf).any(|r| r.is_truncated()) {
-            return None;
-        }
+        watcher.read(&want, holders, reset, &mut self.buf).ok()?;
         let proc_pids: Vec<u32> = Vec::new();
         let found = holders::from_records(proc_root, &self.buf, &proc_pids, true);
         let keep = |i: &Inode| want.binary_search(&i.0).is_ok();
@@ -388,12 +384,21 @@ impl Loaded {
 struct Watcher {
     prog: skel::Program,
     link: skel::Link,
-    /// The inodes the `watch` map holds now.
+    /// The inodes the `watch` map holds now, files found (empty: none,
+    /// or to be written again).
     watching: Vec<u64>,
-    /// When the last pass started (CLOCK_MONOTONIC ns): the next reads
-    /// the tables of processes started since, and the holders'.
+    /// A set whose first pass ran out of room: not tried again until it
+    /// changes or a reset asks.
+    overflows: Option<Vec<u64>>,
+    /// When the last complete pass started (CLOCK_MONOTONIC ns).
     since: u64,
 }
+
+/// How far back of the last pass's start a pass reads new processes: a
+/// fork's start time is stamped before it is linked into the task list,
+/// so one preempted in between may have started before that pass began
+/// and still be unseen by it.
+const SINCE_SLACK_NS: u64 = 1_000_000_000;
 
 impl Watcher {
     fn load() -> Result<Self, skel::LoadError> {
@@ -403,36 +408,64 @@ impl Watcher {
             prog,
             link,
             watching: Vec::new(),
+            overflows: None,
             since: 0,
         })
     }
 
     /// One pass over `want` (sorted inodes, at most `watchset::MAX`),
     /// reading the tables of `holders` and of processes started since the
-    /// last pass; every table when the set changed.
-    fn read(&mut self, want: &[u64], holders: &[u32], buf: &mut Vec<u8>) -> std::io::Result<()> {
+    /// last pass; every table when the set is (re)written (`reset`, or a
+    /// new set). A pass that ran out of room or failed is an error, and
+    /// the set is written again next time.
+    fn read(
+        &mut self,
+        want: &[u64],
+        holders: &[u32],
+        reset: bool,
+        buf: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        let too_big = || std::io::Error::from(std::io::ErrorKind::OutOfMemory);
+        if reset {
+            self.overflows = None;
+        }
+        if self.overflows.as_deref() == Some(want) {
+            return Err(too_big());
+        }
         let map = |i| {
             self.prog
                 .map(i)
                 .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
         };
-        if self.watching != want {
+        let fresh = reset || self.watching != want;
+        if fresh {
             let value = watchset::value(want)
                 .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
             // Forget the old set first: if the write fails, nothing claims it.
             self.watching.clear();
             sys::map_update(map(0)?, &0u32.to_ne_bytes(), &value)?;
-            self.watching = want.to_vec();
-            self.since = 0;
         }
-        // Processes started from now on are read by the next pass.
         let now = monotonic_ns();
+        let since = if fresh {
+            0
+        } else {
+            self.since.saturating_sub(SINCE_SLACK_NS)
+        };
         sys::map_update(
             map(1)?,
             &0u32.to_ne_bytes(),
-            &watchset::tick(self.since, holders),
+            &watchset::tick(since, holders),
         )?;
         self.link.read_all(buf)?;
+        if records::parse(buf).any(|r| r.is_truncated()) {
+            // Files found so far may not be all there are: write the set
+            // again before any later pass trusts it, and not before a
+            // reset or another set (this one does not fit).
+            self.overflows = Some(want.to_vec());
+            self.watching.clear();
+            return Err(too_big());
+        }
+        self.watching = want.to_vec();
         self.since = now;
         Ok(())
     }

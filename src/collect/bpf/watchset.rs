@@ -47,8 +47,9 @@ pub fn tick(since: u64, holders: &[u32]) -> Vec<u8> {
     v
 }
 
-/// The map value watching `inodes` (at most `MAX`; `None` if more). An
-/// empty list is the empty set: the program then emits every socket fd.
+/// The map value watching `inodes` (at most `MAX`; `None` if more), with
+/// every file still to find. An empty list is the empty set: the program
+/// then emits nothing.
 pub fn value(inodes: &[u64]) -> Option<Vec<u8>> {
     if inodes.len() > MAX {
         return None;
@@ -56,7 +57,7 @@ pub fn value(inodes: &[u64]) -> Option<Vec<u8>> {
     let mut v = vec![0u8; VALUE_LEN];
     let n = inodes.len() as u32;
     v[0..4].copy_from_slice(&n.to_ne_bytes());
-    // Every entry starts unresolved: its file is not known yet.
+    // Nonzero: files to find (every entry's is unknown).
     v[4..8].copy_from_slice(&n.to_ne_bytes());
     for (i, &ino) in inodes.iter().enumerate() {
         let at = INO_AT + i * 8;
@@ -118,7 +119,7 @@ mod tests {
     }
 
     #[test]
-    fn too_many_inodes_is_refused_and_empty_is_the_full_mode() {
+    fn too_many_inodes_is_refused_and_empty_is_all_zero() {
         let many: Vec<u64> = (1..=MAX as u64 + 1).collect();
         assert!(value(&many).is_none());
         assert!(value(&many[..MAX]).is_some());

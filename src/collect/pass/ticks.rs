@@ -16,23 +16,28 @@ use super::Collector;
 use crate::collect::bpf::WatchScan;
 use crate::collect::fdscan::NsKey;
 use crate::collect::process;
-use crate::model::{Holder, Inode, Snapshot, Warning, WarningKind};
+use crate::model::{Holder, Inode, Snapshot, Socket, Warning, WarningKind};
 
 impl Collector {
-    /// One walk over the holders of `prev`'s sockets (see the module
-    /// doc). `None` when the BPF walk cannot be used: the caller keeps
-    /// its /proc policy.
-    pub fn watch_scan(&mut self, prev: &Snapshot) -> Option<WatchScan> {
-        let inodes: Vec<Inode> = prev
-            .sockets
+    /// One walk over the holders of `sockets` (see the module doc), whose
+    /// holders at the last pass were `prev`. `reset` (after a full pass)
+    /// finds every socket's file afresh. `None` when the BPF walk cannot
+    /// be used: the caller scans as it would without it.
+    pub fn watch_scan(
+        &mut self,
+        sockets: &[Socket],
+        prev: &HashMap<Inode, Vec<Holder>>,
+        reset: bool,
+    ) -> Option<WatchScan> {
+        let inodes: Vec<Inode> = sockets
             .iter()
             .map(|s| s.inode)
             .filter(|i| i.0 != 0)
             .collect();
-        let mut pids: Vec<u32> = prev.holders.values().flatten().map(|h| h.pid).collect();
+        let mut pids: Vec<u32> = prev.values().flatten().map(|h| h.pid).collect();
         pids.sort_unstable();
         pids.dedup();
-        self.holders.watch(&self.proc_root, &inodes, &pids)
+        self.holders.watch(&self.proc_root, &inodes, &pids, reset)
     }
 
     /// Make `w` (a walk over the same sockets) `snap`'s holders: every
