@@ -221,18 +221,8 @@ impl Collector {
                 partial as u64,
             ));
         }
-        let reuseport: HashMap<Inode, bool> = all
-            .reuseport
-            .iter()
-            .filter(|(i, _)| want.contains(i))
-            .map(|(i, v)| (*i, *v))
-            .collect();
-        let syn_queue: HashMap<Inode, u32> = all
-            .syn_queue
-            .iter()
-            .filter(|(i, _)| want.contains(i))
-            .map(|(i, v)| (*i, *v))
-            .collect();
+        let reuseport = kept(&all.reuseport, &want);
+        let syn_queue = kept(&all.syn_queue, &want);
         check_paths(&self.proc_root, &mut sockets, &holders);
 
         let request_socks = self.try_request_socks(&sockets, &syn_queue, &netns, &mut warnings)?;
@@ -693,6 +683,14 @@ fn scan_choice(source: &Source, asked: ScanChoice) -> ScanChoice {
     } else {
         asked
     }
+}
+
+/// The entries of `m` for the inodes in `want`.
+fn kept<V: Copy>(m: &HashMap<Inode, V>, want: &HashSet<Inode>) -> HashMap<Inode, V> {
+    m.iter()
+        .filter(|(i, _)| want.contains(i))
+        .map(|(i, v)| (*i, *v))
+        .collect()
 }
 
 /// TCP, then UDP, then unix; by port, family, address; unix by name.
