@@ -529,13 +529,38 @@ fn initial_pid_namespace(proc_root: &Path) -> bool {
     })
 }
 
-/// CLOCK_MONOTONIC in ns: the clock of `task->start_time`.
+/// The kernel's CLOCK_MONOTONIC in ns, the clock of `task->start_time`:
+/// ours, less the offset of our time namespace (`timens_offsets`), which
+/// the kernel's own timestamps do not carry.
 fn monotonic_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    u64::try_from(t.tv_sec)
+    let ours = i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec);
+    u64::try_from(ours - timens_monotonic_offset()).unwrap_or(0)
+}
+
+/// The monotonic offset of our time namespace in ns (0 in the initial one,
+/// or when the file is missing: kernels before 5.6 have no time namespaces).
+fn timens_monotonic_offset() -> i128 {
+    static OFFSET: std::sync::OnceLock<i128> = std::sync::OnceLock::new();
+    *OFFSET.get_or_init(|| {
+        let text = std::fs::read_to_string("/proc/self/timens_offsets").unwrap_or_default();
+        parse_timens_offset(&text)
+    })
+}
+
+/// The `monotonic <secs> <nsecs>` line of `/proc/PID/timens_offsets`.
+fn parse_timens_offset(text: &str) -> i128 {
+    text.lines()
+        .find_map(|l| {
+            let mut f = l.split_whitespace();
+            if f.next()? != "monotonic" {
+                return None;
+            }
+            let secs: i128 = f.next()?.parse().ok()?;
+            let nsecs: i128 = f.next()?.parse().ok()?;
+            Some(secs * 1_000_000_000 + nsecs)
+        })
         .unwrap_or(0)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(u64::try_from(t.tv_nsec).unwrap_or(0))
 }
 
 fn us(since: Instant) -> u64 {
@@ -546,5 +571,19 @@ fn io_err(path: &Path, source: std::io::Error) -> Error {
     Error::Io {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_timens_offset;
+
+    #[test]
+    fn time_namespace_offsets() {
+        let initial = "monotonic           0         0\nboottime            0         0\n";
+        assert_eq!(parse_timens_offset(initial), 0);
+        let moved = "monotonic        -120   5000000\nboottime           30         0\n";
+        assert_eq!(parse_timens_offset(moved), -120_000_000_000 + 5_000_000);
+        assert_eq!(parse_timens_offset(""), 0);
     }
 }
