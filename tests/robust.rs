@@ -107,9 +107,17 @@ fn churning_processes_do_not_disturb_the_result() {
             String::from_utf8_lossy(&out.stderr)
         );
         let v = json::report(&out.stdout);
-        let holders = &v.sockets[0].holders;
-        assert_eq!(holders.len(), 1, "{holders:?}");
-        assert_eq!(holders[0].pid, std::process::id());
+        // Another test of this binary spawning a process forks us: until
+        // that child execs it really holds our fds (close-on-exec acts at
+        // exec), so sockmap rightly names it. Those are not the churn.
+        let me = std::process::id();
+        let holders: Vec<_> = v.sockets[0]
+            .holders
+            .iter()
+            .filter(|h| !(h.ppid == Some(me) && h.fd == fd as u32 && h.pid != me))
+            .collect();
+        assert_eq!(holders.len(), 1, "{:?}", v.sockets[0].holders);
+        assert_eq!(holders[0].pid, me);
         assert_eq!(holders[0].fd, fd as u32);
         if started.elapsed() > Duration::from_secs(15) {
             break;
