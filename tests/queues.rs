@@ -304,9 +304,13 @@ fn reuseport_sockets_are_a_group_with_one_queue_each() {
     let mut inodes: Vec<u64> = socks.iter().map(|s| s.inode).collect();
     inodes.dedup();
     assert_eq!(inodes.len(), 3, "three distinct inodes");
+    let me = std::process::id();
     for s in socks {
         assert_eq!(s.reuseport, Some(true), "inferred from the group");
-        assert_eq!(s.holders.len(), 1);
+        // A fork of this binary (another test spawning) holds our fds
+        // until it execs: not counted.
+        let ours = s.holders.iter().filter(|h| h.ppid != Some(me)).count();
+        assert_eq!(ours, 1, "{:?}", s.holders);
     }
     assert_eq!(v.groups.len(), 1);
     assert_eq!(v.groups[0].kind, GroupKind::Reuseport);
