@@ -137,7 +137,7 @@ impl FakeProc {
             symlink(format!("socket:[{inode}]"), dir.join(format!("fd/{fd}"))).expect("link fd");
         }
         let (pid, ppid, comm, uid) = (p.pid, p.ppid, p.comm, p.uid);
-        // proc(5): pid (comm) state ppid pgrp session tty_nr tpgid flags
+        // proc(5), field by field: pid (comm) state ppid pgrp sid tty_nr tpgid flags
         // minflt cminflt majflt cmajflt utime stime cutime cstime priority
         // nice num_threads itrealvalue starttime vsize rss rsslim
         // startcode endcode startstack kstkesp kstkeip signal blocked
