@@ -130,7 +130,7 @@ fn nsfs_dev(proc_root: &Path) -> Option<u64> {
 
 /// Each process's network namespace by `stat /proc/PID/ns/net`, and how
 /// many we may not look at.
-fn netns_by_stat(proc_root: &Path, pids: &[u32]) -> (HashMap<u32, NsKey>, usize) {
+pub fn netns_by_stat(proc_root: &Path, pids: &[u32]) -> (HashMap<u32, NsKey>, usize) {
     let mut out = HashMap::with_capacity(pids.len());
     let mut denied = 0;
     for &pid in pids {

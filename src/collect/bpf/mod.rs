@@ -24,6 +24,8 @@ mod skel;
 mod sys;
 mod watchset;
 
+pub(crate) use holders::netns_by_stat;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;

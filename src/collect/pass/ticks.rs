@@ -10,11 +10,8 @@
 
 use std::collections::HashMap;
 
-use rustix::fs::{statat, AtFlags, CWD};
-
 use super::Collector;
-use crate::collect::bpf::WatchScan;
-use crate::collect::fdscan::NsKey;
+use crate::collect::bpf::{netns_by_stat, WatchScan};
 use crate::collect::process;
 use crate::model::{Holder, Inode, Snapshot, Socket, Warning, WarningKind};
 
@@ -62,14 +59,14 @@ impl Collector {
             }
         }
         if !new.is_empty() {
-            for (inode, found) in process::holders_with_details(&self.proc_root, &new) {
-                for h in &found {
-                    if let Some(k) = self.netns_of(h.pid) {
-                        self.ns.pid_netns.insert(h.pid, k);
-                        snap.netns.of_pid.insert(h.pid, k.ino);
-                    }
-                }
-                holders.entry(inode).or_default().extend(found);
+            let found = process::holders_with_details(&self.proc_root, &new);
+            let pids: Vec<u32> = found.values().flatten().map(|h| h.pid).collect();
+            for (pid, k) in netns_by_stat(&self.proc_root, &pids).0 {
+                self.ns.pid_netns.insert(pid, k);
+                snap.netns.of_pid.insert(pid, k.ino);
+            }
+            for (inode, list) in found {
+                holders.entry(inode).or_default().extend(list);
             }
         }
         for list in holders.values_mut() {
@@ -87,19 +84,5 @@ impl Collector {
                 w.partial as u64,
             ));
         }
-    }
-
-    /// The network namespace of process `pid` (`stat /proc/PID/ns/net`).
-    fn netns_of(&self, pid: u32) -> Option<NsKey> {
-        let st = statat(
-            CWD,
-            self.proc_root.join(format!("{pid}/ns/net")),
-            AtFlags::empty(),
-        )
-        .ok()?;
-        Some(NsKey {
-            dev: st.st_dev,
-            ino: st.st_ino,
-        })
     }
 }
